@@ -1,0 +1,108 @@
+"""`python -m emulator` and `iotc-translator emulator`: run the IoT Central emulator until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from emulator.app import Emulator
+from emulator.config import ConfigError, load_config
+
+
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=(
+            "A local stand-in for Azure IoT Central: DPS and the IoT Hub device endpoint over TLS MQTT "
+            "(one listener; the CONNECT username tells DPS from hub traffic) and a REST API shaped like "
+            "IoT Central's. Every option can also be set as IOTC_EMULATOR_<NAME> or in a TOML file."
+        ),
+    )
+    parser.add_argument("--config", type=Path, help="TOML file ([emulator] table or top-level keys)")
+    parser.add_argument("--state-dir", type=Path, help="where keys, certificates and devices are kept")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--mqtt-port", type=int, help="TLS MQTT port for DPS and hub (default 8883)")
+    parser.add_argument("--http-port", type=int, help="REST API port (default 8080)")
+    parser.add_argument("--id-scope", help="DPS ID scope (generated once when absent)")
+    parser.add_argument("--group-primary-key", help="SAS group enrollment primary key (base64)")
+    parser.add_argument("--group-secondary-key", help="SAS group enrollment secondary key (base64)")
+    parser.add_argument("--x509-enrollment-ca", type=Path, help="PEM CA certificate of an X.509 enrollment")
+    parser.add_argument("--hub-names", help="comma-separated hub host names devices are assigned across")
+    parser.add_argument("--dps-retry-after", type=int, help="retry-after DPS tells devices (seconds)")
+    parser.add_argument("--dps-assign-delay", type=float, help="how long an assignment takes (seconds)")
+    parser.add_argument("--method-timeout", type=float, help="command timeout (seconds, default 30)")
+    parser.add_argument("--api-token", help="require this Authorization header on the REST API")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    return parser
+
+
+async def _serve(emulator: Emulator) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    await emulator.start()
+    info = emulator.info()
+    print(json.dumps({"event": "ready", **info}), flush=True)
+    print(
+        f"IoT Central emulator ready.\n"
+        f"  ID scope:          {info['idScope']}\n"
+        f"  group primary key: {info['groupPrimaryKey']}\n"
+        f"  DPS + hub (MQTT):  mqtts://{info['host']}:{info['mqttPort']}  hubs: {', '.join(info['hubs'])}\n"
+        f"  REST API:          http://{info['host']}:{info['httpPort']}/api/devices\n"
+        f"  CA certificate:    {info['caPath']}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await emulator.stop()
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m emulator") -> int:
+    args = build_parser(prog).parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    overrides = {
+        name: getattr(args, name)
+        for name in (
+            "state_dir",
+            "host",
+            "mqtt_port",
+            "http_port",
+            "id_scope",
+            "group_primary_key",
+            "group_secondary_key",
+            "x509_enrollment_ca",
+            "hub_names",
+            "dps_retry_after",
+            "dps_assign_delay",
+            "method_timeout",
+            "api_token",
+        )
+    }
+    try:
+        config = load_config(file=args.config, overrides=overrides)
+    except ConfigError as error:
+        print(f"emulator: configuration error: {error}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(Emulator(config)))
+    except OSError as error:
+        print(f"emulator: cannot start: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0

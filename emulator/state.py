@@ -1,0 +1,164 @@
+"""The emulated application: enrollment, devices and twins, kept in memory and saved as one JSON file.
+
+Pure data and pure operations; `app.py` decides when to write the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = "application.json"
+COMPONENT_MARKER = "__t"
+
+
+def utc_now_iso(now: float | None = None) -> str:
+    moment = dt.datetime.now(dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7386 JSON merge patch, as IoT Hub applies it to twin sections: null deletes, objects merge."""
+    result = dict(target)
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        elif isinstance(value, dict) and isinstance(result.get(name), dict):
+            result[name] = merge_patch(result[name], value)
+        elif isinstance(value, dict):
+            result[name] = merge_patch({}, value)
+        else:
+            result[name] = value
+    return result
+
+
+@dataclass(slots=True)
+class Twin:
+    desired: dict[str, Any] = field(default_factory=dict)
+    desired_version: int = 1
+    reported: dict[str, Any] = field(default_factory=dict)
+    reported_version: int = 1
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "desired": {**self.desired, "$version": self.desired_version},
+            "reported": {**self.reported, "$version": self.reported_version},
+        }
+
+    def patch_reported(self, patch: dict[str, Any]) -> int:
+        self.reported = merge_patch(self.reported, patch)
+        self.reported_version += 1
+        return self.reported_version
+
+    def patch_desired(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """Apply a service-side desired patch; return the patch document the device is sent."""
+        self.desired = merge_patch(self.desired, patch)
+        self.desired_version += 1
+        return {**patch, "$version": self.desired_version}
+
+
+@dataclass(slots=True)
+class C2DMessage:
+    message_id: str
+    payload: str  # the body as text; IoT Central's command requests are JSON
+    properties: dict[str, str]
+    expiry: float  # epoch seconds
+    enqueued: str
+
+
+@dataclass(slots=True)
+class Device:
+    device_id: str
+    display_name: str = ""
+    enabled: bool = True
+    provisioned: bool = False
+    model_id: str = ""
+    assigned_hub: str = ""
+    attestation: str = "symmetricKey"
+    created: str = field(default_factory=utc_now_iso)
+    last_provisioned: str = ""
+    twin: Twin = field(default_factory=Twin)
+    # last telemetry value per "name" or "component/name": {"timestamp", "value"}
+    telemetry: dict[str, dict[str, Any]] = field(default_factory=dict)
+    c2d: list[C2DMessage] = field(default_factory=list)
+
+    def api_view(self) -> dict[str, Any]:
+        """The device as IoT Central's REST API shows it."""
+        return {
+            "id": self.device_id,
+            "etag": f'"{self.twin.desired_version}-{self.twin.reported_version}"',
+            "displayName": self.display_name or self.device_id,
+            "template": self.model_id or None,
+            "enabled": self.enabled,
+            "provisioned": self.provisioned,
+            "simulated": False,
+        }
+
+
+@dataclass(slots=True)
+class Application:
+    id_scope: str
+    group_primary_key: str
+    group_secondary_key: str
+    devices: dict[str, Device] = field(default_factory=dict)
+
+    def device(self, device_id: str) -> Device | None:
+        return self.devices.get(device_id)
+
+    def ensure_device(self, device_id: str) -> Device:
+        device = self.devices.get(device_id)
+        if device is None:
+            device = self.devices[device_id] = Device(device_id)
+        return device
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Application:
+        raw = json.loads(text)
+        devices: dict[str, Device] = {}
+        for device_id, entry in raw.get("devices", {}).items():
+            twin = Twin(**entry.pop("twin", {}))
+            messages = [C2DMessage(**message) for message in entry.pop("c2d", [])]
+            devices[device_id] = Device(**entry, twin=twin, c2d=messages)
+        return cls(raw["id_scope"], raw["group_primary_key"], raw["group_secondary_key"], devices)
+
+
+def new_group_key() -> str:
+    return base64.b64encode(secrets.token_bytes(64)).decode()
+
+
+def new_id_scope() -> str:
+    # IoT Central scopes look like "0ne" followed by eight hex digits.
+    return "0ne" + secrets.token_hex(4).upper()
+
+
+def load_application(state_dir: Path, *, id_scope: str, primary: str, secondary: str) -> Application:
+    """The saved application, or a new one; explicit settings win over saved values."""
+    path = state_dir / STATE_FILE
+    if path.exists():
+        application = Application.from_json(path.read_text())
+    else:
+        application = Application(new_id_scope(), new_group_key(), new_group_key())
+    if id_scope:
+        application.id_scope = id_scope
+    if primary:
+        application.group_primary_key = primary
+    if secondary:
+        application.group_secondary_key = secondary
+    return application
+
+
+def save_application(state_dir: Path, application: Application) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / STATE_FILE
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(application.to_json())
+    os.replace(temporary, path)  # atomic: a crash leaves the old file or the new one, never half of one

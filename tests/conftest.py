@@ -1,0 +1,96 @@
+"""Shared fixtures: a real emulator on loopback ports, and a REST client for it."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from emulator.app import Emulator
+from emulator.config import EmulatorConfig
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SDK_VENV = REPO / ".cache" / "sdk-venv"
+SDK_REQUIREMENT = "azure-iot-device==2.14.0"
+
+TEST_GROUP_KEY = base64.b64encode(b"emulator-test-group-key-0123456789abcdef" * 2).decode()
+TEST_SECONDARY_KEY = base64.b64encode(b"emulator-test-secondary-key-0123456789ab" * 2).decode()
+
+
+def emulator_config(state_dir: Path, **overrides: Any) -> EmulatorConfig:
+    settings: dict[str, Any] = {
+        "state_dir": state_dir,
+        "mqtt_port": 0,
+        "http_port": 0,
+        "id_scope": "0neTEST0001",
+        "group_primary_key": TEST_GROUP_KEY,
+        "group_secondary_key": TEST_SECONDARY_KEY,
+        "hub_names": ("hub-a.azure-devices.net", "hub-b.azure-devices.net"),
+        "dps_retry_after": 1,
+        "dps_assign_delay": 0.2,
+        "method_timeout": 5.0,
+    }
+    settings.update(overrides)
+    return EmulatorConfig(**settings).validated()
+
+
+@pytest.fixture
+async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
+    async with Emulator(emulator_config(tmp_path / "emulator")) as running:
+        yield running
+
+
+class RestClient:
+    """Thin JSON client for the emulator's REST API."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+        self.session = session
+        self.base = base
+
+    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        async with self.session.request(
+            method, self.base + path, json=body, timeout=aiohttp.ClientTimeout(total=90)
+        ) as response:
+            text = await response.text()
+            payload = await response.json(content_type=None) if text else None
+            return response.status, payload
+
+    async def get(self, path: str) -> Any:
+        status, payload = await self.request("GET", path)
+        assert status == 200, (path, status, payload)
+        return payload
+
+
+@pytest.fixture
+async def rest(emulator: Emulator) -> AsyncIterator[RestClient]:
+    async with aiohttp.ClientSession() as session:
+        yield RestClient(session, f"http://127.0.0.1:{emulator.http_port}")
+
+
+def ensure_sdk_venv() -> Path:
+    """Microsoft's device SDK in its own virtual environment (it pins paho-mqtt < 2), created once."""
+    python = SDK_VENV / "bin" / "python"
+    marker = SDK_VENV / ".installed"
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(SDK_VENV)], check=True, timeout=300)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", SDK_REQUIREMENT],
+            check=True,
+            timeout=600,
+            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        )
+        marker.write_text(SDK_REQUIREMENT + "\n")
+    return python
+
+
+@pytest.fixture(scope="session")
+def sdk_python() -> Path:
+    return ensure_sdk_venv()
