@@ -1,0 +1,59 @@
+"""Pure LwM2M model: paths, object models, link format and content formats. No I/O.
+
+The CoAP layer calls `decode`/`encode` with a `ContentFormat`, the request path and a registry, and
+maps `Lwm2mFormatError.kind` to its answer; the codec layer consumes `Record`s.
+"""
+
+from translator.lwm2m.ddf import load_ddf_directory, load_ddf_file, parse_ddf
+from translator.lwm2m.errors import DdfError, ErrorKind, Lwm2mFormatError
+from translator.lwm2m.formats import (
+    SINGLE_VALUE_FORMATS,
+    SUPPORTED_FORMATS,
+    ContentFormat,
+    decode,
+    encode,
+)
+from translator.lwm2m.linkformat import (
+    Link,
+    RegisteredObjects,
+    format_links,
+    parse_links,
+    parse_registration,
+)
+from translator.lwm2m.model import ObjectModel, Operations, ResourceModel, ResourceType
+from translator.lwm2m.paths import ROOT, Path, PathLevel
+from translator.lwm2m.records import ObjLink, Record, Value
+from translator.lwm2m.registry import ObjectRegistry, ResourceLookup, VersionedLookup, builtin_models
+
+__all__ = [
+    "ROOT",
+    "SINGLE_VALUE_FORMATS",
+    "SUPPORTED_FORMATS",
+    "ContentFormat",
+    "DdfError",
+    "ErrorKind",
+    "Link",
+    "Lwm2mFormatError",
+    "ObjLink",
+    "ObjectModel",
+    "ObjectRegistry",
+    "Operations",
+    "Path",
+    "PathLevel",
+    "Record",
+    "RegisteredObjects",
+    "ResourceLookup",
+    "ResourceModel",
+    "ResourceType",
+    "Value",
+    "VersionedLookup",
+    "builtin_models",
+    "decode",
+    "encode",
+    "format_links",
+    "load_ddf_directory",
+    "load_ddf_file",
+    "parse_ddf",
+    "parse_links",
+    "parse_registration",
+]
