@@ -1,0 +1,99 @@
+"""How a device proves who it is: a symmetric key (SAS tokens) or an X.509 certificate.
+
+The translator can mint a device's leaf certificate (CN = device id) from an X.509 enrollment CA's key, the
+way a manufacturer would at the factory, and use it for DPS and the hub.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from translator.iotc.sas import derive_device_key
+
+
+@dataclass(frozen=True, slots=True)
+class SymmetricKey:
+    """A device key; `from_group` derives it from a group enrollment key."""
+
+    key: str
+
+    @classmethod
+    def from_group(cls, group_key: str, registration_id: str) -> SymmetricKey:
+        return cls(derive_device_key(group_key, registration_id))
+
+    def __repr__(self) -> str:
+        return "SymmetricKey(<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class X509Identity:
+    """PEM files of a device certificate (with its chain) and its private key."""
+
+    cert_path: Path
+    key_path: Path
+
+
+Credential = SymmetricKey | X509Identity
+
+
+def client_ssl_context(ca_file: Path | None, identity: X509Identity | None = None) -> ssl.SSLContext:
+    """TLS 1.2+ client context trusting `ca_file` (or the system's CAs), presenting `identity` if given."""
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if identity is not None:
+        context.load_cert_chain(identity.cert_path, identity.key_path)
+    return context
+
+
+def mint_device_certificate(
+    device_id: str,
+    ca_cert_path: Path,
+    ca_key_path: Path,
+    out_dir: Path,
+    *,
+    valid_days: int = 365,
+) -> X509Identity:
+    """Issue a leaf certificate with CN = `device_id` from an enrollment CA; reuse it while it is valid."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = out_dir / f"{device_id}.pem", out_dir / f"{device_id}-key.pem"
+    now = dt.datetime.now(dt.UTC)
+    if cert_path.exists() and key_path.exists():
+        existing = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        if existing.not_valid_after_utc > now + dt.timedelta(days=1):
+            return X509Identity(cert_path, key_path)
+    ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise TypeError(f"{ca_key_path}: the CA key must be an EC or RSA private key")
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_id)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    key_path.chmod(0o600)
+    cert_path.write_bytes(
+        certificate.public_bytes(serialization.Encoding.PEM)
+        + ca_cert.public_bytes(serialization.Encoding.PEM)
+    )
+    return X509Identity(cert_path, key_path)

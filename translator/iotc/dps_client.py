@@ -1,0 +1,121 @@
+"""Provision a device through DPS over MQTT: the asyncio shell around `dps.DpsRegistration`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from translator.iotc.backoff import Backoff, BackoffPolicy
+from translator.iotc.credentials import Credential, SymmetricKey, X509Identity, client_ssl_context
+from translator.iotc.dps import Assigned, DpsRegistration, Wait
+from translator.iotc.errors import (
+    ProvisioningError,
+    ProvisioningProtocolError,
+    ProvisioningThrottledError,
+    ProvisioningUnauthorizedError,
+)
+from translator.iotc.sas import DPS_KEY_NAME, SasCredential
+from translator.iotc.topics import DPS_GLOBAL_HOST, dps_resource_uri, dps_username
+from translator.iotc.transport import ConnectParams, ConnectRefusedError, MessageHandler, MqttTransport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DpsEndpoint:
+    id_scope: str
+    host: str = DPS_GLOBAL_HOST  # where to connect
+    port: int = 8883
+    server_hostname: str | None = None  # TLS name to verify; defaults to `host`
+    ca_file: Path | None = None  # the CA to trust (the emulator's); None: the system's CAs
+
+    @property
+    def tls_name(self) -> str:
+        return self.server_hostname or self.host
+
+
+async def provision(
+    endpoint: DpsEndpoint,
+    registration_id: str,
+    credential: Credential,
+    *,
+    transport_factory: Callable[[MessageHandler], MqttTransport],
+    model_id: str | None = None,
+    timeout: float = 120.0,
+    backoff_policy: BackoffPolicy | None = None,
+    rng: random.Random | None = None,
+) -> Assigned:
+    """Register `registration_id` and return its assignment, or raise a `ProvisioningError`."""
+    messages: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=64)
+
+    def on_message(topic: str, payload: bytes) -> None:
+        if messages.full():
+            log.warning("dps %s: dropping unexpected message on %s", registration_id, topic)
+            return
+        messages.put_nowait((topic, payload))
+
+    backoff = Backoff(backoff_policy or BackoffPolicy(), (rng or random.Random()).random, time.monotonic)
+    registration = DpsRegistration(registration_id, backoff=backoff, model_id=model_id)
+    password: str | None = None
+    identity: X509Identity | None = None
+    if isinstance(credential, SymmetricKey):
+        sas = SasCredential(
+            dps_resource_uri(endpoint.id_scope, registration_id), credential.key, key_name=DPS_KEY_NAME
+        )
+        password = str(sas.issue(time.time()))
+    else:
+        identity = credential
+    context: ssl.SSLContext = client_ssl_context(endpoint.ca_file, identity)
+    last_wait: Wait | None = None
+    transport = transport_factory(on_message)
+    params = ConnectParams(
+        host=endpoint.host,
+        port=endpoint.port,
+        client_id=registration_id,
+        username=dps_username(endpoint.id_scope, registration_id),
+        password=password,
+        ssl_context=context,
+        server_hostname=endpoint.tls_name,
+        keep_alive=60,
+        clean_session=True,
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            try:
+                await transport.connect(params)
+            except ConnectRefusedError as error:
+                raise ProvisioningUnauthorizedError(f"DPS refused the connection: {error}") from error
+            await transport.subscribe([registration.subscription])
+            publish = registration.start()
+            log.info("dps %s: registering (model %s)", registration_id, model_id)
+            while True:
+                await transport.publish(publish.topic, publish.payload, qos=1)
+                event: Wait | Assigned | None = None
+                while event is None:
+                    topic, payload = await messages.get()
+                    event = registration.receive(topic, payload)
+                if isinstance(event, Assigned):
+                    log.info(
+                        "dps %s: assigned to %s as %s", registration_id, event.assigned_hub, event.device_id
+                    )
+                    return event
+                last_wait = event
+                log.info("dps %s: %s, next request in %.1f s", registration_id, event.reason, event.delay)
+                await asyncio.sleep(event.delay)
+                publish = registration.next_publish()
+    except TimeoutError:
+        if last_wait is not None and last_wait.reason == "throttled":
+            raise ProvisioningThrottledError(
+                f"DPS kept throttling for {timeout:.0f} s", retry_after=last_wait.delay
+            ) from None
+        raise ProvisioningProtocolError(f"DPS gave no assignment within {timeout:.0f} s") from None
+    except ProvisioningError:
+        raise
+    finally:
+        await transport.close()

@@ -1,0 +1,252 @@
+"""The session pool: one object owns every device session, as httpcore's pool owns connections.
+
+Limits (maximum sessions, a connect-rate token bucket — IoT Hub S1 admits about 100 new connections/s), lazy
+connect on first need, idle eviction for devices that only send occasionally (pinned devices — with commands
+or subscriptions pending — stay connected), assignment caching, metrics and orderly shutdown live here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from translator.iotc.credentials import Credential
+from translator.iotc.dps import Assigned
+from translator.iotc.dps_client import DpsEndpoint, provision
+from translator.iotc.errors import IotcError
+from translator.iotc.lean_transport import ConnectionGroup, LeanTransport
+from translator.iotc.ratelimit import TokenBucket
+from translator.iotc.session import (
+    DeviceSession,
+    HubEndpoint,
+    Provisioner,
+    SessionCallbacks,
+    SessionSettings,
+    SessionState,
+)
+from translator.iotc.transport import MessageHandler, MqttTransport
+
+log = logging.getLogger(__name__)
+
+
+class PoolFullError(IotcError):
+    """Every session slot is taken by a busy or pinned session."""
+
+
+class AssignmentCache(Protocol):
+    """Where DPS assignments are kept between runs (the store implements it; `MemoryAssignments`: a dict)."""
+
+    async def get_assignment(self, device_id: str) -> Assigned | None: ...
+
+    async def put_assignment(self, device_id: str, assignment: Assigned) -> None: ...
+
+
+@dataclass(slots=True)
+class MemoryAssignments:
+    entries: dict[str, Assigned] = field(default_factory=dict)
+
+    async def get_assignment(self, device_id: str) -> Assigned | None:
+        return self.entries.get(device_id)
+
+    async def put_assignment(self, device_id: str, assignment: Assigned) -> None:
+        self.entries[device_id] = assignment
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    max_sessions: int = 100_000
+    connect_rate: float = 100.0  # new connections (DPS or hub) per second
+    connect_burst: int = 100
+    idle_timeout: float | None = None  # seconds without traffic before an unpinned session closes
+    transport: str = "lean"  # "lean" or "aiomqtt"
+    keep_alive_tick: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    device_id: str
+    credential: Credential
+    model_id: str | None = None
+    callbacks: SessionCallbacks = field(default_factory=SessionCallbacks)
+
+
+class SessionPool:
+    def __init__(
+        self,
+        *,
+        dps: DpsEndpoint,
+        hub: HubEndpoint,
+        settings: PoolSettings | None = None,
+        session_settings: SessionSettings | None = None,
+        assignments: AssignmentCache | None = None,
+    ) -> None:
+        self._dps = dps
+        self._hub = hub
+        self.settings = settings or PoolSettings()
+        self._session_settings = session_settings or SessionSettings()
+        self._assignments: AssignmentCache = assignments or MemoryAssignments()
+        self._bucket = TokenBucket(self.settings.connect_rate, self.settings.connect_burst, time.monotonic)
+        self._group = ConnectionGroup(tick=self.settings.keep_alive_tick)
+        self._sessions: dict[str, DeviceSession] = {}
+        self._specs: dict[str, DeviceSpec] = {}
+        self._pinned: set[str] = set()
+        self._evictor: asyncio.Task[None] | None = None
+        self._closed = False
+        self.counters: Counter[str] = Counter()
+
+    # -- transports and gates -----------------------------------------------------------------------
+
+    def transport_factory(self, on_message: MessageHandler) -> MqttTransport:
+        if self.settings.transport == "aiomqtt":
+            from translator.iotc.aiomqtt_transport import AiomqttTransport
+
+            return AiomqttTransport(on_message)
+        return LeanTransport(on_message, self._group)
+
+    async def _connect_gate(self) -> None:
+        delay = self._bucket.reserve()
+        if delay:
+            self.counters["connect_delayed"] += 1
+            await asyncio.sleep(delay)
+
+    def _provisioner(self, spec: DeviceSpec) -> Provisioner:
+        async def assignment(refused: bool) -> Assigned:
+            if not refused:
+                cached = await self._assignments.get_assignment(spec.device_id)
+                if cached is not None:
+                    return cached
+            await self._connect_gate()
+            self.counters["dps_registrations"] += 1
+            assigned = await provision(
+                self._dps,
+                spec.device_id,
+                spec.credential,
+                transport_factory=self.transport_factory,
+                model_id=spec.model_id,
+            )
+            await self._assignments.put_assignment(spec.device_id, assigned)
+            return assigned
+
+        return assignment
+
+    # -- sessions -----------------------------------------------------------------------------------
+
+    def get(self, device_id: str) -> DeviceSession | None:
+        return self._sessions.get(device_id)
+
+    async def session(self, spec: DeviceSpec) -> DeviceSession:
+        """The device's session, created and started on first need (lazy connect)."""
+        if self._closed:
+            raise PoolFullError("the pool is shut down")
+        existing = self._sessions.get(spec.device_id)
+        if existing is not None:
+            return existing
+        if len(self._sessions) >= self.settings.max_sessions and not await self._evict(1):
+            self.counters["pool_full"] += 1
+            raise PoolFullError(f"all {self.settings.max_sessions} sessions are in use")
+        session = DeviceSession(
+            spec.device_id,
+            spec.credential,
+            provisioner=self._provisioner(spec),
+            transport_factory=self.transport_factory,
+            endpoint=self._hub,
+            settings=self._settings_for(spec),
+            callbacks=spec.callbacks,
+            connect_gate=self._connect_gate,
+        )
+        self._sessions[spec.device_id] = session
+        self._specs[spec.device_id] = spec
+        session.start()
+        self.counters["sessions_opened"] += 1
+        if self.settings.idle_timeout and self._evictor is None:
+            self._evictor = asyncio.create_task(self._evict_idle(), name="session-evictor")
+        return session
+
+    def _settings_for(self, spec: DeviceSpec) -> SessionSettings:
+        settings = self._session_settings
+        if spec.model_id == settings.model_id:
+            return settings
+        return replace(settings, model_id=spec.model_id)
+
+    def pin(self, device_id: str, pinned: bool = True) -> None:
+        """A pinned device stays connected however idle (it has commands or subscriptions pending)."""
+        if pinned:
+            self._pinned.add(device_id)
+        else:
+            self._pinned.discard(device_id)
+
+    async def close_session(self, device_id: str) -> None:
+        session = self._sessions.pop(device_id, None)
+        self._specs.pop(device_id, None)
+        self._pinned.discard(device_id)
+        if session is not None:
+            self._absorb(session)
+            await session.close()
+            self.counters["sessions_closed"] += 1
+
+    def _absorb(self, session: DeviceSession) -> None:
+        """Keep a closing session's counts in the pool's totals."""
+        metrics = session.metrics
+        self.counters["connects"] += metrics.connects
+        self.counters["published"] += metrics.published
+        for kind, count in metrics.failures.items():
+            self.counters[f"failure:{kind}"] += count
+
+    def _idle(self, now: float, idle_for: float) -> list[DeviceSession]:
+        return [
+            session
+            for device_id, session in self._sessions.items()
+            if device_id not in self._pinned and not session.busy and now - session.last_activity >= idle_for
+        ]
+
+    async def _evict(self, wanted: int) -> bool:
+        """Close up to `wanted` least recently used idle sessions to make room; True if any closed."""
+        candidates = sorted(self._idle(time.monotonic(), 0.0), key=lambda s: s.last_activity)[:wanted]
+        for session in candidates:
+            self.counters["evicted"] += 1
+            await self.close_session(session.device_id)
+        return bool(candidates)
+
+    async def _evict_idle(self) -> None:
+        timeout = self.settings.idle_timeout
+        assert timeout
+        while True:
+            await asyncio.sleep(max(timeout / 4, 0.05))
+            for session in self._idle(time.monotonic(), timeout):
+                log.info("pool: closing idle session %s", session.device_id)
+                self.counters["evicted"] += 1
+                await self.close_session(session.device_id)
+
+    async def close(self) -> None:
+        """Orderly shutdown: stop eviction, close every session, stop keep-alive."""
+        self._closed = True
+        if self._evictor is not None:
+            self._evictor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._evictor
+        sessions = list(self._sessions)
+        await asyncio.gather(*(self.close_session(device_id) for device_id in sessions))
+        await self._group.close()
+
+    # -- metrics ------------------------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, int]:
+        """Sessions by state, and totals: connects, publishes, failures by kind."""
+        figures: Counter[str] = Counter(self.counters)
+        for state in SessionState:
+            figures[f"sessions:{state.value}"] = 0
+        for session in self._sessions.values():
+            figures[f"sessions:{session.status.state.value}"] += 1
+            figures["connects"] += session.metrics.connects
+            figures["published"] += session.metrics.published
+            figures["publish_retries"] += session.metrics.publish_failures
+            for kind, count in session.metrics.failures.items():
+                figures[f"failure:{kind}"] += count
+        figures["sessions"] = len(self._sessions)
+        figures["pinned"] = len(self._pinned)
+        return dict(figures)

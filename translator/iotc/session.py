@@ -1,0 +1,510 @@
+"""One IoT Central device's MQTT session to its hub: connect, keep connected, publish, twin, methods, C2D.
+
+The session is told how to get an assignment (`Provisioner`, usually cached DPS) and what to do with what the
+cloud sends (`SessionCallbacks`); it knows nothing of CoAP. It reconnects with exponential backoff and full
+jitter, renews its SAS token before expiry by reconnecting, re-provisions when the hub refuses the device (it
+may have moved), and reports an honest state with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from translator.iotc.backoff import Backoff, BackoffPolicy
+from translator.iotc.credentials import Credential, SymmetricKey, client_ssl_context
+from translator.iotc.dps import Assigned
+from translator.iotc.errors import (
+    ConnectionLostError,
+    HubError,
+    IotcFormatError,
+    ProvisioningError,
+    hub_error_for_status,
+)
+from translator.iotc.methods import Invocation, MethodStatus, method_response
+from translator.iotc.property_bag import PropertyBag
+from translator.iotc.sas import IssuedToken, SasCredential, TokenPolicy
+from translator.iotc.topics import (
+    DESIRED_PATCH_SUBSCRIPTION,
+    METHODS_SUBSCRIPTION,
+    TWIN_RESPONSE_SUBSCRIPTION,
+    CloudToDevice,
+    DesiredPatch,
+    MethodRequest,
+    ReportedPatch,
+    Telemetry,
+    TwinGet,
+    TwinResponse,
+    c2d_subscription,
+    hub_resource_uri,
+    hub_username,
+    parse_hub_topic,
+)
+from translator.iotc.transport import (
+    ConnectParams,
+    ConnectRefusedError,
+    MessageHandler,
+    MqttTransport,
+    TransportClosedError,
+)
+from translator.iotc.twin import DesiredProperty, Twin, parse_desired_patch
+
+log = logging.getLogger(__name__)
+
+# CONNACK codes after which the device may have moved hub or lost its registration: run DPS again.
+_REPROVISION_CODES = frozenset({2, 4, 5})
+
+
+class SessionState(enum.Enum):
+    IDLE = "idle"
+    PROVISIONING = "provisioning"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    BACKING_OFF = "backing off"
+    CLOSED = "closed"
+
+
+class SessionClosedError(HubError):
+    """The session was closed by its owner; nothing more can be sent through it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStatus:
+    state: SessionState
+    reason: str
+    since: float  # time.monotonic()
+
+
+@dataclass(frozen=True, slots=True)
+class HubEndpoint:
+    """How to reach assigned hubs: by default the hub's own name on 8883; `gateway_host` dials another
+    address while still verifying the hub's name in TLS (like the SDK's gateway_hostname)."""
+
+    gateway_host: str | None = None
+    port: int = 8883
+    ca_file: Path | None = None
+
+
+Provisioner = Callable[[bool], Awaitable[Assigned]]
+"""Returns the device's assignment; `True` means the cached one was refused: run DPS again."""
+
+MethodHandler = Callable[[Invocation], Awaitable[tuple[int, Any]]]
+
+
+@dataclass(slots=True)
+class SessionCallbacks:
+    on_desired: Callable[[list[DesiredProperty]], None] | None = None
+    on_method: MethodHandler | None = None
+    on_c2d: Callable[[PropertyBag, bytes], None] | None = None
+    # After every (re)connect: the owner gets the twin and acknowledges what is pending.
+    on_connected: Callable[[DeviceSession], Awaitable[None]] | None = None
+    on_state: Callable[[DeviceSession, SessionStatus], None] | None = None
+
+
+@dataclass(slots=True)
+class SessionMetrics:
+    connects: int = 0
+    disconnects: int = 0
+    provisions: int = 0
+    published: int = 0
+    publish_failures: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def failed(self, kind: str) -> None:
+        self.failures[kind] = self.failures.get(kind, 0) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    model_id: str | None = None
+    keep_alive: int = 300
+    token_policy: TokenPolicy = field(default_factory=TokenPolicy)
+    max_in_flight: int = 16
+    connect_timeout: float = 30.0
+    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    method_timeout: float = 30.0  # IoT Central gives up on a command after 30 s
+    drain_timeout: float = 5.0  # how long a token renewal waits for in-flight publishes
+
+
+async def _no_gate() -> None:
+    return None
+
+
+class DeviceSession:
+    def __init__(
+        self,
+        device_id: str,
+        credential: Credential,
+        *,
+        provisioner: Provisioner,
+        transport_factory: Callable[[MessageHandler], MqttTransport],
+        endpoint: HubEndpoint | None = None,
+        settings: SessionSettings | None = None,
+        callbacks: SessionCallbacks | None = None,
+        connect_gate: Callable[[], Awaitable[None]] = _no_gate,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self._credential = credential
+        self._provisioner = provisioner
+        self._transport_factory = transport_factory
+        self._endpoint = endpoint or HubEndpoint()
+        self.settings = settings or SessionSettings()
+        self.callbacks = callbacks or SessionCallbacks()
+        self._connect_gate = connect_gate
+        self._backoff = Backoff(self.settings.backoff, (rng or random.Random()).random, time.monotonic)
+        self.metrics = SessionMetrics()
+        self.status = SessionStatus(SessionState.IDLE, "not started", time.monotonic())
+        self.assignment: Assigned | None = None
+        self._transport: MqttTransport | None = None
+        self._connected = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._in_flight = asyncio.Semaphore(self.settings.max_in_flight)
+        self._publishing = 0
+        self._drained = asyncio.Event()  # set while no publish is in flight
+        self._drained.set()
+        self._twin_waiters: dict[str, asyncio.Future[tuple[TwinResponse, bytes]]] = {}
+        self._next_rid = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self.last_activity = time.monotonic()
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run(), name=f"session-{self.device_id}")
+
+    async def close(self) -> None:
+        """Disconnect and stop; pending sends fail with SessionClosedError. Idempotent."""
+        self._closing.set()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._drop_transport()
+        self._set_state(SessionState.CLOSED, "closed by owner")
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def busy(self) -> bool:
+        """Whether work is under way: provisioning, connecting, publishes, twin requests, method calls."""
+        establishing = self.status.state in (SessionState.PROVISIONING, SessionState.CONNECTING)
+        return establishing or bool(self._publishing or self._twin_waiters or self._tasks)
+
+    async def wait_connected(self, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            await self._ready()
+
+    def _set_state(self, state: SessionState, reason: str) -> None:
+        if self.status.state is SessionState.CLOSED:
+            return
+        self.status = SessionStatus(state, reason, time.monotonic())
+        log.info("session %s: %s (%s)", self.device_id, state.value, reason)
+        if self.callbacks.on_state is not None:
+            self.callbacks.on_state(self, self.status)
+
+    async def _run(self) -> None:
+        reprovision = False
+        while not self._closing.is_set():
+            renew = False
+            try:
+                self._set_state(SessionState.PROVISIONING, "reprovisioning" if reprovision else "assignment")
+                self.assignment = await self._provisioner(reprovision)
+                self.metrics.provisions += int(reprovision)
+                reprovision = False
+                await self._connect_gate()
+                self._set_state(SessionState.CONNECTING, f"to {self.assignment.assigned_hub}")
+                token = await self._connect(self.assignment)
+                renew = await self._hold(token)
+                reason = "token renewal" if renew else "connection lost"
+            except ConnectRefusedError as error:
+                reason = str(error)
+                self.metrics.failed("refused")
+                reprovision = error.return_code in _REPROVISION_CODES
+            except ProvisioningError as error:
+                reason = f"provisioning failed: {error}"
+                self.metrics.failed(type(error).__name__)
+            except (OSError, ssl.SSLError, TimeoutError, TransportClosedError) as error:
+                reason = f"{type(error).__name__}: {error}"
+                self.metrics.failed("connection")
+            finally:
+                self._connected.clear()
+                await self._drop_transport()
+            if self._closing.is_set():
+                return
+            if renew:
+                continue
+            self.metrics.disconnects += 1
+            delay = self._backoff.next_delay()
+            self._set_state(SessionState.BACKING_OFF, f"{reason}; retrying in {delay:.1f} s")
+            await asyncio.sleep(delay)
+
+    async def _connect(self, assignment: Assigned) -> IssuedToken | None:
+        hub, device_id = assignment.assigned_hub, assignment.device_id
+        token: IssuedToken | None = None
+        password: str | None = None
+        identity = None
+        if isinstance(self._credential, SymmetricKey):
+            sas = SasCredential(
+                hub_resource_uri(hub, device_id), self._credential.key, policy=self.settings.token_policy
+            )
+            token = sas.issue(time.time())
+            password = str(token)
+        else:
+            identity = self._credential
+        transport = self._transport_factory(self._on_message)
+        self._transport = transport
+        params = ConnectParams(
+            host=self._endpoint.gateway_host or hub,
+            port=self._endpoint.port,
+            client_id=device_id,
+            username=hub_username(hub, device_id, self.settings.model_id),
+            password=password,
+            ssl_context=client_ssl_context(self._endpoint.ca_file, identity),
+            server_hostname=hub,
+            keep_alive=self.settings.keep_alive,
+            clean_session=False,
+            connect_timeout=self.settings.connect_timeout,
+        )
+        await transport.connect(params)
+        filters = [
+            TWIN_RESPONSE_SUBSCRIPTION,
+            DESIRED_PATCH_SUBSCRIPTION,
+            METHODS_SUBSCRIPTION,
+            c2d_subscription(device_id),
+        ]
+        async with asyncio.timeout(self.settings.connect_timeout):
+            granted = await transport.subscribe(filters)
+        refused = [topic for topic, code in zip(filters, granted, strict=False) if code == 0x80]
+        if refused:
+            raise TransportClosedError(f"hub refused subscriptions {refused}")
+        self.metrics.connects += 1
+        self._backoff.connected()
+        self._connected.set()
+        self._set_state(SessionState.CONNECTED, f"to {hub}")
+        if self.callbacks.on_connected is not None:
+            self._spawn(self._after_connect(self.callbacks.on_connected), "after-connect")
+        return token
+
+    async def _after_connect(self, callback: Callable[[DeviceSession], Awaitable[None]]) -> None:
+        try:
+            await callback(self)
+        except (HubError, TimeoutError) as error:
+            log.warning("session %s: after-connect work failed: %s", self.device_id, error)
+
+    async def _hold(self, token: IssuedToken | None) -> bool:
+        """Wait while connected: True when the token is due for renewal, False when the connection ends."""
+        transport = self._transport
+        assert transport is not None
+        lost = asyncio.ensure_future(transport.closed)
+        closing = asyncio.ensure_future(self._closing.wait())
+        waits: set[asyncio.Future[Any]] = {lost, closing}
+        try:
+            timeout = token.seconds_until_renewal(time.time()) if token is not None else None
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closing.cancel()
+        if lost in done:
+            self._set_state(SessionState.CONNECTING, f"connection lost: {lost.result()}")
+            return False
+        lost.cancel()
+        if closing in done:
+            return False
+        # Renewal: stop taking new publishes, let the ones in flight get their PUBACK, then reconnect.
+        self._connected.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained.wait(), self.settings.drain_timeout)
+        log.info("session %s: renewing SAS token", self.device_id)
+        return True
+
+    async def _drop_transport(self) -> None:
+        transport, self._transport = self._transport, None
+        for waiter in self._twin_waiters.values():
+            if not waiter.done():
+                waiter.set_exception(ConnectionLostError("connection lost before the twin response"))
+                waiter.exception()
+        if transport is not None:
+            await transport.close()
+
+    def _spawn(self, coroutine: Awaitable[Any], what: str) -> None:
+        task = asyncio.ensure_future(coroutine)
+        task.set_name(f"session-{self.device_id}-{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ready(self) -> MqttTransport:
+        while True:
+            if self._closing.is_set():
+                raise SessionClosedError(f"session {self.device_id} is closed")
+            transport = self._transport
+            if self._connected.is_set() and transport is not None:
+                if transport.is_connected:
+                    return transport
+                # Lost under us: wait for `_run` to notice and reconnect instead of spinning on a dead one.
+                self._connected.clear()
+            waiter = asyncio.ensure_future(self._connected.wait())
+            closing = asyncio.ensure_future(self._closing.wait())
+            try:
+                await asyncio.wait({waiter, closing}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                closing.cancel()
+
+    # -- device → cloud ---------------------------------------------------------------------------
+
+    async def send_telemetry(
+        self,
+        payload: bytes,
+        *,
+        component: str | None = None,
+        creation_time: datetime | None = None,
+        custom: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        """Publish with QoS 1; return only once the hub acknowledged it. Retries across reconnects until
+        `timeout`; raises TimeoutError, SessionClosedError or MessageTooLargeError."""
+        message = Telemetry(
+            self.device_id,
+            PropertyBag.telemetry(component=component, creation_time=creation_time, custom=custom),
+        )
+        message.check_size(payload)
+        topic = message.topic
+        self.last_activity = time.monotonic()
+        async with asyncio.timeout(timeout), self._in_flight:
+            self._publishing += 1
+            self._drained.clear()
+            try:
+                while True:
+                    transport = await self._ready()
+                    try:
+                        await transport.publish(topic, payload, 1)
+                    except TransportClosedError:
+                        self.metrics.publish_failures += 1
+                        continue  # at least once: the same message goes again on the next connection
+                    self.metrics.published += 1
+                    return
+            finally:
+                self._publishing -= 1
+                if not self._publishing:
+                    self._drained.set()
+
+    async def _twin_request(
+        self, topic_for: Callable[[str], str], payload: bytes, timeout: float
+    ) -> tuple[TwinResponse, bytes]:
+        self.last_activity = time.monotonic()
+        async with asyncio.timeout(timeout):
+            while True:
+                transport = await self._ready()
+                self._next_rid += 1
+                rid = str(self._next_rid)
+                waiter: asyncio.Future[tuple[TwinResponse, bytes]] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                self._twin_waiters[rid] = waiter
+                try:
+                    await transport.publish(topic_for(rid), payload, 0)
+                    response, body = await waiter
+                except (TransportClosedError, ConnectionLostError):
+                    continue
+                finally:
+                    self._twin_waiters.pop(rid, None)
+                if response.status == 429:
+                    await asyncio.sleep(response.retry_after or self._backoff.next_delay())
+                    continue
+                if not response.ok:
+                    raise hub_error_for_status(
+                        response.status, retry_after=response.retry_after, what="twin request"
+                    )
+                return response, body
+
+    async def get_twin(self, timeout: float = 30.0) -> Twin:
+        _, body = await self._twin_request(lambda rid: TwinGet(rid=rid).topic, b"", timeout)
+        return Twin.from_json(body)
+
+    async def patch_reported(self, patch: Mapping[str, Any], timeout: float = 30.0) -> int | None:
+        """Apply a reported-properties patch; return the twin's new reported `$version`."""
+        body = json.dumps(patch, separators=(",", ":")).encode()
+        response, _ = await self._twin_request(lambda rid: ReportedPatch(rid=rid).topic, body, timeout)
+        return response.version
+
+    # -- cloud → device ---------------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            parsed = parse_hub_topic(topic)
+        except IotcFormatError:
+            log.warning("session %s: ignoring message on unknown topic %r", self.device_id, topic)
+            return
+        self.last_activity = time.monotonic()
+        if isinstance(parsed, TwinResponse):
+            waiter = self._twin_waiters.get(parsed.rid)
+            if waiter is not None and not waiter.done():
+                waiter.set_result((parsed, payload))
+        elif isinstance(parsed, DesiredPatch):
+            self._on_desired(payload)
+        elif isinstance(parsed, MethodRequest):
+            self._spawn(self._answer_method(parsed, payload), f"method-{parsed.name}")
+        elif isinstance(parsed, CloudToDevice):
+            if self.callbacks.on_c2d is None:
+                log.warning("session %s: cloud-to-device message dropped: no handler", self.device_id)
+            else:
+                self.callbacks.on_c2d(parsed.properties, payload)
+        else:
+            log.warning("session %s: unexpected %s", self.device_id, type(parsed).__name__)
+
+    def _on_desired(self, payload: bytes) -> None:
+        try:
+            properties = parse_desired_patch(payload)
+        except IotcFormatError as error:
+            log.warning("session %s: bad desired patch: %s", self.device_id, error)
+            return
+        if self.callbacks.on_desired is None:
+            log.warning("session %s: desired patch ignored: no handler", self.device_id)
+            return
+        self.callbacks.on_desired(properties)
+
+    async def _answer_method(self, request: MethodRequest, payload: bytes) -> None:
+        try:
+            invocation = Invocation.from_message(request, payload)
+        except IotcFormatError as error:
+            status, result = int(MethodStatus.BAD_REQUEST), {"error": str(error)}
+        else:
+            status, result = await self._run_method(invocation)
+        topic, body = method_response(request.rid, status, result)
+        try:
+            transport = await asyncio.wait_for(self._ready(), self.settings.method_timeout)
+            await transport.publish(topic, body, 0)
+        except (TransportClosedError, TimeoutError, SessionClosedError) as error:
+            log.warning("session %s: method %s response lost: %s", self.device_id, request.name, error)
+
+    async def _run_method(self, invocation: Invocation) -> tuple[int, Any]:
+        handler = self.callbacks.on_method
+        if handler is None:
+            return int(MethodStatus.NOT_FOUND), {"error": f"no command {invocation.method}"}
+        try:
+            async with asyncio.timeout(self.settings.method_timeout):
+                return await handler(invocation)
+        except TimeoutError:
+            return int(MethodStatus.TIMEOUT), {"error": "the device did not answer in time"}
+        except Exception as error:  # a handler bug must still answer the cloud, honestly
+            log.exception("session %s: method %s failed", self.device_id, invocation.method)
+            return int(MethodStatus.ERROR), {"error": f"{type(error).__name__}: {error}"}

@@ -1,0 +1,72 @@
+"""The narrow MQTT client interface a device session needs, whatever implements it.
+
+connect → publish (QoS 1 returns only after the PUBACK) → subscribe → messages through a callback → close.
+Two implementations: `lean_transport.LeanTransport` (default) and `aiomqtt_transport.AiomqttTransport`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from translator.iotc.errors import HubError
+
+MessageHandler = Callable[[str, bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectParams:
+    host: str  # where to connect (an address, or the hub's name)
+    port: int
+    client_id: str
+    username: str
+    password: str | None
+    ssl_context: ssl.SSLContext
+    server_hostname: str  # TLS server name to verify: the hub's (or DPS's) host name
+    keep_alive: int = 300
+    clean_session: bool = False
+    connect_timeout: float = 30.0
+
+
+class ConnectRefusedError(HubError):
+    """The server answered CONNECT with a non-zero return code."""
+
+    def __init__(self, return_code: int, message: str) -> None:
+        super().__init__(f"CONNECT refused: {message} (return code {return_code})", status=return_code)
+        self.return_code = return_code
+
+
+class TransportClosedError(HubError):
+    """The connection is gone; `reason` says why."""
+
+
+class MqttTransport(Protocol):
+    async def connect(self, params: ConnectParams) -> bool:
+        """Open the connection; return the CONNACK session-present flag. Raise ConnectRefusedError,
+        OSError, ssl.SSLError or TimeoutError."""
+        ...
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Send; for QoS 1, return once the server's PUBACK arrived. Raise TransportClosedError."""
+        ...
+
+    async def subscribe(self, filters: Sequence[str], qos: int = 1) -> tuple[int, ...]:
+        """Subscribe; return the granted QoS per filter (0x80 = refused)."""
+        ...
+
+    async def close(self) -> None:
+        """Send DISCONNECT when connected and close; idempotent."""
+        ...
+
+    @property
+    def closed(self) -> Awaitable[str]:
+        """Completes with the reason once the connection is lost or closed."""
+        ...
+
+    @property
+    def is_connected(self) -> bool: ...
+
+
+TransportFactory = Callable[[MessageHandler], MqttTransport]
