@@ -53,6 +53,25 @@ def client_ssl_context(ca_file: Path | None, identity: X509Identity | None = Non
     return context
 
 
+class TlsContexts:
+    """Client TLS contexts, built once and shared: a context holds its CA store, so one per connection
+    would cost tens of kilobytes per session. Symmetric-key devices share one; each X.509 identity has its
+    own."""
+
+    def __init__(self, ca_file: Path | None) -> None:
+        self._ca_file = ca_file
+        self._contexts: dict[X509Identity | None, ssl.SSLContext] = {}
+
+    def for_identity(self, identity: X509Identity | None) -> ssl.SSLContext:
+        context = self._contexts.get(identity)
+        if context is None:
+            context = self._contexts[identity] = client_ssl_context(self._ca_file, identity)
+        return context
+
+    def forget(self, identity: X509Identity) -> None:
+        self._contexts.pop(identity, None)
+
+
 def mint_device_certificate(
     device_id: str,
     ca_cert_path: Path,

@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from translator.iotc.credentials import Credential
+from translator.iotc.credentials import Credential, TlsContexts, X509Identity
 from translator.iotc.dps import Assigned
 from translator.iotc.dps_client import DpsEndpoint, provision
 from translator.iotc.errors import IotcError
@@ -92,6 +92,7 @@ class SessionPool:
         self._assignments: AssignmentCache = assignments or MemoryAssignments()
         self._bucket = TokenBucket(self.settings.connect_rate, self.settings.connect_burst, time.monotonic)
         self._group = ConnectionGroup(tick=self.settings.keep_alive_tick)
+        self._tls = TlsContexts(hub.ca_file)
         self._sessions: dict[str, DeviceSession] = {}
         self._specs: dict[str, DeviceSpec] = {}
         self._pinned: set[str] = set()
@@ -158,6 +159,7 @@ class SessionPool:
             settings=self._settings_for(spec),
             callbacks=spec.callbacks,
             connect_gate=self._connect_gate,
+            tls=self._tls,
         )
         self._sessions[spec.device_id] = session
         self._specs[spec.device_id] = spec
@@ -185,6 +187,8 @@ class SessionPool:
         self._specs.pop(device_id, None)
         self._pinned.discard(device_id)
         if session is not None:
+            if isinstance(session.credential, X509Identity):
+                self._tls.forget(session.credential)
             self._absorb(session)
             await session.close()
             self.counters["sessions_closed"] += 1
