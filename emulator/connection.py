@@ -132,10 +132,10 @@ class ClientConnection:
             self.close(f"malformed packet: {error}")
         except ProtocolViolation as error:
             self.close(str(error))
+        except TimeoutError:  # before OSError, of which it is a subclass
+            self.close("keep-alive or CONNECT timeout")
         except (ConnectionError, OSError) as error:
             self.close(f"socket error: {error}")
-        except TimeoutError:
-            self.close("keep-alive or CONNECT timeout")
         finally:
             self.close(self.close_reason or "connection closed by client")
             with contextlib.suppress(Exception):

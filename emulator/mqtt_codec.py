@@ -149,12 +149,73 @@ def _check_flags(header: MQTTFixedHeader) -> None:
         raise MalformedPacket(f"packet type {header.packet_type} with flags {header.flags:#x}")
 
 
+class _Strings:
+    """Checks the UTF-8 strings of a packet body on the wire: amqtt decodes invalid UTF-8 to `str(bytes)`
+    instead of failing, but [MQTT-1.5.3-1] and [MQTT-1.5.3-2] say the server must close the connection on
+    ill-formed UTF-8 or U+0000."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.offset = 0
+
+    def skip(self, count: int) -> None:
+        self.offset += count
+
+    def field(self, check: bool = True) -> None:
+        """A two-byte length and that many bytes; checked as UTF-8 text unless `check` is false (binary)."""
+        if self.offset + 2 > len(self._body):
+            return  # truncated: amqtt's decoder reports it
+        length = int.from_bytes(self._body[self.offset : self.offset + 2], "big")
+        raw = self._body[self.offset + 2 : self.offset + 2 + length]
+        self.offset += 2 + length
+        if not check:
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise MalformedPacket(f"string is not UTF-8: {error}") from None
+        if "\x00" in text:
+            raise MalformedPacket("string contains U+0000")
+
+    @property
+    def more(self) -> bool:
+        return self.offset < len(self._body)
+
+
+def _check_strings(kind: int, body: bytes) -> None:
+    strings = _Strings(body)
+    if kind == PUBLISH:
+        strings.field()
+    elif kind in (SUBSCRIBE, UNSUBSCRIBE):
+        strings.skip(2)  # packet id
+        while strings.more:
+            strings.field()
+            if kind == SUBSCRIBE:
+                strings.skip(1)  # requested QoS
+    elif kind == CONNECT:
+        strings.field()  # protocol name
+        flags = body[strings.offset + 1] if strings.offset + 1 < len(body) else 0
+        strings.skip(4)  # level, flags, keep-alive
+        strings.field()  # client id
+        if flags & 0x04:
+            strings.field()  # will topic
+            strings.field(check=False)  # will message
+        if flags & 0x80:
+            strings.field()  # username
+        # The password is binary data [MQTT-3.1.3.5].
+
+
 def _decode(header: MQTTFixedHeader, body: bytes) -> Packet:
     kind = header.packet_type
+    _check_strings(kind, body)
     reader = BufferReader(body)
     if kind == CONNECT:
         connect = _complete(ConnectPacket.from_stream(reader, fixed_header=header))
         variable = connect.variable_header
+        if variable.flags & 0x01:
+            raise MalformedPacket("CONNECT with the reserved flag set")  # [MQTT-3.1.2-3]
+        if connect.password_flag and not connect.username_flag:
+            raise MalformedPacket("CONNECT with a password but no username")  # [MQTT-3.1.2-22]
         return Connect(
             client_id="" if connect.payload.client_id_is_random else (connect.payload.client_id or ""),
             username=connect.payload.username if connect.username_flag else None,
@@ -214,6 +275,9 @@ class FrameDecoder:
                 if len(self._buffer) >= _MAX_HEADER:
                     raise MalformedPacket("remaining length longer than four bytes")
                 break
+            # Both checks need only the fixed header: garbage and oversize packets are refused at once,
+            # before their bodies are waited for or buffered.
+            _check_flags(header)
             if header.remaining_length > self._max_packet_size:
                 raise PacketTooLarge(f"packet of {header.remaining_length} bytes")
             start = header.bytes_length
@@ -222,7 +286,6 @@ class FrameDecoder:
                 break
             body = bytes(self._buffer[start:end])
             del self._buffer[:end]
-            _check_flags(header)
             try:
                 packets.append(_decode(header, body))
             except (NoDataError, MQTTError, CodecError, UnicodeDecodeError, ValueError) as error:

@@ -1,0 +1,189 @@
+"""X.509 group enrollment: device certificates chained to an enrollment CA, CN = device id."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from emulator.app import Emulator
+from tests.conftest import emulator_config
+from tests.emulator.clients import (
+    PUBLISH,
+    RawClient,
+    dps_client,
+    dps_username,
+    hub_client,
+    hub_username,
+    next_message,
+    parse_response,
+    publish_packet,
+    register,
+    register_topic,
+)
+
+DEVICE = "x509-dev-01"
+
+
+@dataclass(frozen=True, slots=True)
+class Issuer:
+    cert: x509.Certificate
+    key: ec.EllipticCurvePrivateKey
+    path: Path
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def make_ca(directory: Path, common_name: str) -> Issuer:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    path = directory / f"{common_name}.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return Issuer(cert, key, path)
+
+
+def make_device_cert(directory: Path, issuer: Issuer, common_name: str) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name))
+        .issuer_name(issuer.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(issuer.key, hashes.SHA256())
+    )
+    cert_path = directory / f"{common_name}-{issuer.cert.serial_number}.pem"
+    key_path = cert_path.with_suffix(".key")
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@dataclass(frozen=True, slots=True)
+class X509World:
+    emulator: Emulator
+    enrollment: Issuer
+    directory: Path
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[X509World]:
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    enrollment = make_ca(certs, "test-enrollment-ca")
+    config = emulator_config(tmp_path / "emulator", x509_enrollment_ca=enrollment.path)
+    async with Emulator(config) as emulator:
+        yield X509World(emulator, enrollment, certs)
+
+
+async def test_dps_and_hub_with_a_device_certificate(world: X509World) -> None:
+    certificate = make_device_cert(world.directory, world.enrollment, DEVICE)
+    async with dps_client(world.emulator, DEVICE, certificate=certificate) as client:
+        response = await register(client, DEVICE)
+    assert response.status == 200, response
+    state = response.body["registrationState"]
+    assert state["deviceId"] == DEVICE
+    assert "x509" in state
+    hub = state["assignedHub"]
+    assert world.emulator.application.devices[DEVICE].attestation == "x509"
+
+    async with hub_client(world.emulator, hub, DEVICE, certificate=certificate) as client:
+        await client.subscribe("$iothub/twin/res/#", qos=0)
+        await client.publish("$iothub/twin/GET/?$rid=1", b"", qos=0)
+        assert parse_response(await next_message(client)).status == 200
+
+
+async def test_certificate_with_another_cn_is_401(world: X509World) -> None:
+    other = make_device_cert(world.directory, world.enrollment, "x509-someone-else")
+    async with dps_client(world.emulator, DEVICE, certificate=other) as client:
+        response = await register(client, DEVICE)
+    assert response.status == 401
+    assert response.body["errorCode"] == 401002
+    assert DEVICE not in world.emulator.application.devices
+
+
+async def test_hub_refuses_another_cn(world: X509World) -> None:
+    own = make_device_cert(world.directory, world.enrollment, DEVICE)
+    async with dps_client(world.emulator, DEVICE, certificate=own) as client:
+        hub = (await register(client, DEVICE)).body["registrationState"]["assignedHub"]
+    other = make_device_cert(world.directory, world.enrollment, "x509-someone-else")
+    raw = await RawClient.open(world.emulator, certificate=other)
+    try:
+        assert await raw.connect(DEVICE, hub_username(hub, DEVICE), None) == (5, False)
+    finally:
+        await raw.close()
+
+
+async def test_certificate_from_another_ca_fails_the_handshake(world: X509World) -> None:
+    rogue = make_ca(world.directory, "rogue-ca")
+    certificate = make_device_cert(world.directory, rogue, DEVICE)
+    with pytest.raises((ssl.SSLError, ConnectionError, EOFError)):
+        raw = await RawClient.open(world.emulator, certificate=certificate)
+        try:
+            # TLS 1.3 reports the rejected client certificate only on the first read.
+            scope = world.emulator.application.id_scope
+            await raw.connect(DEVICE, dps_username(scope, DEVICE), None)
+        finally:
+            await raw.close()
+
+
+async def test_sas_devices_still_work_with_x509_enabled(world: X509World) -> None:
+    async with dps_client(world.emulator, "sas-dev") as client:
+        assert (await register(client, "sas-dev")).status == 200
+    # No certificate and no password: refused with 401 at DPS.
+    raw = await RawClient.open(world.emulator)
+    try:
+        scope = world.emulator.application.id_scope
+        assert await raw.connect("bare-dev", dps_username(scope, "bare-dev"), None) == (0, False)
+        await raw.subscribe([("$dps/registrations/res/#", 0)])
+        await raw.send(publish_packet(register_topic(1), b'{"registrationId": "bare-dev"}'))
+        answer = await raw.expect(PUBLISH)
+        assert answer.topic.startswith("$dps/registrations/res/401/?$rid=1")
+        assert json.loads(answer.payload)["errorCode"] == 401002
+    finally:
+        await raw.close()
