@@ -47,7 +47,7 @@ async def test_outage_refuses_then_recovers(emulator: Emulator, rest: RestClient
         await client.close()
     assert await tcp_refused(emulator.mqtt_port)
     async with asyncio.timeout(5):
-        while await tcp_refused(emulator.mqtt_port):  # noqa: ASYNC110 - polling a port, no event to wait on
+        while await tcp_refused(emulator.mqtt_port):
             await asyncio.sleep(0.1)
     assert 0.8 <= time.monotonic() - started <= 3
     client = await raw_hub(emulator, hub, "outage-dev")  # accepted again, on the same port

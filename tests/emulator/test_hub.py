@@ -51,7 +51,7 @@ async def device(emulator: Emulator) -> Provisioned:
 async def c2d_drained(device: Device, limit: float = 5) -> None:
     """Wait for the emulator to complete (drop) every queued cloud-to-device message of `device`."""
     async with asyncio.timeout(limit):
-        while device.c2d:  # noqa: ASYNC110 - the emulator exposes no event for completion
+        while device.c2d:
             await asyncio.sleep(0.05)
 
 
