@@ -104,7 +104,8 @@ async def start_mosquitto(work: Path, port: int) -> tuple[subprocess.Popen[bytes
     config.write_text(
         f"listener {port} 127.0.0.1\n"
         f"cafile {tls.ca_path}\ncertfile {tls.cert_path}\nkeyfile {tls.key_path}\n"
-        "allow_anonymous true\nmax_connections -1\nlog_type error\npersistence false\n"
+        # As root, mosquitto would switch to its own user, which cannot read our 0600 key.
+        "user root\nallow_anonymous true\nmax_connections -1\nlog_type error\npersistence false\n"
         "max_inflight_messages 0\nmax_queued_messages 10000\n"
     )
     process = subprocess.Popen([ensure_mosquitto(), "-c", str(config)])
