@@ -108,6 +108,8 @@ class Emulator:
             ssl=context,
             ssl_handshake_timeout=self.config.connect_timeout,
             reuse_address=True,
+            # A fleet reconnecting at once must queue, not see SYNs dropped (asyncio's default is 100).
+            backlog=4096,
         )
         self.mqtt_port = self._mqtt_server.sockets[0].getsockname()[1]
 
