@@ -1,0 +1,1 @@
+"""Operations: metrics in the Prometheus text format and a health endpoint."""

@@ -1,0 +1,50 @@
+"""A small HTTP server for operations: `/metrics` (Prometheus) and `/healthz`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiohttp import web
+
+from translator.ops.metrics import CONTENT_TYPE, Metrics
+
+log = logging.getLogger(__name__)
+
+HealthCheck = Callable[[], tuple[bool, dict[str, object]]]
+
+
+class OpsServer:
+    def __init__(self, metrics: Metrics, health: HealthCheck, *, host: str, port: int) -> None:
+        self._metrics = metrics
+        self._health = health
+        self._host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def _metrics_view(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _health_view(self, request: web.Request) -> web.Response:
+        healthy, details = self._health()
+        return web.json_response(
+            {"status": "ok" if healthy else "degraded", **details}, status=200 if healthy else 503
+        )
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.add_routes([web.get("/metrics", self._metrics_view), web.get("/healthz", self._health_view)])
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self.port)
+        await site.start()
+        server = site._server  # the bound port (0 = any) is only visible on aiohttp's server
+        if isinstance(server, asyncio.Server) and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        log.info("operations endpoint on http://%s:%d (/metrics, /healthz)", self._host, self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
