@@ -1,0 +1,54 @@
+"""`iotc-translator template export`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.codec.conftest import REPO
+from tests.codec.dtdl_rules import problems
+from translator.cli import build_parser, main
+
+
+def test_export_codec_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["template", "export", "--codec", str(REPO / "codecs" / "3303-temperature.toml")]) == 0
+    template = json.loads(capsys.readouterr().out)
+    assert template[0]["@id"] == "dtmi:iotcTranslator:codecs:temperatureSensor;1"
+    assert problems(template) == []
+
+
+def test_export_default_for_objects_to_file(tmp_path: Path) -> None:
+    out = tmp_path / "t.json"
+    assert (
+        main(["template", "export", "--objects", '</>;rt="oma.lwm2m",</3/0>,</3303/0>', "-o", str(out)]) == 0
+    )
+    template = json.loads(out.read_text())
+    assert [c["name"] for c in template[0]["contents"]] == ["device", "temperature_0"]
+    assert problems(template) == []
+
+
+def test_export_with_overrides(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["template", "export", "--objects", "</3303/0>", "--overrides", str(REPO / "codecs")]) == 0
+    template = json.loads(capsys.readouterr().out)
+    assert "temperature" in [c["name"] for c in template[1]["contents"]]
+
+
+def test_bad_codec_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[template]\nid = "nope"\n')
+    assert main(["template", "export", "--codec", str(bad)]) == 1
+    assert f"{bad}: template.id:" in capsys.readouterr().err
+
+
+def test_objects_without_instances(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["template", "export", "--objects", "</3>"]) == 2
+    assert "no object instances" in capsys.readouterr().err
+
+
+def test_emulator_passthrough_is_kept() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["template", "export", "--objects", "</3/0>"]).command == "template"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["template", "export"])  # a source is required

@@ -1,0 +1,471 @@
+"""Codec files: TOML in, a validated `Codec` out. The only I/O is reading the one file.
+
+Layout (see docs/codec.md for the full reference):
+
+    [template]            id (DTMI), displayName, description
+    [[component]]         name, path = "/3303/0", displayName, interface (DTMI, optional)
+    [[telemetry]]         path, name, displayName, component, unit, semanticType, scale, offset,
+                          pmin, pmax, gt, lt, st
+    [[property]]          path, name, displayName, component, writable, unit, semanticType, scale, offset
+    [[command]]           name, operation = execute|read|write, path, displayName, component,
+                          arguments = [{name, digit, schema}] (execute), resources = [ids] (instance read)
+
+Instances: a component stands for one object instance. An entry whose path has a wildcard instance
+(`/3303/*/5700`) is stamped into every component of that object; a concrete path goes to the component of
+that instance; `component = "x"` picks one explicitly. Entries for instances without a component live in
+the root interface, where a wildcard is only allowed on single-instance objects (bound to instance 0;
+the template must be static, so several instances cannot share one root name).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path as FsPath
+from typing import Any
+
+from translator.codec import dtdl
+from translator.codec.check import check_codec
+from translator.codec.errors import CodecFileError
+from translator.codec.names import MAX_NAME, is_dtdl_name, resource_names
+from translator.codec.spec import (
+    Argument,
+    Codec,
+    Command,
+    Component,
+    ObserveAttributes,
+    Operation,
+    PathPattern,
+    Property,
+    ReadField,
+    SemanticUnit,
+    Telemetry,
+)
+from translator.codec.values import NUMERIC_TYPES, Scaling
+from translator.lwm2m import ObjectModel, ObjectRegistry, ResourceModel
+
+_TOP = frozenset({"template", "component", "telemetry", "property", "command"})
+_TEMPLATE_KEYS = frozenset({"id", "displayName", "description"})
+_COMPONENT_KEYS = frozenset({"name", "path", "displayName", "interface"})
+_COMMON = frozenset({"path", "name", "displayName", "component"})
+_VALUE_KEYS = frozenset({"unit", "semanticType", "scale", "offset"})
+_OBSERVE_KEYS = frozenset({"pmin", "pmax", "gt", "lt", "st"})
+_TELEMETRY_KEYS = _COMMON | _VALUE_KEYS | _OBSERVE_KEYS
+_PROPERTY_KEYS = _COMMON | _VALUE_KEYS | {"writable"}
+_COMMAND_KEYS = _COMMON | {"operation", "arguments", "resources"}
+_ARGUMENT_KEYS = frozenset({"name", "digit", "schema"})
+_ARGUMENT_SCHEMAS = {"string": "string", "integer": "long", "double": "double", "boolean": "boolean"}
+
+
+def load_codec(path: str | FsPath, registry: ObjectRegistry) -> Codec:
+    """Read and validate one codec file; every problem is a `CodecFileError` naming file and field."""
+    source = str(path)
+    try:
+        text = FsPath(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CodecFileError(source, "(file)", f"cannot read: {exc}") from None
+    return parse_codec(text, registry, source=source)
+
+
+def parse_codec(text: str, registry: ObjectRegistry, *, source: str = "<codec>") -> Codec:
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CodecFileError(source, "(file)", f"not valid TOML: {exc}") from None
+    return _Loader(source, registry).codec(document)
+
+
+class _Loader:
+    def __init__(self, source: str, registry: ObjectRegistry) -> None:
+        self.source = source
+        self.registry = registry
+
+    def fail(self, field: str, reason: str) -> CodecFileError:
+        return CodecFileError(self.source, field, reason)
+
+    # --- structure ---------------------------------------------------------------------------------
+
+    def codec(self, doc: Mapping[str, Any]) -> Codec:
+        self.keys(doc, _TOP, "")
+        template = doc.get("template")
+        if not isinstance(template, dict):
+            raise self.fail("template", "missing [template] table")
+        self.keys(template, _TEMPLATE_KEYS, "template")
+        model_id = self.string(template, "id", "template", required=True)
+        assert model_id is not None
+        if not dtdl.is_dtmi(model_id):
+            raise self.fail(
+                "template.id", f"{model_id!r} is not a DTMI (dtmi:segment:segment;version, ≤ 128 chars)"
+            )
+        display = self.display(template, "template")
+        description = self.string(template, "description", "template")
+        if description is not None and not 1 <= len(description) <= dtdl.MAX_DESCRIPTION:
+            raise self.fail("template.description", f"must be 1-{dtdl.MAX_DESCRIPTION} characters")
+
+        components = [
+            self.component(t, f"component[{i}]", model_id)
+            for i, t in enumerate(self.tables(doc, "component"))
+        ]
+        self.check_components(components)
+        telemetry: list[Telemetry] = []
+        properties: list[Property] = []
+        commands: list[Command] = []
+        for i, t in enumerate(self.tables(doc, "telemetry")):
+            telemetry += self.telemetry(t, f"telemetry[{i}]", components)
+        for i, t in enumerate(self.tables(doc, "property")):
+            properties += self.property(t, f"property[{i}]", components)
+        for i, t in enumerate(self.tables(doc, "command")):
+            commands += self.command(t, f"command[{i}]", components)
+        codec = Codec(
+            source=self.source,
+            model_id=model_id,
+            display_name=display,
+            description=description,
+            components=tuple(components),
+            telemetry=tuple(telemetry),
+            properties=tuple(properties),
+            commands=tuple(commands),
+        )
+        check_codec(codec)
+        return codec
+
+    def tables(self, doc: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+        value = doc.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+            raise self.fail(key, f"must be an array of tables ([[{key}]])")
+        return value
+
+    def keys(self, table: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                field = f"{where}.{key}" if where else key
+                raise self.fail(field, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def string(self, table: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
+        value = table.get(key)
+        if value is None:
+            if required:
+                raise self.fail(f"{where}.{key}", "missing")
+            return None
+        if not isinstance(value, str):
+            raise self.fail(f"{where}.{key}", f"must be a string, not {type(value).__name__}")
+        return value
+
+    def display(self, table: Mapping[str, Any], where: str) -> str | None:
+        value = self.string(table, "displayName", where)
+        if value is not None and not 1 <= len(value) <= dtdl.MAX_DISPLAY_NAME:
+            raise self.fail(f"{where}.displayName", f"must be 1-{dtdl.MAX_DISPLAY_NAME} characters")
+        return value
+
+    def name(self, table: Mapping[str, Any], where: str) -> str:
+        name = self.string(table, "name", where, required=True)
+        assert name is not None
+        if not is_dtdl_name(name):
+            raise self.fail(
+                f"{where}.name",
+                f"{name!r} is not a DTDL name (a letter, then letters, digits or _, "
+                f"not ending in _, ≤ {MAX_NAME})",
+            )
+        return name
+
+    def number(self, table: Mapping[str, Any], key: str, where: str) -> float | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.fail(f"{where}.{key}", f"must be a finite number, not {value!r}")
+        return float(value)
+
+    # --- paths and models --------------------------------------------------------------------------
+
+    def pattern(self, table: Mapping[str, Any], where: str, *, resource: bool = True) -> PathPattern:
+        text = self.string(table, "path", where, required=True)
+        assert text is not None
+        parts = text.split("/")
+        expected = "/object/instance/resource" if resource else "/object/instance[/resource]"
+        if parts[0] != "" or len(parts) not in ((4,) if resource else (3, 4)):
+            raise self.fail(f"{where}.path", f"{text!r} is not {expected}")
+        try:
+            oid = self.segment(parts[1])
+            iid = None if parts[2] == "*" else self.segment(parts[2])
+            rid = self.segment(parts[3]) if len(parts) == 4 else None
+        except ValueError:
+            raise self.fail(
+                f"{where}.path", f"{text!r} is not {expected} (ids 0-65535, instance may be *)"
+            ) from None
+        if self.registry.get(oid) is None:
+            raise self.fail(f"{where}.path", f"unknown object {oid} (not in the object registry)")
+        return PathPattern(oid, iid, rid)
+
+    @staticmethod
+    def segment(text: str) -> int:
+        if not (text.isascii() and text.isdigit()) or len(text) > 5 or int(text) > 65535:
+            raise ValueError(text)
+        return int(text)
+
+    def model(self, pattern: PathPattern) -> ObjectModel:
+        model = self.registry.get(pattern.object_id)
+        assert model is not None  # checked by `pattern`
+        return model
+
+    def resource(self, pattern: PathPattern, where: str) -> ResourceModel:
+        model = self.model(pattern)
+        assert pattern.resource_id is not None
+        found = model.resource(pattern.resource_id)
+        if found is None:
+            raise self.fail(
+                f"{where}.path", f"object {model.id} ({model.name}) has no resource {pattern.resource_id}"
+            )
+        return found
+
+    # --- components --------------------------------------------------------------------------------
+
+    def component(self, table: Mapping[str, Any], where: str, model_id: str) -> Component:
+        self.keys(table, _COMPONENT_KEYS, where)
+        name = self.name(table, where)
+        pattern = self.pattern(table, where, resource=False)
+        if pattern.instance_id is None or pattern.resource_id is not None:
+            raise self.fail(f"{where}.path", "a component stands for one object instance: /object/instance")
+        interface = self.string(table, "interface", where)
+        if interface is None:
+            path, version = dtdl.dtmi_parts(model_id)
+            interface = f"{path}:{name};{version}"
+        if not dtdl.is_dtmi(interface):
+            raise self.fail(f"{where}.interface", f"{interface!r} is not a DTMI of at most 128 characters")
+        return Component(name, pattern.object_id, pattern.instance_id, interface, self.display(table, where))
+
+    def check_components(self, components: list[Component]) -> None:
+        seen: dict[tuple[int, int], str] = {}
+        ids: dict[str, str] = {}
+        names: set[str] = set()
+        for i, comp in enumerate(components):
+            where = f"component[{i}]"
+            if comp.name in names:
+                raise self.fail(f"{where}.name", f"name clash: component {comp.name!r} is declared twice")
+            names.add(comp.name)
+            key = (comp.object_id, comp.instance_id)
+            if key in seen:
+                raise self.fail(f"{where}.path", f"/{key[0]}/{key[1]} already has component {seen[key]!r}")
+            seen[key] = comp.name
+            if comp.interface_id in ids:
+                raise self.fail(
+                    f"{where}.interface",
+                    f"{comp.interface_id!r} is already used by {ids[comp.interface_id]!r}",
+                )
+            ids[comp.interface_id] = comp.name
+
+    def targets(
+        self, table: Mapping[str, Any], where: str, pattern: PathPattern, components: list[Component]
+    ) -> list[tuple[str | None, PathPattern]]:
+        """Where an entry lands: (component, bound pattern) pairs, per the instance rules above."""
+        explicit = self.string(table, "component", where)
+        if explicit is not None:
+            comp = next((c for c in components if c.name == explicit), None)
+            if comp is None:
+                raise self.fail(f"{where}.component", f"unknown component {explicit!r}")
+            if comp.object_id != pattern.object_id or pattern.instance_id not in (None, comp.instance_id):
+                raise self.fail(
+                    f"{where}.component",
+                    f"component {explicit!r} is /{comp.object_id}/{comp.instance_id}, not {pattern}",
+                )
+            return [(comp.name, pattern.bind(comp.instance_id))]
+        matching = [
+            c
+            for c in components
+            if c.object_id == pattern.object_id and pattern.instance_id in (None, c.instance_id)
+        ]
+        if matching:
+            return [(c.name, pattern.bind(c.instance_id)) for c in matching]
+        if pattern.instance_id is None and self.model(pattern).multiple:
+            raise self.fail(
+                f"{where}.path",
+                f"object {pattern.object_id} has multiple instances: a wildcard path needs a "
+                "[[component]] per instance, or name one instance in the path",
+            )
+        # Single-instance objects always use instance 0 (LwM2M core specification), so the root entry is
+        # bound to it: no wildcard survives loading, and downlink paths are always concrete.
+        return [(None, pattern.bind(0) if pattern.instance_id is None else pattern)]
+
+    # --- entries -----------------------------------------------------------------------------------
+
+    def unit(
+        self, table: Mapping[str, Any], where: str, resource: ResourceModel, scaled: bool
+    ) -> SemanticUnit | None:
+        unit = self.string(table, "unit", where)
+        semantic = self.string(table, "semanticType", where)
+        if unit == "":
+            return None
+        if unit is None:
+            if semantic is not None:
+                raise self.fail(f"{where}.semanticType", "needs a unit")
+            # A scaled value is no longer in the OMA unit, so only an explicit unit applies then.
+            found = None if scaled else dtdl.oma_unit(resource)
+            return None if found is None else SemanticUnit(*found)
+        if resource.multiple or dtdl.primitive_schema(resource.type) not in dtdl.NUMERIC_SCHEMAS:
+            raise self.fail(
+                f"{where}.unit",
+                f"type mismatch: a unit needs a single numeric resource, {resource.name} is not",
+            )
+        try:
+            return SemanticUnit(*dtdl.semantic_unit(unit, semantic))
+        except ValueError as exc:
+            raise self.fail(f"{where}.unit", str(exc)) from None
+
+    def scaling(self, table: Mapping[str, Any], where: str, resource: ResourceModel) -> Scaling:
+        scale = self.number(table, "scale", where)
+        offset = self.number(table, "offset", where)
+        if scale is None and offset is None:
+            return Scaling()
+        if resource.type not in NUMERIC_TYPES:
+            raise self.fail(
+                f"{where}.scale", f"type mismatch: {resource.name} is {resource.type.value}, not a number"
+            )
+        if scale == 0:
+            raise self.fail(f"{where}.scale", "must not be 0")
+        return Scaling(1.0 if scale is None else scale, 0.0 if offset is None else offset)
+
+    def observe(self, table: Mapping[str, Any], where: str, resource: ResourceModel) -> ObserveAttributes:
+        periods: dict[str, int | None] = {}
+        for key in ("pmin", "pmax"):
+            value = table.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise self.fail(f"{where}.{key}", f"must be a whole number of seconds ≥ 0, not {value!r}")
+            periods[key] = value
+        pmin, pmax = periods["pmin"], periods["pmax"]
+        if pmin is not None and pmax is not None and pmax < pmin:
+            raise self.fail(f"{where}.pmax", f"must be ≥ pmin ({pmin})")
+        levels = {key: self.number(table, key, where) for key in ("gt", "lt", "st")}
+        if any(v is not None for v in levels.values()) and resource.type not in NUMERIC_TYPES:
+            key = next(k for k, v in levels.items() if v is not None)
+            raise self.fail(
+                f"{where}.{key}", f"type mismatch: {resource.name} is {resource.type.value}, not a number"
+            )
+        st = levels["st"]
+        if st is not None and st < 0:
+            raise self.fail(f"{where}.st", "must be ≥ 0")
+        return ObserveAttributes(pmin, pmax, levels["gt"], levels["lt"], st)
+
+    def telemetry(self, table: Mapping[str, Any], where: str, components: list[Component]) -> list[Telemetry]:
+        self.keys(table, _TELEMETRY_KEYS, where)
+        pattern = self.pattern(table, where)
+        resource = self.resource(pattern, where)
+        if not resource.readable:
+            raise self.fail(
+                f"{where}.path", f"{resource.name} ({pattern}) is not readable, it cannot be telemetry"
+            )
+        name = self.name(table, where)
+        display = self.display(table, where)
+        scaling = self.scaling(table, where, resource)
+        unit = self.unit(table, where, resource, not scaling.identity)
+        observe = self.observe(table, where, resource)
+        return [
+            Telemetry(name, bound, resource, comp, display, unit, scaling, observe)
+            for comp, bound in self.targets(table, where, pattern, components)
+        ]
+
+    def property(self, table: Mapping[str, Any], where: str, components: list[Component]) -> list[Property]:
+        self.keys(table, _PROPERTY_KEYS, where)
+        pattern = self.pattern(table, where)
+        resource = self.resource(pattern, where)
+        writable = table.get("writable", False)
+        if not isinstance(writable, bool):
+            raise self.fail(f"{where}.writable", "must be true or false")
+        if writable and not resource.writable:
+            raise self.fail(f"{where}.writable", f"{resource.name} ({pattern}) is not writable in its model")
+        if not writable and not resource.readable:
+            raise self.fail(f"{where}.path", f"{resource.name} ({pattern}) is not readable")
+        if dtdl.primitive_schema(resource.type) is None:
+            raise self.fail(
+                f"{where}.path", f"type mismatch: {resource.name} has no value ({resource.type.value})"
+            )
+        name = self.name(table, where)
+        display = self.display(table, where)
+        scaling = self.scaling(table, where, resource)
+        unit = self.unit(table, where, resource, not scaling.identity)
+        return [
+            Property(name, bound, resource, writable, comp, display, unit, scaling)
+            for comp, bound in self.targets(table, where, pattern, components)
+        ]
+
+    def command(self, table: Mapping[str, Any], where: str, components: list[Component]) -> list[Command]:
+        self.keys(table, _COMMAND_KEYS, where)
+        name = self.name(table, where)
+        display = self.display(table, where)
+        text = self.string(table, "operation", where, required=True)
+        try:
+            operation = Operation(text)
+        except ValueError:
+            raise self.fail(f"{where}.operation", f"{text!r} is not execute, read or write") from None
+        pattern = self.pattern(table, where, resource=operation is not Operation.READ)
+        if operation is not Operation.EXECUTE and "arguments" in table:
+            raise self.fail(f"{where}.arguments", "only execute commands take arguments")
+        if operation is not Operation.READ and "resources" in table:
+            raise self.fail(f"{where}.resources", "only instance-level read commands list resources")
+        resource: ResourceModel | None = None
+        arguments: tuple[Argument, ...] = ()
+        fields: tuple[ReadField, ...] = ()
+        if pattern.resource_id is not None:
+            resource = self.resource(pattern, where)
+            needed = {Operation.EXECUTE: resource.executable, Operation.READ: resource.readable}
+            if not needed.get(operation, resource.writable):
+                raise self.fail(
+                    f"{where}.operation",
+                    f"{resource.name} ({pattern}) does not allow {operation.value} (its operations: "
+                    f"{resource.operations.code or 'none'})",
+                )
+            if operation is not Operation.EXECUTE and dtdl.primitive_schema(resource.type) is None:
+                raise self.fail(f"{where}.path", f"type mismatch: {resource.name} has no value")
+            if "resources" in table:
+                raise self.fail(
+                    f"{where}.resources", "only an instance-level path (/object/instance) lists resources"
+                )
+        if operation is Operation.EXECUTE:
+            arguments = self.arguments(table, where)
+        if operation is Operation.READ and resource is None:
+            fields = self.read_fields(table, where, self.model(pattern))
+        return [
+            Command(name, operation, bound, comp, display, resource, arguments, fields)
+            for comp, bound in self.targets(table, where, pattern, components)
+        ]
+
+    def arguments(self, table: Mapping[str, Any], where: str) -> tuple[Argument, ...]:
+        raw = table.get("arguments", [])
+        if not isinstance(raw, list) or not all(isinstance(a, dict) for a in raw):
+            raise self.fail(f"{where}.arguments", "must be an array of tables {name, digit, schema}")
+        found: list[Argument] = []
+        for i, arg in enumerate(raw):
+            at = f"{where}.arguments[{i}]"
+            self.keys(arg, _ARGUMENT_KEYS, at)
+            name = self.name(arg, at)
+            digit = arg.get("digit")
+            if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
+                raise self.fail(f"{at}.digit", "must be an Execute argument number 0-9")
+            schema = self.string(arg, "schema", at) or "string"
+            if schema not in _ARGUMENT_SCHEMAS:
+                raise self.fail(f"{at}.schema", f"{schema!r} is not one of {', '.join(_ARGUMENT_SCHEMAS)}")
+            if any(a.name == name for a in found):
+                raise self.fail(f"{at}.name", f"name clash: argument {name!r} twice")
+            if any(a.digit == digit for a in found):
+                raise self.fail(f"{at}.digit", f"argument {digit} is mapped twice")
+            found.append(Argument(name, digit, _ARGUMENT_SCHEMAS[schema]))
+        return tuple(found)
+
+    def read_fields(self, table: Mapping[str, Any], where: str, model: ObjectModel) -> tuple[ReadField, ...]:
+        readable = {
+            r.id: r for r in model.resources if r.readable and dtdl.primitive_schema(r.type) is not None
+        }
+        names = resource_names({r.id: r.name for r in model.resources})
+        wanted = table.get("resources")
+        if wanted is None:
+            ids = sorted(readable)
+        elif isinstance(wanted, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in wanted):
+            ids = list(wanted)
+        else:
+            raise self.fail(f"{where}.resources", "must be an array of resource ids")
+        for rid in ids:
+            if rid not in readable:
+                raise self.fail(f"{where}.resources", f"object {model.id} has no readable resource {rid}")
+        if not ids:
+            raise self.fail(f"{where}.path", f"object {model.id} has no readable resources")
+        return tuple(ReadField(names[rid], readable[rid]) for rid in ids)

@@ -1,0 +1,343 @@
+"""The mapping API the bridge calls, one `DeviceMapper` per device. Pure: no I/O, no clocks.
+
+    mapper = DeviceMapper(codec, device_id="dev1")
+    uplink = mapper.uplink(records)            # → telemetry messages + one reported-properties patch
+    plan = mapper.desired(desired_properties)  # → LwM2M writes to send + acknowledgements to report now
+    ack = plan.writes[0].completed()           #   … and the acknowledgement once the device answered
+    call = mapper.command("temperature_0*resetMinMax", payload)  # → the LwM2M operation to perform
+    result = call.succeeded(records)           #   … and the method response (status, payload)
+
+Its only state is per device and bounded: the last desired version per writable property (so values
+the device reports later acknowledge the right version) and which unmapped resources were logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from translator.codec.errors import BadCommandRequest, UnknownCommand, ValueRejected
+from translator.codec.spec import Codec, Command, Operation, Property, Telemetry
+from translator.codec.values import IDENTITY, Scaling, execute_argument, from_json, to_json
+from translator.iotc.errors import MethodNameError
+from translator.iotc.methods import MethodStatus, split_method_name
+from translator.iotc.twin import (
+    AckCode,
+    Acknowledgement,
+    DesiredProperty,
+    JsonObject,
+    merge_patches,
+    reported_patch,
+)
+from translator.lwm2m import Path, Record, ResourceModel, Value
+
+_LOG = logging.getLogger(__name__)
+# Distinct unmapped resources logged per device; past this they are only counted.
+MAX_LOGGED_UNMAPPED = 64
+DEVICE_REPORTED = "reported by device"
+
+
+# --- uplink ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryMessage:
+    """One telemetry message: values of one component measured at one device time (None: unknown)."""
+
+    component: str | None
+    values: dict[str, Any]
+    time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Uplink:
+    telemetry: tuple[TelemetryMessage, ...]
+    reported: JsonObject | None  # one reported-properties patch, or None when nothing to report
+    unmapped: int  # records of this batch that no codec entry maps
+
+
+# --- desired properties ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lwm2mWrite:
+    """A Write of one resource: one record, or one per resource instance of a multiple resource."""
+
+    path: Path
+    records: tuple[Record, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingWrite:
+    """A desired value on its way to the device; acknowledge it with the device's answer."""
+
+    desired: DesiredProperty
+    write: Lwm2mWrite
+
+    def completed(self) -> JsonObject:
+        return self.desired.acknowledge(AckCode.COMPLETED, "completed")
+
+    def failed(self, reason: str, code: int = AckCode.FAILED) -> JsonObject:
+        """The acknowledgement when the device refused (4.xx: pass 400) or could not be reached (500)."""
+        return self.desired.acknowledge(code, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredPlan:
+    writes: tuple[PendingWrite, ...]
+    acknowledgements: tuple[JsonObject, ...]  # refusals (ac 400 with the reason), to report right away
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lwm2mOperation:
+    """What to ask the device: Execute (with argument text), Read, or Write (with records)."""
+
+    operation: Operation
+    path: Path
+    arguments: str | None = None
+    records: tuple[Record, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MethodResult:
+    status: int
+    payload: Any = None
+
+
+def status_for_coap(code: str) -> MethodStatus:
+    """The method status for a failed CoAP answer (`"4.04"`): each LwM2M failure maps here once."""
+    if code == "4.04":
+        return MethodStatus.NOT_FOUND
+    if code.startswith("4."):
+        return MethodStatus.BAD_REQUEST
+    if code == "5.03":
+        return MethodStatus.UNAVAILABLE
+    return MethodStatus.ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class CommandCall:
+    """A command turned into an LwM2M operation; turns the device's answer into the method response."""
+
+    command: Command
+    operation: Lwm2mOperation
+
+    def succeeded(self, records: Sequence[Record] = ()) -> MethodResult:
+        if self.command.operation is not Operation.READ:
+            return MethodResult(MethodStatus.OK, None)
+        if self.command.resource is not None:
+            return MethodResult(MethodStatus.OK, _resource_value(self.command.resource, records, IDENTITY))
+        values: dict[str, Any] = {}
+        for read_field in self.command.fields:
+            rid = read_field.resource.id
+            mine = [r for r in records if len(r.path) >= 3 and r.path[2] == rid]
+            if mine:
+                values[read_field.name] = _resource_value(read_field.resource, mine, IDENTITY)
+        return MethodResult(MethodStatus.OK, values)
+
+    def failed(self, coap_code: str, reason: str | None = None) -> MethodResult:
+        """The device answered with an error code (`"4.05"`)."""
+        detail = reason or f"the device answered {coap_code}"
+        return MethodResult(status_for_coap(coap_code), {"error": detail})
+
+    def timed_out(self, reason: str = "the device did not answer in time") -> MethodResult:
+        return MethodResult(MethodStatus.TIMEOUT, {"error": reason})
+
+
+def _resource_value(resource: ResourceModel, records: Sequence[Record], scaling: Scaling) -> Any:
+    if resource.multiple:
+        return {
+            str(r.path[3]): to_json(r.value, scaling)
+            for r in records
+            if len(r.path) == 4 and r.value is not None
+        }
+    for r in records:
+        if r.value is not None:
+            return to_json(r.value, scaling)
+    return None
+
+
+# --- the mapper ------------------------------------------------------------------------------------
+
+
+class DeviceMapper:
+    """Translate one device's traffic with `codec`."""
+
+    def __init__(self, codec: Codec, *, device_id: str, logger: logging.Logger | None = None) -> None:
+        self.codec = codec
+        self.device_id = device_id
+        self._log = logger or _LOG
+        self._desired_versions: dict[tuple[str | None, str], int] = {}
+        self._logged_unmapped: set[tuple[int, int]] = set()
+        self.unmapped_count = 0
+
+    # uplink
+
+    def uplink(self, records: Iterable[Record]) -> Uplink:
+        """Records from a notification, Send or Read → telemetry messages and one reported patch."""
+        messages: dict[tuple[str | None, float | None], dict[str, Any]] = {}
+        reported: dict[str | None, dict[str, Any]] = {}
+        unmapped = 0
+        for record in records:
+            entry = self.codec.entry_for(record.path)
+            if entry is None or len(record.path) != (4 if entry.resource.multiple else 3):
+                unmapped += 1
+                self._note_unmapped(record.path)
+                continue
+            if record.value is None:
+                continue
+            value = to_json(record.value, entry.scaling)
+            if isinstance(entry, Telemetry):
+                values = messages.setdefault((entry.component, record.time), {})
+                _put(values, entry.name, value, record.path if entry.resource.multiple else None)
+            else:
+                values = reported.setdefault(entry.component, {})
+                _put(values, entry.name, value, record.path if entry.resource.multiple else None)
+        self.unmapped_count += unmapped
+        patches = [
+            reported_patch({name: self._reported(comp, name, v) for name, v in values.items()}, comp)
+            for comp, values in reported.items()
+        ]
+        return Uplink(
+            telemetry=tuple(
+                TelemetryMessage(comp, values, None if t is None else datetime.fromtimestamp(t, UTC))
+                for (comp, t), values in messages.items()
+            ),
+            reported=merge_patches(patches) if patches else None,
+            unmapped=unmapped,
+        )
+
+    def _reported(self, component: str | None, name: str, value: Any) -> Any:
+        entry = self.codec.entry_named(component, name)
+        if not (isinstance(entry, Property) and entry.writable):
+            return value
+        # A writable property is reported in acknowledgement form; ac 203 says "the device's own value",
+        # av the last desired version we handled so pending_acknowledgements sees it as current.
+        version = self._desired_versions.get((component, name), 0)
+        return Acknowledgement(value, AckCode.DEVICE_DEFAULT, version, DEVICE_REPORTED).document()
+
+    def _note_unmapped(self, path: Path) -> None:
+        key = (path[0] if path else -1, path[2] if len(path) > 2 else -1)
+        if key in self._logged_unmapped or len(self._logged_unmapped) >= MAX_LOGGED_UNMAPPED:
+            return
+        self._logged_unmapped.add(key)
+        self._log.warning(
+            "device=%s unmapped resource %s: codec %s has no entry for it; counting, not forwarding",
+            self.device_id,
+            path,
+            self.codec.source,
+            extra={"device_id": self.device_id},
+        )
+
+    # desired properties
+
+    def desired(self, properties: Iterable[DesiredProperty]) -> DesiredPlan:
+        """Desired properties → LwM2M writes, plus immediate refusals (ac 400 with the reason)."""
+        writes: list[PendingWrite] = []
+        refusals: list[JsonObject] = []
+        for prop in properties:
+            if prop.value is None:
+                continue  # removed from the desired document: nothing to write, nothing to acknowledge
+            entry = self.codec.entry_named(prop.component, prop.name)
+            if not (isinstance(entry, Property) and entry.writable):
+                refusals.append(prop.acknowledge(AckCode.REJECTED, f"{prop.name} is not a writable property"))
+                continue
+            self._desired_versions[(prop.component, prop.name)] = prop.version
+            try:
+                records = _typed_records(entry.pattern.concrete(), entry.resource, prop.value, entry.scaling)
+            except ValueRejected as exc:
+                refusals.append(prop.acknowledge(AckCode.REJECTED, exc.reason))
+                continue
+            writes.append(PendingWrite(prop, Lwm2mWrite(entry.pattern.concrete(), records)))
+        return DesiredPlan(tuple(writes), tuple(refusals))
+
+    # commands
+
+    def command(self, method_name: str, payload: Any) -> CommandCall:
+        """A method call → the LwM2M operation. Raises `UnknownCommand` (404) or `BadCommandRequest` (400)."""
+        try:
+            method = split_method_name(method_name)
+        except MethodNameError as exc:
+            raise UnknownCommand(str(exc)) from None
+        entry = self.codec.entry_named(method.component, method.command)
+        if not isinstance(entry, Command):
+            raise UnknownCommand(f"no command {method_name!r} in template {self.codec.model_id}")
+        path = entry.pattern.concrete()
+        if entry.operation is Operation.EXECUTE:
+            return CommandCall(
+                entry, Lwm2mOperation(Operation.EXECUTE, path, _execute_arguments(entry, payload))
+            )
+        if entry.operation is Operation.READ:
+            return CommandCall(entry, Lwm2mOperation(Operation.READ, path))
+        assert entry.resource is not None
+        try:
+            records = _typed_records(path, entry.resource, payload, IDENTITY)
+        except ValueRejected as exc:
+            raise BadCommandRequest(exc.reason) from None
+        return CommandCall(entry, Lwm2mOperation(Operation.WRITE, path, records=records))
+
+
+def _put(values: dict[str, Any], name: str, value: Any, instance_path: Path | None) -> None:
+    if instance_path is None:
+        values[name] = value
+    else:
+        values.setdefault(name, {})[str(instance_path[3])] = value
+
+
+def _typed_records(path: Path, resource: ResourceModel, value: Any, scaling: Scaling) -> tuple[Record, ...]:
+    if not resource.multiple:
+        return (Record(path, from_json(value, resource, scaling)),)
+    if not isinstance(value, Mapping) or not value:
+        raise ValueRejected(f'{resource.name}: expected an object of instance id → value, like {{"0": …}}')
+    records: list[Record] = []
+    for key, item in value.items():
+        if not (
+            isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 5 and int(key) <= 65535
+        ):
+            raise ValueRejected(f"{resource.name}: {key!r} is not a resource instance id (0-65535)")
+        typed: Value = from_json(item, resource, scaling)
+        records.append(Record(path.child(int(key)), typed))
+    return tuple(sorted(records, key=lambda r: r.path))
+
+
+def _execute_arguments(command: Command, payload: Any) -> str | None:
+    if not command.arguments:
+        return None  # IoT Central sends null or "" for a command without a request; nothing to pass
+    if payload is None:
+        return None
+    if not isinstance(payload, Mapping):
+        raise BadCommandRequest(
+            f"{command.name}: expected an object with {', '.join(a.name for a in command.arguments)}"
+        )
+    known = {a.name: a for a in command.arguments}
+    unknown = sorted(set(payload) - set(known))
+    if unknown:
+        raise BadCommandRequest(f"{command.name}: unknown argument(s) {', '.join(map(str, unknown))}")
+    parts: list[str] = []
+    for arg in sorted((known[k] for k in payload), key=lambda a: a.digit):
+        value = payload[arg.name]
+        if value is None or value is False:
+            continue
+        try:
+            _check_argument(arg.schema, value, arg.name)
+            parts.append(execute_argument(arg.digit, value, arg.name))
+        except ValueRejected as exc:
+            raise BadCommandRequest(exc.reason) from None
+    return ",".join(parts) or None
+
+
+def _check_argument(schema: str, value: Any, label: str) -> None:
+    ok = {
+        "string": isinstance(value, str),
+        "long": isinstance(value, int) and not isinstance(value, bool),
+        "double": isinstance(value, int | float) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+    }[schema]
+    if not ok:
+        raise ValueRejected(f"{label}: expected {schema}, got {value!r}")
