@@ -48,7 +48,7 @@ def free_port() -> int:
 
 
 def raise_fd_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return hard
 
@@ -63,28 +63,15 @@ def seed_emulator_state(state_dir: Path, device_ids: list[str]) -> None:
     save_application(state_dir, application)
 
 
-async def start_emulator(state_dir: Path, port: int, count: int) -> tuple[subprocess.Popen[bytes], Path]:
+async def start_emulator(state_dir: Path, port: int, count: int) -> tuple[asyncio.subprocess.Process, Path]:
     seed_emulator_state(state_dir, [f"bench-{index:06d}" for index in range(count)])
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "emulator",
-            "--state-dir",
-            str(state_dir),
-            "--mqtt-port",
-            str(port),
-            "--http-port",
-            "0",
-            "--hub-names",
-            HUB,
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.PIPE,
+    process = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "emulator", "--state-dir", str(state_dir), "--mqtt-port", str(port)),
+        *("--http-port", "0", "--hub-names", HUB, "--log-level", "WARNING"),
+        stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None
-    line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+    line = await asyncio.wait_for(process.stdout.readline(), 30)
     ready = json.loads(line)
     return process, Path(ready["caPath"])
 
@@ -96,7 +83,7 @@ def ensure_mosquitto() -> str:
     return binary
 
 
-async def start_mosquitto(work: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+async def start_mosquitto(work: Path, port: int) -> tuple[asyncio.subprocess.Process, Path]:
     from emulator.certs import ensure_server_tls
 
     tls = ensure_server_tls(work / "tls", [HUB])
@@ -108,7 +95,7 @@ async def start_mosquitto(work: Path, port: int) -> tuple[subprocess.Popen[bytes
         "user root\nallow_anonymous true\nmax_connections -1\nlog_type error\npersistence false\n"
         "max_inflight_messages 0\nmax_queued_messages 10000\n"
     )
-    process = subprocess.Popen([ensure_mosquitto(), "-c", str(config)])
+    process = await asyncio.create_subprocess_exec(ensure_mosquitto(), "-c", str(config))
     async with asyncio.timeout(10):
         while True:
             try:
@@ -220,9 +207,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await pool.close()
         broker.terminate()
         try:
-            broker.wait(10)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(broker.wait(), 10)
+        except TimeoutError:
             broker.kill()
+            await broker.wait()
         shutil.rmtree(work, ignore_errors=True)
     return result
 
