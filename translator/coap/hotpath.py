@@ -1,0 +1,242 @@
+"""The datagram tap in front of aiocoap: hot requests, notifications and our own raw exchanges.
+
+aiocoap stays the protocol engine for registration and device management. This tap sits between the
+socket and aiocoap's message layer (it wraps the udp6 interface's `datagram_msg_received`): every
+datagram is parsed by the small hand parser in `wire.py`, and
+
+* telemetry requests (CON/NON `POST /dp`, `POST /ingest`) go to the server's hot handler, which answers
+  with pre-encoded bytes and a compact dedup cache instead of aiocoap's per-request task, deep copies
+  and 3 KB dedup entries;
+* responses carrying a token of one of *our* exchanges (Observe and its cancellation, sent raw so the
+  observation's token is ours from the first byte) or of an active observation are handled here;
+* a notification for a token nobody knows is answered with RST, which stops the client sending it
+  (a forgotten NON observation would otherwise flow forever);
+* everything else (registration, block-wise, management responses, malformed input) goes to aiocoap
+  untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from translator.coap import wire
+from translator.coap.errors import Code
+from translator.coap.registration import Peer
+
+log = logging.getLogger(__name__)
+
+ACK_TIMEOUT = 2.0
+ACK_RANDOM_FACTOR = 1.5
+MAX_RETRANSMIT = 4
+
+
+class ExchangeFailed(Exception):
+    """A raw exchange ended without a response (RST, ICMP error, shutdown)."""
+
+
+class HotHandler(Protocol):
+    def hot_request(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None) -> bool:
+        """Handle a CON/NON POST the tap parsed; False to hand it to aiocoap."""
+        ...
+
+    def notification(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, observer: Any) -> None:
+        """A response on an active observation's token (after the first)."""
+        ...
+
+
+class _Exchange:
+    __slots__ = ("acked", "attempt", "data", "future", "mid", "peer", "timeout", "timer", "token")
+
+    def __init__(
+        self, token: bytes, mid: int, peer: Peer, data: bytes, future: asyncio.Future[wire.Datagram]
+    ):
+        self.token = token
+        self.mid = mid
+        self.peer = peer
+        self.data = data
+        self.future = future
+        self.attempt = 0
+        self.acked = False
+        self.timeout = ACK_TIMEOUT * random.uniform(1.0, ACK_RANDOM_FACTOR)
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class DatagramTap:
+    """Owns the hot path between the socket and aiocoap. Attach after the context started."""
+
+    def __init__(self, handler: HotHandler, *, next_mid: Callable[[], int] | None = None) -> None:
+        self._handler = handler
+        self._interface: Any = None
+        self._transport: Any = None
+        self._slow: Callable[[bytes, list[Any], int, Any], None] | None = None
+        self._pending: dict[bytes, _Exchange] = {}
+        self._pending_mids: dict[int, _Exchange] = {}
+        self._observers: dict[bytes, Any] = {}
+        self._token_prefix = bytes((0xA0 | (os.urandom(1)[0] & 0x0F),)) + os.urandom(3)
+        self._token_counter = random.randrange(1 << 32)
+        self._own_mid = random.randrange(1 << 16)
+        self._next_mid = next_mid or self._own_next_mid
+        self.counters: dict[str, int] = {"hot": 0, "slow": 0, "notifications": 0, "rst_unknown": 0}
+
+    # --- wiring ------------------------------------------------------------------------------------
+
+    def attach(self, interface: Any) -> None:
+        """Put the tap in front of an aiocoap udp6 message interface."""
+        self._interface = interface
+        self._transport = interface.transport
+        self._slow = interface.datagram_msg_received
+        interface.datagram_msg_received = self._received
+
+    def close(self) -> None:
+        for ex in list(self._pending.values()):
+            self._finish(ex, ExchangeFailed("server shutting down"))
+        self._observers.clear()
+        if self._interface is not None and self._slow is not None:
+            with contextlib.suppress(AttributeError):
+                del self._interface.datagram_msg_received
+        self._interface = None
+        self._transport = None
+
+    def send(self, data: bytes, peer: Peer, pktinfo: bytes | None = None) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        anc = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)] if pktinfo is not None else []
+        transport.sendmsg(data, anc, 0, peer)
+
+    def _own_next_mid(self) -> int:
+        self._own_mid = (self._own_mid + 1) & 0xFFFF
+        return self._own_mid
+
+    def new_token(self) -> bytes:
+        self._token_counter = (self._token_counter + 1) & 0xFFFFFFFF
+        return self._token_prefix + self._token_counter.to_bytes(4, "big")
+
+    # --- observations ------------------------------------------------------------------------------
+
+    def observe_token(self, token: bytes, observer: Any) -> None:
+        self._observers[token] = observer
+
+    def forget_token(self, token: bytes) -> None:
+        self._observers.pop(token, None)
+
+    # --- raw client exchanges ----------------------------------------------------------------------
+
+    async def request(
+        self,
+        peer: Peer,
+        code: int,
+        options: Sequence[tuple[int, bytes]],
+        payload: bytes = b"",
+        *,
+        token: bytes | None = None,
+    ) -> wire.Datagram:
+        """Send a CON request and wait for its response (unbounded here: the caller bounds it)."""
+        token = token or self.new_token()
+        mid = self._next_mid()
+        data = wire.encode(wire.CON, code, mid, token, sorted(options, key=lambda o: o[0]), payload)
+        future: asyncio.Future[wire.Datagram] = asyncio.get_running_loop().create_future()
+        ex = _Exchange(token, mid, peer, data, future)
+        old = self._pending.get(token)
+        if old is not None:
+            self._finish(old, ExchangeFailed("superseded"))
+        self._pending[token] = ex
+        self._pending_mids[mid] = ex
+        self._transmit(ex)
+        try:
+            return await future
+        finally:
+            self._finish(ex, None)
+
+    def _transmit(self, ex: _Exchange) -> None:
+        self.send(ex.data, ex.peer)
+        if ex.attempt < MAX_RETRANSMIT:
+            ex.timer = asyncio.get_running_loop().call_later(ex.timeout, self._retransmit, ex)
+
+    def _retransmit(self, ex: _Exchange) -> None:
+        if ex.acked or ex.future.done():
+            return
+        ex.attempt += 1
+        ex.timeout *= 2
+        self._transmit(ex)
+
+    def _finish(self, ex: _Exchange, error: BaseException | None) -> None:
+        if ex.timer is not None:
+            ex.timer.cancel()
+            ex.timer = None
+        if self._pending.get(ex.token) is ex:
+            del self._pending[ex.token]
+        if self._pending_mids.get(ex.mid) is ex:
+            del self._pending_mids[ex.mid]
+        if error is not None and not ex.future.done():
+            ex.future.set_exception(error)
+
+    # --- the datagram path -------------------------------------------------------------------------
+
+    def _received(self, data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        try:
+            msg = wire.parse(data)
+            if msg is not None and not msg.special and self._dispatch(msg, address, ancdata):
+                self.counters["hot"] += 1
+                return
+        except Exception:  # the hot path must never take the socket down
+            log.exception("hot path failed on a datagram from %s; handing it to aiocoap", address)
+        self.counters["slow"] += 1
+        if self._slow is not None:
+            self._slow(data, ancdata, flags, address)
+
+    @staticmethod
+    def _pktinfo(ancdata: list[Any]) -> bytes | None:
+        for level, kind, value in ancdata:
+            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+                return bytes(value)
+        return None
+
+    def _dispatch(self, msg: wire.Datagram, peer: Peer, ancdata: list[Any]) -> bool:
+        code = msg.code
+        if code == Code.POST:
+            if msg.mtype > wire.NON:
+                return False
+            return self._handler.hot_request(msg, peer, self._pktinfo(ancdata) if ancdata else None)
+        if code == 0:
+            if msg.mtype in {wire.ACK, wire.RST}:
+                ex = self._pending_mids.get(msg.mid)
+                if ex is None or ex.peer[:2] != peer[:2]:
+                    return False
+                if msg.mtype == wire.RST:
+                    self._finish(ex, ExchangeFailed("device answered RST"))
+                else:
+                    ex.acked = True
+                    if ex.timer is not None:
+                        ex.timer.cancel()
+                        ex.timer = None
+                return True
+            return False
+        if code < 64:
+            return False
+        ex = self._pending.get(msg.token)
+        if ex is not None and (msg.mtype != wire.ACK or msg.mid == ex.mid):
+            if msg.mtype == wire.CON:
+                self.send(wire.encode(wire.ACK, 0, msg.mid, b""), peer)
+            if not ex.future.done():
+                ex.future.set_result(msg)
+            self._finish(ex, None)
+            return True
+        observer = self._observers.get(msg.token)
+        if observer is not None:
+            self.counters["notifications"] += 1
+            self._handler.notification(msg, peer, self._pktinfo(ancdata) if ancdata else None, observer)
+            return True
+        if msg.observe is not None and msg.mtype != wire.ACK:
+            # A notification for an observation nobody holds: reset it so the client stops.
+            self.counters["rst_unknown"] += 1
+            self.send(wire.encode(wire.RST, 0, msg.mid, b""), peer)
+            return True
+        return False

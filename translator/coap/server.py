@@ -1,0 +1,482 @@
+"""The LwM2M server face: one UDP listener on aiocoap with the registration interface, Send, plain CBOR
+ingest, the hot path in front, and the device manager for downlinks.
+
+    async with Lwm2mServer(CoapSettings(port=5683), sink) as server:
+        records = await server.devices.read("dev1", Path(3303, 0, 5700))
+
+Resources (device → server):
+
+| request | answer |
+|---|---|
+| `POST /rd?ep=..&lt=..&lwm2m=..&b=..[&Q]` (link format) | 2.01 `Location-Path: rd/{id}` |
+| `POST /rd/{id}[?lt=..&b=..]` (optional new object list) | 2.04 |
+| `DELETE /rd/{id}` | 2.02 |
+| `POST /dp` (SenML JSON/CBOR, LwM2M CBOR) | 2.04 once the sink has the data safe |
+| `POST /ingest?ep=..` (plain CBOR map, see ingest.py) | 2.04 once the sink has the data safe |
+
+Errors are typed (errors.py) and mapped once, by `answer_for`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import aiocoap
+import aiocoap.interfaces
+from aiocoap.numbers.codes import Code as AioCode
+
+from translator.coap import wire
+from translator.coap.dedup import DedupCache
+from translator.coap.errors import (
+    Code,
+    PayloadTooLarge,
+    RequestRejected,
+    UnknownRegistration,
+    answer_for,
+)
+from translator.coap.hotpath import DatagramTap
+from translator.coap.identity import (
+    Admission,
+    ClaimedEndpointResolver,
+    DeviceIdentity,
+    IdentityResolver,
+    SecurityContext,
+)
+from translator.coap.ingest import decode_ingest, decode_send
+from translator.coap.management import Device, DeviceManager
+from translator.coap.queue import DownlinkQueue
+from translator.coap.registration import (
+    Peer,
+    Registration,
+    RegistrationStore,
+    parse_objects,
+    parse_query,
+)
+from translator.coap.responder import Responder
+from translator.coap.settings import CoapSettings
+from translator.coap.sink import DeregisterReason, TelemetryRecord, TelemetrySink, TelemetrySource
+from translator.lwm2m import ObjectRegistry
+
+log = logging.getLogger(__name__)
+
+MAX_INGEST_IDENTITIES = 100_000
+
+
+def _host(peer: Peer) -> str:
+    host = str(peer[0])
+    return host[7:] if host.startswith("::ffff:") else host
+
+
+class _Root(aiocoap.interfaces.Resource):  # type: ignore[misc]
+    """The whole resource tree in one object: no `Site` (no deep copy, no per-request URI building)."""
+
+    def __init__(self, server: Lwm2mServer) -> None:
+        super().__init__()
+        self._server = server
+
+    async def needs_blockwise_assembly(self, request: Any) -> bool:
+        return True  # registration payloads may come in blocks; aiocoap reassembles them
+
+    async def render(self, request: Any) -> Any:
+        return await self._server._render(request)
+
+    async def render_to_pipe(self, pipe: Any) -> None:
+        await self._render_to_pipe(pipe)
+
+
+class Lwm2mServer:
+    """Owns the aiocoap context, the datagram tap, the registration store and the housekeeping task."""
+
+    def __init__(
+        self,
+        settings: CoapSettings,
+        sink: TelemetrySink,
+        *,
+        registry: ObjectRegistry | None = None,
+        resolver: IdentityResolver | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self._sink = sink
+        self._registry = registry or ObjectRegistry.builtin()
+        self._resolver: IdentityResolver = resolver or ClaimedEndpointResolver()
+        self._admission = Admission(auto=settings.auto_register, allow=settings.allow)
+        self._clock = clock
+        self._wallclock = wallclock
+        self.store = RegistrationStore(grace=settings.grace)
+        self._devices: dict[str, Device] = {}
+        self._ingest_ids: dict[str, DeviceIdentity] = {}
+        self._dedup = DedupCache(
+            per_peer=settings.dedup_per_peer,
+            max_peers=settings.dedup_max_peers,
+            lifetime=settings.dedup_lifetime,
+        )
+        self.tap = DatagramTap(self if settings.hot_path else _NoHotRequests(self))
+        self._responder = Responder(self.tap, self._dedup, sink_timeout=settings.sink_timeout, clock=clock)
+        self.devices = DeviceManager(
+            settings=settings,
+            sink=sink,
+            devices=self._devices,
+            tap=self.tap,
+            dedup=self._dedup,
+            responder=self._responder,
+            clock=clock,
+            wallclock=wallclock,
+        )
+        self._context: Any = None
+        self._housekeeping: asyncio.Task[None] | None = None
+        self._address: tuple[str, int] | None = None
+
+    # --- life cycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._context = await aiocoap.Context.create_server_context(
+            _Root(self), bind=self.settings.bind, transports=["udp6"], loggername="translator.coap.aiocoap"
+        )
+        token_manager = self._context.request_interfaces[0]
+        message_manager = token_manager.token_interface
+        interface = message_manager.message_interface
+        self.tap.attach(interface)  # with hot_path off it still carries Observe exchanges
+        self.devices.bind(self._context, interface)
+        sockname = interface.transport.get_extra_info("socket").getsockname()
+        self._address = (_host(sockname), int(sockname[1]))
+        self._housekeeping = asyncio.get_running_loop().create_task(
+            self._housekeep(), name="coap-housekeeping"
+        )
+        log.info(
+            "LwM2M server listening on %s port %d (hot path %s)",
+            self.settings.host,
+            self._address[1],
+            "on" if self.settings.hot_path else "off",
+        )
+
+    async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            await asyncio.gather(self._housekeeping, return_exceptions=True)
+            self._housekeeping = None
+        for dev in list(self._devices.values()):
+            self.devices.end_device(dev, "server shutting down")
+            self._emit_deregistered(dev.registration, DeregisterReason.SHUTDOWN)
+        self._devices.clear()
+        await self._responder.close()
+        await self.devices.close()
+        self.tap.close()
+        if self._context is not None:
+            context, self._context = self._context, None
+            try:
+                async with asyncio.timeout(5.0):
+                    await context.shutdown()
+            except TimeoutError:
+                log.warning("aiocoap context shutdown timed out")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) the listener is bound to."""
+        if self._address is None:
+            raise RuntimeError("server not started")
+        return self._address
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    def registration(self, endpoint: str) -> Registration | None:
+        return self.store.by_endpoint(endpoint)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            **self.tap.counters,
+            "registrations": len(self.store),
+            "dedup_entries": len(self._dedup),
+            "dedup_peers": self._dedup.peers,
+            "sink_inflight": self._responder.inflight,
+        }
+
+    # --- housekeeping ------------------------------------------------------------------------------
+
+    async def _housekeep(self) -> None:
+        last_sweep = self._clock()
+        while True:
+            await asyncio.sleep(self.settings.tick)
+            now = self._clock()
+            try:
+                for reg in self.store.expire(now):
+                    dev = self._devices.pop(reg.endpoint, None)
+                    if dev is not None:
+                        self.devices.end_device(dev, "registration expired")
+                    log.info(
+                        "endpoint=%s device=%s: registration rd/%s expired",
+                        reg.endpoint,
+                        reg.device_id,
+                        reg.reg_id,
+                    )
+                    self._emit_deregistered(reg, DeregisterReason.EXPIRED)
+                self.devices.expire_held(now)
+                self._responder.sweep(now)
+                if now - last_sweep > 10.0:
+                    last_sweep = now
+                    self._dedup.sweep(now)
+            except Exception:
+                log.exception("housekeeping failed")
+
+    # --- sink events -------------------------------------------------------------------------------
+
+    def _emit(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self._sink, name)(*args)
+        except Exception:
+            log.exception("sink %s failed", name)
+
+    def _emit_deregistered(self, reg: Registration, reason: DeregisterReason) -> None:
+        self._emit("on_deregistered", reg, reason)
+
+    # --- registration interface (aiocoap) ----------------------------------------------------------
+
+    def _security_of(self, request: Any) -> SecurityContext | None:
+        """The peer's security context; plain UDP has none (DTLS-PSK / OSCORE will fill this in)."""
+        return None
+
+    def _check_size(self, payload: bytes) -> None:
+        if len(payload) > self.settings.max_payload:
+            raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds {self.settings.max_payload}")
+
+    async def _render(self, request: Any) -> Any:
+        path = tuple(request.opt.uri_path)
+        method = int(request.code)
+        try:
+            if path and path[0] == "rd":
+                if len(path) == 1:
+                    if method != Code.POST:
+                        raise RequestRejected("use POST to register", Code.METHOD_NOT_ALLOWED)
+                    return self._register(request)
+                if len(path) == 2:
+                    if method == Code.POST:
+                        return self._update(request, path[1])
+                    if method == Code.DELETE:
+                        return self._deregister(path[1])
+                    raise RequestRejected("use POST or DELETE", Code.METHOD_NOT_ALLOWED)
+            elif path in (("dp",), ("ingest",)):
+                if method != Code.POST:
+                    raise RequestRejected("use POST", Code.METHOD_NOT_ALLOWED)
+                return await self._slow_telemetry(request, path[0])
+            raise RequestRejected(f"no resource /{'/'.join(path)}", Code.NOT_FOUND)
+        except Exception as exc:
+            code, reason, max_age = answer_for(exc)
+            if code == Code.INTERNAL_SERVER_ERROR:
+                log.exception("request %s /%s failed", AioCode(method), "/".join(path))
+            else:
+                log.info(
+                    "refused %s /%s from %s: %s %s",
+                    AioCode(method),
+                    "/".join(path),
+                    _host(request.remote.sockaddr),
+                    Code(code).dotted,
+                    reason,
+                )
+            response = aiocoap.Message(code=AioCode(code), payload=reason.encode("utf-8", "replace")[:200])
+            if max_age is not None:
+                response.opt.max_age = max_age
+            return response
+
+    def _register(self, request: Any) -> Any:
+        peer: Peer = request.remote.sockaddr
+        params = parse_query(tuple(request.opt.uri_query))
+        identity = self._resolver.resolve(params.endpoint, self._security_of(request))
+        self._admission.check(identity)
+        payload = bytes(request.payload)
+        self._check_size(payload)
+        objects = parse_objects(request.opt.content_format, payload)
+        now = self._clock()
+        outcome = self.store.register(identity, params, objects, peer, now)
+        reg = outcome.registration
+        old = self._devices.pop(reg.endpoint, None)
+        queue = old.queue if old is not None else DownlinkQueue[Any](self.settings.queue_window)
+        if old is not None:
+            self.devices.end_device(old, "re-registered", keep_queue=True)
+        dev = Device(reg, self._registry.for_versions(reg.objects.objects), queue)
+        self._devices[reg.endpoint] = dev
+        log.info(
+            "endpoint=%s device=%s: registered rd/%s lwm2m=%s lt=%d b=%s queue=%s from %s%s",
+            reg.endpoint,
+            reg.device_id,
+            reg.reg_id,
+            reg.version,
+            reg.lifetime,
+            reg.binding,
+            reg.queue_mode,
+            _host(peer),
+            f" (replaces rd/{outcome.replaced.reg_id})" if outcome.replaced else "",
+        )
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self._emit, "on_registered", reg)  # after the 2.01 went out
+        loop.call_soon(self.devices.wake, dev, now)
+        return aiocoap.Message(code=AioCode.CREATED, location_path=reg.location)
+
+    def _update(self, request: Any, reg_id: str) -> Any:
+        peer: Peer = request.remote.sockaddr
+        params = parse_query(tuple(request.opt.uri_query), update=True)
+        payload = bytes(request.payload)
+        self._check_size(payload)
+        objects = parse_objects(request.opt.content_format, payload)
+        now = self._clock()
+        reg = self.store.update(reg_id, params, objects, peer, now)
+        dev = self._devices.get(reg.endpoint)
+        if dev is None:  # cannot happen while store and devices agree; be safe
+            raise UnknownRegistration(f"no registration rd/{reg_id}")
+        dev.registration = reg
+        if objects is not None:
+            dev.lookup = self._registry.for_versions(reg.objects.objects)
+        log.info(
+            "endpoint=%s device=%s: updated rd/%s lt=%d b=%s from %s",
+            reg.endpoint,
+            reg.device_id,
+            reg_id,
+            reg.lifetime,
+            reg.binding,
+            _host(peer),
+        )
+        loop = asyncio.get_running_loop()
+        loop.call_soon(self._emit, "on_updated", reg)
+        loop.call_soon(self.devices.wake, dev, now)
+        return aiocoap.Message(code=AioCode.CHANGED)
+
+    def _deregister(self, reg_id: str) -> Any:
+        reg = self.store.deregister(reg_id)
+        dev = self._devices.pop(reg.endpoint, None)
+        if dev is not None:
+            self.devices.end_device(dev, "de-registered")
+        log.info("endpoint=%s device=%s: de-registered rd/%s", reg.endpoint, reg.device_id, reg_id)
+        asyncio.get_running_loop().call_soon(self._emit_deregistered, reg, DeregisterReason.DEREGISTERED)
+        return aiocoap.Message(code=AioCode.DELETED)
+
+    # --- telemetry ---------------------------------------------------------------------------------
+
+    def _ingest_identity(self, query: Sequence[str]) -> DeviceIdentity:
+        claimed: str | None = None
+        for item in query:
+            if item.startswith("ep="):
+                claimed = item[3:]
+        if claimed is not None:
+            known = self._ingest_ids.get(claimed)
+            if known is not None:
+                return known
+        identity = self._resolver.resolve(claimed, None)
+        self._admission.check(identity)
+        if len(self._ingest_ids) >= MAX_INGEST_IDENTITIES:
+            self._ingest_ids.clear()
+        self._ingest_ids[identity.endpoint] = identity
+        return identity
+
+    def _telemetry(
+        self, kind: str, peer: Peer, query: Sequence[str], content_format: int | None, payload: bytes
+    ) -> tuple[DeviceIdentity, list[TelemetryRecord], TelemetrySource]:
+        """Decode a Send or ingest request (shared by the hot and the aiocoap path)."""
+        if kind == "dp":
+            reg = self.store.by_peer(peer)
+            if reg is None:
+                raise UnknownRegistration("Send from an address with no registration")
+            dev = self._devices.get(reg.endpoint)
+            if dev is None:  # store and device table disagree: treat as unregistered (device re-registers)
+                log.warning("endpoint=%s: registration without device state", reg.endpoint)
+                raise UnknownRegistration("Send from an address with no registration")
+            records = decode_send(
+                content_format,
+                payload,
+                registry=dev.lookup,
+                now=self._wallclock(),
+                max_payload=self.settings.max_payload,
+            )
+            if reg.queue_mode:
+                self.devices.wake(dev, self._clock())
+            return reg.identity, list(records), TelemetrySource.SEND
+        identity = self._ingest_identity(query)
+        return (
+            identity,
+            decode_ingest(
+                content_format, payload, now=self._wallclock(), max_payload=self.settings.max_payload
+            ),
+            TelemetrySource.INGEST,
+        )
+
+    async def _slow_telemetry(self, request: Any, kind: str) -> Any:
+        confirmable = request.mtype == aiocoap.CON
+        cf = request.opt.content_format
+        device, records, source = self._telemetry(
+            kind,
+            request.remote.sockaddr,
+            tuple(request.opt.uri_query),
+            None if cf is None else int(cf),
+            bytes(request.payload),
+        )
+        result = self._sink.on_records(device, records, source, confirmable=confirmable)
+        if result is not None:
+            if confirmable:
+                async with asyncio.timeout(self.settings.sink_timeout):
+                    await result
+            else:
+                self.devices.adopt(result)
+        return aiocoap.Message(code=AioCode.CHANGED)
+
+    # --- the hot path (DatagramTap handler) ---------------------------------------------------------
+
+    def hot_request(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None) -> bool:
+        path = msg.uri_path
+        if len(path) != 1:
+            return False
+        kind = path[0]
+        if kind not in {"dp", "ingest"}:
+            return False
+        cached = self._dedup.check(peer, msg.mid, self._clock())
+        if cached is not None:
+            if cached:
+                self.tap.send(cached, peer, pktinfo)
+            return True
+        confirmable = msg.mtype == wire.CON
+        responder = self._responder
+        try:
+            device, records, source = self._telemetry(
+                kind, peer, msg.uri_query, msg.content_format, msg.payload
+            )
+            result = self._sink.on_records(device, records, source, confirmable=confirmable)
+        except Exception as exc:
+            responder.answer_error(msg, peer, pktinfo, exc)
+            return True
+        if result is None or not confirmable:
+            if result is not None:
+                self.devices.adopt(result)
+            responder.answer(msg, peer, pktinfo, Code.CHANGED)
+        else:
+            responder.await_sink(result, msg, peer, pktinfo)
+        return True
+
+    def notification(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, observer: Any) -> None:
+        self.devices.notification(msg, peer, pktinfo, observer)
+
+
+class _NoHotRequests:
+    """Tap handler for `hot_path=False`: requests go to aiocoap, notifications still work."""
+
+    def __init__(self, server: Lwm2mServer) -> None:
+        self._server = server
+
+    def hot_request(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None) -> bool:
+        return False
+
+    def notification(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, observer: Any) -> None:
+        self._server.notification(msg, peer, pktinfo, observer)

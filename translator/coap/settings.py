@@ -1,0 +1,29 @@
+"""Settings of the CoAP face, built once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class CoapSettings:
+    host: str = "::"  # "::" serves IPv4 and IPv6; "0.0.0.0"/"127.0.0.1" or an IPv6 address restrict it
+    port: int = 5683  # 0: an ephemeral port (tests)
+    grace: float = 30.0  # seconds a registration survives past its lifetime
+    queue_window: float = 93.0  # a queue-mode client listens this long after it sent (MAX_TRANSMIT_WAIT)
+    queue_deadline: float = 60.0  # default deadline of a request held for a sleeping client
+    request_timeout: float = 10.0  # default bound of one downlink exchange
+    composite_timeout: float = 5.0  # composite ops: some clients ACK and never answer
+    sink_timeout: float = 10.0  # a confirmable telemetry message not confirmed by then gets 5.03
+    max_payload: int = 64 * 1024  # bigger request payloads get 4.13
+    auto_register: bool = True  # False: only endpoints / device ids in `allow` may register
+    allow: tuple[str, ...] = ()
+    tick: float = 1.0  # housekeeping period (expiry, deadlines, sweeps)
+    hot_path: bool = True  # the hand-parsed telemetry path in front of aiocoap
+    dedup_per_peer: int = 32
+    dedup_max_peers: int = 50_000
+    dedup_lifetime: float = 247.0
+
+    @property
+    def bind(self) -> tuple[str, int]:
+        return (self.host, self.port)

@@ -1,0 +1,484 @@
+"""A simulated LwM2M client on aiocoap, for tests and `iotc-translator simulate`.
+
+One `SimulatedDevice` is one endpoint with its own UDP socket: it registers, updates, de-registers,
+sends (`/dp`), answers Read / Discover / Write / Write-Attributes / Execute / Create / Delete /
+Observe (notifications when a value changes) and, optionally, Read-/Observe-Composite. Queue mode is
+simulated the way Anjay behaves: `sleep()` closes the socket, `wake()` re-opens it on the same port
+and sends an Update.
+
+Values live in a flat map of resource paths; the encoding is the project's LwM2M core (the simulator is
+a test peer for the CoAP layer; the content formats are checked against real clients' captures
+elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiocoap
+import aiocoap.interfaces
+from aiocoap.numbers.codes import Code as AioCode
+
+from translator.lwm2m import (
+    ContentFormat,
+    Link,
+    Lwm2mFormatError,
+    ObjectRegistry,
+    Operations,
+    Path,
+    Record,
+    Value,
+    decode,
+    encode,
+    format_links,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FORMATS = frozenset(
+    {
+        ContentFormat.TEXT,
+        ContentFormat.OPAQUE,
+        ContentFormat.CBOR,
+        ContentFormat.TLV,
+        ContentFormat.SENML_JSON,
+        ContentFormat.SENML_CBOR,
+        ContentFormat.LWM2M_JSON,
+        ContentFormat.LWM2M_CBOR,
+    }
+)
+
+
+def default_values() -> dict[Path, Value]:
+    """Device (3) and Temperature (3303) instances, plus Location (6)."""
+    return {
+        Path(3, 0, 0): "iotc-translator",
+        Path(3, 0, 1): "simulated",
+        Path(3, 0, 2): "SIM-0001",
+        Path(3, 0, 3): "1.0",
+        Path(3, 0, 6, 0): 1,
+        Path(3, 0, 6, 1): 5,
+        Path(3, 0, 9): 100,
+        Path(3, 0, 11, 0): 0,
+        Path(3, 0, 14): "+00:00",
+        Path(3, 0, 15): "UTC",
+        Path(3, 0, 16): "U",
+        Path(3303, 0, 5700): 21.5,
+        Path(3303, 0, 5701): "Cel",
+        Path(3303, 0, 5601): 20.0,
+        Path(3303, 0, 5602): 25.0,
+        Path(6, 0, 0): 48.85,
+        Path(6, 0, 1): 2.35,
+    }
+
+
+@dataclass
+class SimulatorOptions:
+    version: str = "1.1"
+    lifetime: int = 300
+    queue_mode: bool = False
+    binding_style: str = "query"  # "query": bare Q (1.1+); "b": b=UQ (1.0 style)
+    ct_hint: int | None = None  # announce `</>;rt="oma.lwm2m";ct=..`
+    formats: frozenset[int] = DEFAULT_FORMATS
+    composite: str = "ok"  # "ok", "unsupported" (4.05), "silent" (empty ACK, never answers: Wakaama)
+    con_notifications: bool = False  # real clients send NON notifications
+    default_format: int = ContentFormat.SENML_JSON
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class _DeviceResource(aiocoap.interfaces.ObservableResource):  # type: ignore[misc]
+    def __init__(self, device: SimulatedDevice) -> None:
+        super().__init__()
+        self._device = device
+
+    async def needs_blockwise_assembly(self, request: Any) -> bool:
+        return True
+
+    async def add_observation(self, request: Any, serverobservation: Any) -> None:
+        self._device._add_observation(request, serverobservation)
+
+    async def render(self, request: Any) -> Any:
+        return await self._device._render(request)
+
+    async def render_to_pipe(self, pipe: Any) -> None:
+        await self._render_to_pipe(pipe)
+
+
+class SimulatedDevice:
+    def __init__(
+        self,
+        endpoint: str,
+        server: tuple[str, int],
+        *,
+        options: SimulatorOptions | None = None,
+        values: Mapping[Path, Value] | None = None,
+        registry: ObjectRegistry | None = None,
+        bind: tuple[str, int] = ("127.0.0.1", 0),
+    ) -> None:
+        self.endpoint = endpoint
+        self.server = server
+        self.options = options or SimulatorOptions()
+        self.values: dict[Path, Value] = dict(default_values() if values is None else values)
+        self.registry = registry or ObjectRegistry.builtin()
+        self.attributes: dict[Path, dict[str, str]] = {}
+        self.executed: list[tuple[Path, str]] = []
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every request served
+        self.location: tuple[str, ...] | None = None
+        self._bind = bind
+        self._context: Any = None
+        self._observers: dict[tuple[Path, ...], set[Any]] = {}
+        self.port = 0
+
+    # --- life cycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._context = await aiocoap.Context.create_server_context(
+            _DeviceResource(self),
+            bind=(self._bind[0], self.port or self._bind[1]),
+            transports=["udp6"],
+            loggername=f"translator.coap.simulator.{self.endpoint}",
+        )
+        interface = self._context.request_interfaces[0].token_interface.message_interface
+        self.port = int(interface.transport.get_extra_info("socket").getsockname()[1])
+
+    async def close(self) -> None:
+        if self._context is not None:
+            context, self._context = self._context, None
+            self._observers.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3.0):
+                    await context.shutdown()
+
+    async def __aenter__(self) -> SimulatedDevice:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- client → server ---------------------------------------------------------------------------
+
+    def _uri(self, path: str) -> str:
+        host, port = self.server
+        host = f"[{host}]" if ":" in host else host
+        return f"coap://{host}:{port}/{path}"
+
+    async def _send(self, msg: Any, timeout: float = 10.0) -> Any:
+        if self._context is None:
+            raise RuntimeError("simulator not started")
+        async with asyncio.timeout(timeout):
+            return await self._context.request(msg).response
+
+    def object_links(self) -> str:
+        links: list[Link] = []
+        if self.options.ct_hint is not None:
+            links.append(Link("/", (("rt", "oma.lwm2m"), ("ct", str(self.options.ct_hint)))))
+        instances = sorted({Path.of(p[:2]) for p in self.values})
+        for oid in sorted({p[0] for p in instances}):
+            model = self.registry.get(oid)
+            if model is not None and model.version not in ("1.0", ""):
+                links.append(Link(f"/{oid}", (("ver", model.version),)))
+        links.extend(Link(str(p)) for p in instances)
+        return format_links(links)
+
+    def register_query(self) -> list[str]:
+        o = self.options
+        query = [f"ep={self.endpoint}", f"lt={o.lifetime}", f"lwm2m={o.version}"]
+        if o.queue_mode and o.binding_style == "b":
+            query.append("b=UQ")
+        elif o.queue_mode:
+            query.append("Q")
+        query.extend(f"{k}={v}" for k, v in o.extra.items())
+        return query
+
+    async def register(self) -> Any:
+        msg = aiocoap.Message(
+            code=AioCode.POST,
+            uri=self._uri("rd"),
+            content_format=ContentFormat.LINK_FORMAT,
+            payload=self.object_links().encode(),
+        )
+        msg.opt.uri_query = tuple(self.register_query())
+        response = await self._send(msg)
+        if response.code == AioCode.CREATED:
+            self.location = tuple(response.opt.location_path)
+        return response
+
+    async def update(self, *, lifetime: int | None = None, with_objects: bool = False) -> Any:
+        if self.location is None:
+            raise RuntimeError("not registered")
+        msg = aiocoap.Message(code=AioCode.POST, uri=self._uri("/".join(self.location)))
+        if lifetime is not None:
+            msg.opt.uri_query = (f"lt={lifetime}",)
+        if with_objects:
+            msg.opt.content_format = ContentFormat.LINK_FORMAT
+            msg.payload = self.object_links().encode()
+        return await self._send(msg)
+
+    async def deregister(self) -> Any:
+        if self.location is None:
+            raise RuntimeError("not registered")
+        response = await self._send(
+            aiocoap.Message(code=AioCode.DELETE, uri=self._uri("/".join(self.location)))
+        )
+        self.location = None
+        return response
+
+    async def send(
+        self,
+        paths: Iterable[Path],
+        *,
+        content_format: int = ContentFormat.SENML_JSON,
+        confirmable: bool = True,
+    ) -> Any:
+        """LwM2M Send of the current values under `paths`, with the current time."""
+        now = time.time()
+        records = [
+            Record(p, v, now) for want in paths for p, v in sorted(self.values.items()) if p.startswith(want)
+        ]
+        payload = encode(content_format, records, base_path=Path(), registry=self.registry)
+        msg = aiocoap.Message(
+            code=AioCode.POST,
+            uri=self._uri("dp"),
+            content_format=content_format,
+            payload=payload,
+            transport_tuning=aiocoap.Reliable if confirmable else aiocoap.Unreliable,
+        )
+        return await self._send(msg)
+
+    async def sleep(self) -> None:
+        """Queue mode: stop listening (the socket closes, like Anjay after MAX_TRANSMIT_WAIT)."""
+        await self.close()
+
+    async def wake(self, *, register: bool = False) -> Any:
+        """Re-open the socket on the same port and tell the server (Update, or a full Register)."""
+        await self.start()
+        return await (self.register() if register else self.update())
+
+    def set_value(self, path: Path, value: Value) -> None:
+        """Change a value; observers of it (or of an ancestor) are notified."""
+        self.values[path] = value
+        for paths, observers in list(self._observers.items()):
+            if any(path.startswith(p) for p in paths):
+                for obs in list(observers):
+                    obs.trigger()
+
+    @property
+    def observed(self) -> list[tuple[Path, ...]]:
+        return [k for k, v in self._observers.items() if v]
+
+    # --- server → client ---------------------------------------------------------------------------
+
+    def _add_observation(self, request: Any, serverobservation: Any) -> None:
+        try:
+            paths = self._request_paths(request)
+        except Lwm2mFormatError:
+            return
+        if not any(self._under(p) for p in paths):
+            return
+        observers = self._observers.setdefault(paths, set())
+        observers.add(serverobservation)
+        serverobservation.accept(lambda: observers.discard(serverobservation))
+
+    def _request_paths(self, request: Any) -> tuple[Path, ...]:
+        if request.code == AioCode.FETCH:
+            cf = request.opt.content_format
+            recs = decode(int(cf) if cf is not None else ContentFormat.SENML_JSON, bytes(request.payload))
+            return tuple(r.path for r in recs)
+        return (Path.parse("/" + "/".join(request.opt.uri_path)),)
+
+    def _under(self, path: Path) -> list[Record]:
+        return [Record(p, v) for p, v in sorted(self.values.items()) if p.startswith(path)]
+
+    def _reply(self, code: Any, payload: bytes = b"", cf: int | None = None) -> Any:
+        msg = aiocoap.Message(code=code, payload=payload)
+        if cf is not None:
+            msg.opt.content_format = cf
+        if not self.options.con_notifications:
+            msg.mtype = aiocoap.NON  # turned into a piggy-backed ACK for the first response
+        return msg
+
+    async def _render(self, request: Any) -> Any:
+        method = request.code.name
+        path_text = "/" + "/".join(request.opt.uri_path)
+        self.requests.append((method, path_text))
+        try:
+            path = Path.parse(path_text)
+        except Lwm2mFormatError:
+            return self._reply(AioCode.NOT_FOUND)
+        try:
+            if request.code == AioCode.GET:
+                return self._read(request, path)
+            if request.code == AioCode.PUT:
+                return self._put(request, path)
+            if request.code == AioCode.POST:
+                return self._post(request, path)
+            if request.code == AioCode.DELETE:
+                if len(path) != 2 or not self._under(path):
+                    return self._reply(AioCode.NOT_FOUND if len(path) == 2 else AioCode.METHOD_NOT_ALLOWED)
+                for p in [p for p in self.values if p.startswith(path)]:
+                    del self.values[p]
+                return self._reply(AioCode.DELETED)
+            if request.code == AioCode.FETCH:
+                return await self._fetch(request)
+        except Lwm2mFormatError as exc:
+            return self._reply(AioCode.BAD_REQUEST, exc.reason.encode())
+        return self._reply(AioCode.METHOD_NOT_ALLOWED)
+
+    def _accept(self, request: Any, path: Path) -> int:
+        accept = request.opt.accept
+        if accept is not None:
+            return int(accept)
+        return self.options.default_format if len(path) < 3 else ContentFormat.TEXT
+
+    def _read(self, request: Any, path: Path) -> Any:
+        if request.opt.accept == ContentFormat.LINK_FORMAT:
+            return self._discover(path)
+        if path and path[0] == 0:
+            return self._reply(AioCode.UNAUTHORIZED)
+        records = self._under(path)
+        if not records:
+            return self._reply(AioCode.NOT_FOUND)
+        cf = self._accept(request, path)
+        if cf not in self.options.formats:
+            return self._reply(AioCode.NOT_ACCEPTABLE)
+        try:
+            payload = encode(cf, records, base_path=path, registry=self.registry)
+        except Lwm2mFormatError:
+            return self._reply(AioCode.NOT_ACCEPTABLE)
+        return self._reply(AioCode.CONTENT, payload, cf)
+
+    def _discover(self, path: Path) -> Any:
+        records = self._under(path)
+        if not records:
+            return self._reply(AioCode.NOT_FOUND)
+        targets = sorted({path, *(Path.of(r.path[: max(len(path), 3)]) for r in records)})
+        links = [Link(str(t), tuple(self.attributes.get(t, {}).items())) for t in targets]
+        return self._reply(AioCode.CONTENT, format_links(links).encode(), ContentFormat.LINK_FORMAT)
+
+    def _decode_body(self, request: Any, path: Path) -> list[Record] | Any:
+        cf = request.opt.content_format
+        if cf is None or int(cf) not in self.options.formats:
+            return self._reply(AioCode.UNSUPPORTED_CONTENT_FORMAT)
+        return decode(int(cf), bytes(request.payload), base_path=path, registry=self.registry)
+
+    def _put(self, request: Any, path: Path) -> Any:
+        if request.opt.uri_query:
+            attrs = self.attributes.setdefault(path, {})
+            for item in request.opt.uri_query:
+                name, _, value = item.partition("=")
+                if value:
+                    attrs[name] = value
+                else:
+                    attrs.pop(name, None)
+            return self._reply(AioCode.CHANGED)
+        records = self._decode_body(request, path)
+        if not isinstance(records, list):
+            return records
+        if len(path) == 2:  # replace the instance
+            for p in [p for p in self.values if p.startswith(path)]:
+                del self.values[p]
+        for rec in records:
+            if rec.value is not None:
+                self.set_value(rec.path, rec.value)
+        return self._reply(AioCode.CHANGED)
+
+    def _post(self, request: Any, path: Path) -> Any:
+        if len(path) == 3:
+            model = self.registry.resource_model(path[0], path[2])
+            if model is None or Operations.EXECUTE not in model.operations:
+                return self._reply(AioCode.METHOD_NOT_ALLOWED)
+            self.executed.append((path, bytes(request.payload).decode("utf-8", "replace")))
+            return self._reply(AioCode.CHANGED)
+        if len(path) == 2:
+            if not self._under(path):
+                return self._reply(AioCode.NOT_FOUND)
+            records = self._decode_body(request, path)
+            if not isinstance(records, list):
+                return records
+            for rec in records:
+                if rec.value is not None:
+                    self.set_value(rec.path, rec.value)
+            return self._reply(AioCode.CHANGED)
+        if len(path) == 1:
+            records = self._decode_body(request, path)
+            if not isinstance(records, list):
+                return records
+            used = {p[1] for p in self.values if p[0] == path[0]}
+            given = {r.path[1] for r in records if len(r.path) >= 2}
+            iid = given.pop() if len(given) == 1 else min(set(range(len(used) + 1)) - used)
+            for rec in records:
+                target = Path(path[0], iid, *rec.path[2:]) if len(rec.path) >= 3 else rec.path
+                if rec.value is not None:
+                    self.values[target] = rec.value
+            response = self._reply(AioCode.CREATED)
+            response.opt.location_path = (str(path[0]), str(iid))
+            return response
+        return self._reply(AioCode.METHOD_NOT_ALLOWED)
+
+    async def _fetch(self, request: Any) -> Any:
+        mode = self.options.composite
+        if mode == "unsupported":
+            return self._reply(AioCode.METHOD_NOT_ALLOWED)
+        if mode == "silent":
+            await asyncio.sleep(3600)  # aiocoap sends an empty ACK; no answer ever comes (like Wakaama)
+        paths = self._request_paths(request)
+        records = [r for p in paths for r in self._under(p)]
+        cf = int(request.opt.accept) if request.opt.accept is not None else ContentFormat.SENML_JSON
+        if cf not in (ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR) or cf not in self.options.formats:
+            return self._reply(AioCode.NOT_ACCEPTABLE)
+        return self._reply(AioCode.CONTENT, encode(cf, records, base_path=Path(), registry=self.registry), cf)
+
+
+# --- the `simulate` command ------------------------------------------------------------------------------
+
+
+async def run_fleet(
+    server: tuple[str, int],
+    devices: int,
+    *,
+    prefix: str = "sim",
+    interval: float = 10.0,
+    duration: float | None = None,
+    options: SimulatorOptions | None = None,
+) -> int:
+    """Run `devices` simulated clients: register, Send a temperature every `interval` s, update before
+    the lifetime ends, de-register at the end. Returns the number of Sends answered 2.04."""
+    fleet = [SimulatedDevice(f"{prefix}-{i:05d}", server, options=options) for i in range(devices)]
+    sent = 0
+    stop_at = None if duration is None else time.monotonic() + duration
+
+    async def one(dev: SimulatedDevice) -> None:
+        nonlocal sent
+        await dev.start()
+        await asyncio.sleep(random.uniform(0, min(interval, 5.0)))
+        response = await dev.register()
+        log.info("%s: register → %s %s", dev.endpoint, response.code, "/".join(dev.location or ()))
+        last_update = time.monotonic()
+        while stop_at is None or time.monotonic() < stop_at:
+            await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+            dev.set_value(Path(3303, 0, 5700), round(20 + random.uniform(-5, 5), 2))
+            with contextlib.suppress(TimeoutError, aiocoap.error.Error):
+                response = await dev.send([Path(3303, 0, 5700)])
+                sent += response.code == AioCode.CHANGED
+            if time.monotonic() - last_update > dev.options.lifetime * 0.8:
+                await dev.update()
+                last_update = time.monotonic()
+        with contextlib.suppress(TimeoutError, aiocoap.error.Error):
+            await dev.deregister()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for dev in fleet:
+                group.create_task(one(dev))
+    finally:
+        for dev in fleet:
+            await dev.close()
+    return sent
