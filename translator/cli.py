@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from translator.settings import Settings, SettingsError, load_settings
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -45,7 +47,136 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --objects: codec files whose object mappings replace the generated ones",
     )
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
+    simulate = commands.add_parser("simulate", help="run simulated LwM2M devices against an LwM2M server")
+    simulate.add_argument("--devices", type=int, default=1, metavar="N", help="how many devices (default 1)")
+    simulate.add_argument("--server", default="coap://127.0.0.1:5683", metavar="URI", help="LwM2M server URI")
+    simulate.add_argument("--prefix", default="sim", help="endpoint names: PREFIX-00000, ...")
+    simulate.add_argument("--interval", type=float, default=10.0, help="seconds between Sends per device")
+    simulate.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    simulate.add_argument("--lifetime", type=int, default=300, help="registration lifetime (s)")
+    simulate.add_argument("--lwm2m", default="1.1", choices=("1.0", "1.1", "1.2"), help="LwM2M version")
+    simulate.add_argument("--queue", action="store_true", help="register in queue mode (Q)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the translator (with no IoT Central configured: on the built-in emulator)",
+        description="Settings come from --config (TOML), then IOTC_TRANSLATOR_<SECTION>_<NAME>, then flags.",
+    )
+    _settings_flags(serve)
+    devices = commands.add_parser("devices", help="manage pre-registered devices")
+    device_commands = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
+    importing = device_commands.add_parser(
+        "import", help="import devices from a CSV file (like IoT Central's)"
+    )
+    importing.add_argument("csv", type=Path, help="deviceId,endpoint,codec,modelId,symmetricKey,... per line")
+    _settings_flags(importing)
     return parser
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="settings file (TOML)")
+    parser.add_argument("--state-dir", help="where the store, certificates and the emulator's state live")
+    parser.add_argument("--coap-host", help="address the LwM2M server binds (default :: for IPv4 and IPv6)")
+    parser.add_argument("--coap-port", type=int, help="LwM2M UDP port (default 5683)")
+    parser.add_argument("--id-scope", help="IoT Central ID scope")
+    parser.add_argument("--group-key", help="IoT Central SAS group enrollment key")
+    parser.add_argument("--operations-port", type=int, help="/metrics and /healthz port (default 9100)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "state_dir": args.state_dir,
+        "coap.host": args.coap_host,
+        "coap.port": args.coap_port,
+        "iotc.id_scope": args.id_scope,
+        "iotc.group_key": args.group_key,
+        "operations.port": args.operations_port,
+        "log_level": args.log_level,
+    }
+    return load_settings(file=args.config, overrides=overrides)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from translator.codec import CodecError
+    from translator.serve import serve
+
+    try:
+        settings = _settings(args)
+    except SettingsError as error:
+        print(f"iotc-translator: configuration error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        asyncio.run(serve(settings))
+    except CodecError as error:
+        print(f"iotc-translator: codec error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"iotc-translator: cannot start: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _devices_import(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from translator.device_import import ImportError_, parse_devices_csv
+    from translator.store import SqliteStore
+
+    try:
+        settings = _settings(args)
+        devices = parse_devices_csv(args.csv.read_text())
+    except (SettingsError, ImportError_, OSError) as error:
+        print(f"iotc-translator: {args.csv}: {error}", file=sys.stderr)
+        return 2
+
+    async def store_them() -> None:
+        async with SqliteStore(settings.store_path) as store:
+            for device in devices:
+                await store.put_device(device.entry)
+                if device.assignment is not None:
+                    await store.put_assignment(device.entry.device_id, device.assignment)
+
+    asyncio.run(store_them())
+    print(f"imported {len(devices)} devices into {settings.store_path}")
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    from urllib.parse import urlsplit
+
+    from translator.coap.simulator import SimulatorOptions, run_fleet
+
+    uri = urlsplit(args.server)
+    if uri.scheme != "coap" or not uri.hostname:
+        print("iotc-translator: --server must be coap://host[:port]", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = SimulatorOptions(version=args.lwm2m, lifetime=args.lifetime, queue_mode=args.queue)
+    try:
+        sent = asyncio.run(
+            run_fleet(
+                (uri.hostname, uri.port or 5683),
+                args.devices,
+                prefix=args.prefix,
+                interval=args.interval,
+                duration=args.duration,
+                options=options,
+            )
+        )
+    except KeyboardInterrupt:
+        return 130
+    print(f"{sent} Sends acknowledged")
+    return 0
 
 
 def _template_export(args: argparse.Namespace) -> int:
@@ -91,6 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parsed = parser.parse_args(args)
     if parsed.command == "template" and parsed.template_command == "export":
         return _template_export(parsed)
+    if parsed.command == "serve":
+        return _serve(parsed)
+    if parsed.command == "devices" and parsed.devices_command == "import":
+        return _devices_import(parsed)
+    if parsed.command == "simulate":
+        return _simulate(parsed)
     parser.print_help()
     return 2
 

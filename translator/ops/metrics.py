@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -54,10 +54,6 @@ class Metrics:
             ["outcome"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
-        )
-        self.registrations = Gauge("iotc_translator_registrations", "Registered LwM2M endpoints", registry=r)
-        self.outbox_depth = Gauge(
-            "iotc_translator_outbox_depth", "Messages waiting in the outbox", registry=r
         )
 
     def add_callback(

@@ -107,6 +107,10 @@ class Store(Protocol):
 
     async def outbox_devices(self) -> list[str]: ...
 
+    def outbox_size(self) -> int:
+        """Messages in the outbox now, without I/O (for metrics)."""
+        ...
+
     # commands for sleeping devices
     async def add_command(self, command: PendingCommand) -> None: ...
 

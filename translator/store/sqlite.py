@@ -242,6 +242,9 @@ class SqliteStore:
     async def outbox_depth(self, device_id: str | None = None) -> int:
         return self._depth if device_id is None else self._device_depth.get(device_id, 0)
 
+    def outbox_size(self) -> int:
+        return self._depth
+
     async def outbox_devices(self) -> list[str]:
         return sorted(self._device_depth)
 

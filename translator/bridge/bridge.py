@@ -1,0 +1,273 @@
+"""The bridge: the CoAP face's telemetry sink and the owner of every device's life.
+
+Registration → admission (the CoAP face) → credentials and codec → session (cached DPS assignment) →
+static properties → observations → telemetry; desired properties, commands and offline commands flow back.
+De-registration or expiry closes the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from translator.bridge.codecs import CodecCatalog
+from translator.bridge.device import DeviceLife
+from translator.coap import (
+    DeregisterReason,
+    DeviceIdentity,
+    Registration,
+    TelemetryRecord,
+    TelemetrySource,
+)
+from translator.codec import Codec
+from translator.iotc.credentials import Credential, SymmetricKey, X509Identity, mint_device_certificate
+from translator.iotc.pool import DeviceSpec, PoolFullError, SessionPool
+from translator.iotc.session import SessionCallbacks
+from translator.ops.metrics import Metrics
+from translator.settings import Settings
+from translator.store import DeviceEntry, RegistrationRecord, Store
+
+if TYPE_CHECKING:
+    from translator.coap import Lwm2mServer
+
+log = logging.getLogger(__name__)
+
+
+class Bridge:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        pool: SessionPool,
+        catalog: CodecCatalog,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.pool = pool
+        self.catalog = catalog
+        self.metrics = metrics
+        self.clock = clock
+        self._coap: Lwm2mServer | None = None
+        self.lives: dict[str, DeviceLife] = {}
+        self._starting: dict[str, asyncio.Task[DeviceLife | None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        metrics.add_callback(self._gauges, {"iotc_translator_sessions": ["state"]})
+
+    # -- wiring -----------------------------------------------------------------------------------
+
+    def attach(self, coap: Lwm2mServer) -> None:
+        self._coap = coap
+
+    @property
+    def coap(self) -> Lwm2mServer:
+        if self._coap is None:
+            raise RuntimeError("the bridge has no CoAP server attached")
+        return self._coap
+
+    def downlink_deadline(self) -> float:
+        """Static reads, observations and writes wait for a sleeping device up to the queue deadline."""
+        return self.clock() + self.settings.coap.queue_deadline
+
+    def command_deadline(self) -> float:
+        return self.clock() + self.settings.iotc.command_deadline
+
+    async def close(self) -> None:
+        for task in [*self._tasks, *self._starting.values()]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._starting.values(), return_exceptions=True)
+        await asyncio.gather(*(life.close() for life in self.lives.values()), return_exceptions=True)
+        self.lives.clear()
+
+    def _spawn(self, work: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(work)
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+            self.metrics.errors.labels(kind="bridge").inc()
+
+    # -- a device's life --------------------------------------------------------------------------
+
+    async def credential_for(self, device_id: str, entry: DeviceEntry | None) -> Credential:
+        iotc = self.settings.iotc
+        if entry is not None and entry.certificate and entry.private_key:
+            return X509Identity(Path(entry.certificate), Path(entry.private_key))
+        if entry is not None and entry.symmetric_key:
+            return SymmetricKey(entry.symmetric_key)
+        if iotc.group_key:
+            return SymmetricKey.from_group(iotc.group_key, device_id)
+        if iotc.x509_ca_cert is not None and iotc.x509_ca_key is not None:
+            return await asyncio.to_thread(
+                mint_device_certificate,
+                device_id,
+                iotc.x509_ca_cert,
+                iotc.x509_ca_key,
+                self.settings.state_dir / "certs",
+            )
+        raise PoolFullError(f"no credentials for {device_id}: configure iotc.group_key or import the device")
+
+    def codec_for(self, registration: Registration | None, entry: DeviceEntry | None) -> Codec | None:
+        if entry is not None and entry.codec:
+            return self.catalog.load(Path(entry.codec))
+        if registration is None:
+            return None  # plain CBOR sensors: their names are the telemetry names
+        objects = registration.objects
+        return self.catalog.for_objects(objects.instances, dict(objects.objects))
+
+    async def _start_life(self, device_id: str, registration: Registration | None) -> DeviceLife | None:
+        entry = (
+            await self.store.device_for_endpoint(registration.endpoint) if registration is not None else None
+        )
+        codec = self.codec_for(registration, entry)
+        credential = await self.credential_for(device_id, entry)
+        life = DeviceLife(self, device_id, codec)
+        callbacks = SessionCallbacks(
+            on_desired=life.on_desired,
+            on_method=life.on_method,
+            on_c2d=life.on_c2d,
+            on_connected=life.on_connected,
+        )
+        model_id = (entry.model_id if entry is not None else None) or (
+            codec.model_id if codec is not None else None
+        )
+        session = await self.pool.session(DeviceSpec(device_id, credential, model_id, callbacks))
+        # Commands and writable properties arrive only while connected: registered devices stay connected.
+        self.pool.pin(device_id, registration is not None)
+        await life.start(session)
+        self.lives[device_id] = life
+        log.info(
+            "device %s: life started (codec %s)", device_id, codec.model_id if codec is not None else "none"
+        )
+        return life
+
+    async def _life(self, device_id: str, registration: Registration | None) -> DeviceLife | None:
+        life = self.lives.get(device_id)
+        if life is not None:
+            return life
+        starting = self._starting.get(device_id)
+        if starting is None:
+            starting = asyncio.create_task(
+                self._start_life(device_id, registration), name=f"start-{device_id}"
+            )
+            self._starting[device_id] = starting
+            starting.add_done_callback(lambda _task: self._starting.pop(device_id, None))
+        return await starting
+
+    async def _registered(self, registration: Registration) -> None:
+        device_id = registration.device_id
+        await self.store.save_registration(
+            RegistrationRecord(
+                registration.endpoint,
+                device_id,
+                {
+                    "lifetime": registration.lifetime,
+                    "version": registration.version,
+                    "binding": registration.binding,
+                    "queue_mode": registration.queue_mode,
+                    "objects": {str(k): v for k, v in registration.objects.objects.items()},
+                },
+                time.time(),
+            )
+        )
+        life = await self._life(device_id, registration)
+        if life is not None:
+            life.registered(registration)
+
+    # -- TelemetrySink ----------------------------------------------------------------------------
+
+    def on_registered(self, registration: Registration) -> None:
+        log.info(
+            "device %s: registered as %s (LwM2M %s)",
+            registration.device_id,
+            registration.endpoint,
+            registration.version,
+        )
+        self._spawn(self._registered(registration), f"register-{registration.device_id}")
+
+    def on_updated(self, registration: Registration) -> None:
+        life = self.lives.get(registration.device_id)
+        if life is not None:
+            previous = life.registration
+            life.registration = registration
+            if previous is not None and previous.objects.instances != registration.objects.instances:
+                # New objects (Create/Delete on the device): a new codec shape, so set up again.
+                life.registered(registration)
+
+    def on_deregistered(self, registration: Registration, reason: DeregisterReason) -> None:
+        log.info("device %s: %s", registration.device_id, reason.value)
+        self._spawn(self._end(registration, reason), f"end-{registration.device_id}")
+
+    async def _end(self, registration: Registration, reason: DeregisterReason) -> None:
+        life = self.lives.pop(registration.device_id, None)
+        if life is not None:
+            await life.close()
+        await self.pool.close_session(registration.device_id)
+        if reason is not DeregisterReason.SHUTDOWN:
+            await self.store.delete_registration(registration.endpoint)
+
+    def on_records(
+        self,
+        device: DeviceIdentity,
+        records: Sequence[TelemetryRecord],
+        source: TelemetrySource,
+        *,
+        confirmable: bool,
+    ) -> Awaitable[None] | None:
+        self.metrics.messages_in.labels(source=source.value).inc()
+        self.metrics.records_in.inc(len(records))
+        life = self.lives.get(device.device_id)
+        if life is not None:
+            return life.deliver(records)
+        return asyncio.ensure_future(self._deliver_later(device, records, source))
+
+    async def _deliver_later(
+        self, device: DeviceIdentity, records: Sequence[TelemetryRecord], source: TelemetrySource
+    ) -> None:
+        registration = (
+            self.coap.registration(device.endpoint) if source is not TelemetrySource.INGEST else None
+        )
+        life = await self._life(device.device_id, registration)
+        if life is None:
+            return
+        safe = life.deliver(records)
+        if safe is not None:
+            await safe
+
+    # -- operations -------------------------------------------------------------------------------
+
+    def _gauges(self) -> dict[str, dict[tuple[str, ...], float]]:
+        figures = self.pool.metrics()
+        sessions: dict[tuple[str, ...], float] = {
+            (name.split(":", 1)[1],): float(value)
+            for name, value in figures.items()
+            if name.startswith("sessions:")
+        }
+        return {
+            "iotc_translator_sessions": sessions,
+            "iotc_translator_registrations": {
+                (): float(len(self.coap.store)) if self._coap is not None else 0.0
+            },
+            "iotc_translator_outbox_depth": {(): float(self.store.outbox_size())},
+            "iotc_translator_devices": {(): float(len(self.lives))},
+        }
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        figures = self.pool.metrics()
+        details: dict[str, object] = {
+            "devices": len(self.lives),
+            "sessions": {
+                k.split(":", 1)[1]: v for k, v in figures.items() if k.startswith("sessions:") and v
+            },
+        }
+        return self._coap is not None, details

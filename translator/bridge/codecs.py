@@ -1,0 +1,42 @@
+"""Which codec a device gets: the one its import entry names, else the default codec for its objects with
+the codec files in the codec directory overriding their objects. Loaded and checked at start-up."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from translator.codec import Codec, default_codec, load_codec
+from translator.lwm2m import ObjectRegistry
+from translator.lwm2m import Path as Lwm2mPath
+
+log = logging.getLogger(__name__)
+
+
+class CodecCatalog:
+    def __init__(self, directory: Path | None, registry: ObjectRegistry) -> None:
+        self.registry = registry
+        self._files: dict[Path, Codec] = {}
+        self.overrides: tuple[Codec, ...] = ()
+        if directory is not None and directory.is_dir():
+            # A bad codec file stops start-up with its name, field and reason (CodecError).
+            self.overrides = tuple(self.load(path) for path in sorted(directory.glob("*.toml")))
+            log.info("codec files loaded from %s: %d", directory, len(self.overrides))
+        self._defaults: dict[tuple[tuple[Lwm2mPath, ...], tuple[tuple[int, str | None], ...]], Codec] = {}
+
+    def load(self, path: Path) -> Codec:
+        resolved = path.resolve()
+        codec = self._files.get(resolved)
+        if codec is None:
+            codec = self._files[resolved] = load_codec(path, self.registry)
+        return codec
+
+    def for_objects(self, instances: tuple[Lwm2mPath, ...], versions: dict[int, str | None]) -> Codec:
+        """The default codec for these object instances; devices of the same shape share one."""
+        key = (tuple(sorted(instances)), tuple(sorted(versions.items())))
+        codec = self._defaults.get(key)
+        if codec is None:
+            codec = default_codec(instances, self.registry, versions=versions, overrides=self.overrides)
+            if len(self._defaults) < 1024:
+                self._defaults[key] = codec
+        return codec

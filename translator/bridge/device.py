@@ -1,0 +1,409 @@
+"""One device's life in the bridge: session, static properties, observations, telemetry delivery with the
+outbox, writable properties, commands and offline commands.
+
+Telemetry of a device goes through one queue and one worker, so messages reach IoT Central in the order the
+device sent them, whether directly, or kept in the outbox while the hub is away and replayed (before anything
+newer) when the session is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from translator.coap import (
+    BackPressure,
+    DeadlineExpiredError,
+    DeviceResponseError,
+    DeviceTimeoutError,
+    DownlinkError,
+    NamedRecord,
+    Registration,
+    TelemetryRecord,
+)
+from translator.coap.errors import dotted
+from translator.codec import Codec, CommandError, DeviceMapper, Operation, TelemetryMessage
+from translator.iotc.errors import HubError
+from translator.iotc.methods import Invocation
+from translator.iotc.property_bag import PropertyBag
+from translator.iotc.session import DeviceSession
+from translator.iotc.twin import AckCode, DesiredProperty, pending_acknowledgements
+from translator.lwm2m import Record
+from translator.store import OutboxFullError, PendingCommand
+
+if TYPE_CHECKING:
+    from translator.bridge.bridge import Bridge
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 1000  # telemetry batches waiting per device before the device is told to back off
+REPLAY_BATCH = 50
+OFFLINE_COMMAND_TTL = 24 * 3600.0  # IoT Central's default for queued commands
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    """A marker in the delivery queue: replay the outbox now (the session is back)."""
+
+
+_Item = tuple[Sequence[TelemetryMessage], asyncio.Future[None] | None] | _Replay
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+class DeviceLife:
+    def __init__(self, bridge: Bridge, device_id: str, codec: Codec | None) -> None:
+        self.bridge = bridge
+        self.device_id = device_id
+        self.codec = codec
+        self.mapper = DeviceMapper(codec, device_id=device_id) if codec is not None else None
+        self.registration: Registration | None = None
+        self.session: DeviceSession | None = None
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue(QUEUE_LIMIT)
+        self._outbox_empty = True
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._worker: asyncio.Task[None] | None = None
+        self._setup: asyncio.Task[None] | None = None
+        self._log = logging.LoggerAdapter(log, {"device_id": device_id})
+
+    @property
+    def endpoint(self) -> str:
+        return self.registration.endpoint if self.registration is not None else self.device_id
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    async def start(self, session: DeviceSession) -> None:
+        self.session = session
+        self._outbox_empty = await self.bridge.store.outbox_depth(self.device_id) == 0
+        self._worker = asyncio.create_task(self._deliver_loop(), name=f"deliver-{self.device_id}")
+        for command in await self.bridge.store.commands(self.device_id):
+            self.spawn(self._run_offline(command), f"offline-{command.name}")
+
+    def registered(self, registration: Registration) -> None:
+        """A (re-)registration: its observations are new, so read properties and observe again."""
+        self.registration = registration
+        if self._setup is not None:
+            self._setup.cancel()
+        self._setup = self.spawn(self._set_up(registration), "setup")
+
+    async def close(self) -> None:
+        for task in [*self._tasks, *(t for t in (self._worker,) if t is not None)]:
+            task.cancel()
+        await asyncio.gather(
+            *self._tasks, *(t for t in (self._worker,) if t is not None), return_exceptions=True
+        )
+        self._tasks.clear()
+
+    def spawn(self, work: Awaitable[Any], what: str) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(work)
+        task.set_name(f"{self.device_id}-{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            self._log.error("%s failed: %s", task.get_name(), error, exc_info=error)
+            self.bridge.metrics.errors.labels(kind="bridge").inc()
+
+    # -- registration: static properties and observations -----------------------------------------
+
+    async def _set_up(self, registration: Registration) -> None:
+        if self.codec is None:
+            return
+        instances = registration.objects.instances
+        devices = self.bridge.coap.devices
+        deadline = self.bridge.downlink_deadline()
+        endpoint = registration.endpoint
+        # Static properties: one Read per object instance that has any, then one reported patch.
+        wanted = sorted(
+            {path.parent for path in self.codec.property_paths(instances) if path.parent is not None}
+        )
+        for instance in wanted:
+            try:
+                records = await devices.read(endpoint, instance, deadline=deadline)
+            except DownlinkError as error:
+                self._log.warning("read %s for properties failed: %s", instance, error)
+                continue
+            self.deliver(records)
+        observations = self.codec.observations(instances)
+        for observation in observations:
+            if not observation.attributes:
+                continue
+            try:
+                await devices.write_attributes(
+                    endpoint, observation.path, observation.attributes, deadline=deadline
+                )
+            except DownlinkError as error:
+                self._log.warning("write-attributes %s failed: %s", observation.path, error)
+        paths = [observation.path for observation in observations]
+        if not paths:
+            return
+        try:
+            if len(paths) > 1 and registration.version_tuple >= (1, 1):
+                await devices.observe_composite(endpoint, paths, deadline=deadline)
+            else:
+                for path in paths:
+                    await devices.observe(endpoint, path, deadline=deadline)
+        except DownlinkError as error:
+            self._log.warning("observe failed: %s", error)
+        self._log.info("observing %d paths", len(paths))
+
+    # -- telemetry --------------------------------------------------------------------------------
+
+    def deliver(self, records: Sequence[TelemetryRecord]) -> Awaitable[None] | None:
+        """Map records and queue their telemetry; the awaitable completes once it is safe (acknowledged by
+        the hub, or in the outbox)."""
+        lwm2m = [record for record in records if isinstance(record, Record)]
+        named = [record for record in records if isinstance(record, NamedRecord)]
+        messages: list[TelemetryMessage] = []
+        if lwm2m and self.mapper is not None:
+            uplink = self.mapper.uplink(lwm2m)
+            messages.extend(uplink.telemetry)
+            if uplink.reported:
+                self.spawn(self.report(uplink.reported), "report")
+        for record in named:
+            moment = None if record.time is None else datetime.fromtimestamp(record.time, UTC)
+            messages.append(TelemetryMessage(None, {record.name: _json_value(record.value)}, moment))
+        if not messages:
+            return None
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            self._queue.put_nowait((messages, done))
+        except asyncio.QueueFull:
+            self.bridge.metrics.errors.labels(kind="backpressure").inc()
+            raise BackPressure(f"{self.device_id}: {QUEUE_LIMIT} batches waiting", retry_after=5) from None
+        return done
+
+    async def _deliver_loop(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _Replay):
+                await self._replay()
+                continue
+            messages, done = item
+            try:
+                for message in messages:
+                    await self._deliver_one(message)
+            except BackPressure as error:
+                if done is not None and not done.done():
+                    done.set_exception(error)
+                continue
+            if done is not None and not done.done():
+                done.set_result(None)
+
+    async def _deliver_one(self, message: TelemetryMessage) -> None:
+        payload = json.dumps(message.values, separators=(",", ":")).encode()
+        session = self.session
+        if self._outbox_empty and session is not None and session.is_connected:
+            try:
+                await session.send_telemetry(
+                    payload,
+                    component=message.component,
+                    creation_time=message.time,
+                    timeout=self.bridge.settings.iotc.telemetry_timeout,
+                )
+            except (TimeoutError, HubError) as error:
+                self._log.info("publish not acknowledged (%s): keeping it in the outbox", error)
+            else:
+                self.bridge.metrics.messages_out.inc()
+                return
+        await self._to_outbox(payload, message)
+
+    async def _to_outbox(self, payload: bytes, message: TelemetryMessage) -> None:
+        try:
+            await self.bridge.store.outbox_append(
+                self.device_id, payload, component=message.component, creation_time=_epoch(message.time)
+            )
+        except OutboxFullError as error:
+            self.bridge.metrics.errors.labels(kind="outbox_full").inc()
+            raise BackPressure(str(error), retry_after=int(error.retry_after)) from None
+        self._outbox_empty = False
+        self.bridge.metrics.outboxed.inc()
+        session = self.session
+        if session is not None and session.is_connected:
+            self.request_replay()  # the hub answered late: try again soon
+
+    def request_replay(self) -> None:
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(_Replay())
+
+    async def _replay(self) -> None:
+        session = self.session
+        store = self.bridge.store
+        while session is not None and session.is_connected:
+            batch = await store.outbox_peek(self.device_id, REPLAY_BATCH)
+            if not batch:
+                self._outbox_empty = True
+                return
+            sent: list[int] = []
+            try:
+                for message in batch:
+                    moment = (
+                        None
+                        if message.creation_time is None
+                        else datetime.fromtimestamp(message.creation_time, UTC)
+                    )
+                    await session.send_telemetry(
+                        message.payload,
+                        component=message.component,
+                        creation_time=moment,
+                        custom=message.properties or None,
+                        timeout=self.bridge.settings.iotc.telemetry_timeout,
+                    )
+                    sent.append(message.sequence)
+            except (TimeoutError, HubError) as error:
+                self._log.info("outbox replay paused: %s", error)
+                return
+            finally:
+                await store.outbox_remove(sent)
+                self.bridge.metrics.replayed.inc(len(sent))
+                self.bridge.metrics.messages_out.inc(len(sent))
+            self._log.info("replayed %d messages from the outbox", len(sent))
+
+    async def report(self, patch: dict[str, Any]) -> None:
+        session = self.session
+        if session is None:
+            return
+        try:
+            await session.patch_reported(patch, timeout=60)
+        except (TimeoutError, HubError) as error:
+            self._log.warning("reported patch lost: %s", error)
+            self.bridge.metrics.errors.labels(kind="reported").inc()
+
+    # -- session callbacks: twin, desired, commands --------------------------------------------------
+
+    async def on_connected(self, session: DeviceSession) -> None:
+        """After every (re)connect: replay the outbox, then settle desired properties not acknowledged yet."""
+        if not self._outbox_empty:
+            self.request_replay()
+        twin = await session.get_twin()
+        components = self.codec.component_names if self.codec is not None else frozenset()
+        pending = pending_acknowledgements(twin, components)
+        if pending:
+            self._log.info("reconciling %d desired properties", len(pending))
+            await self._apply_desired(pending)
+
+    def on_desired(self, properties: list[DesiredProperty]) -> None:
+        self.spawn(self._apply_desired(properties), "desired")
+
+    async def _apply_desired(self, properties: list[DesiredProperty]) -> None:
+        if self.mapper is None:
+            for prop in properties:
+                await self.report(
+                    prop.acknowledge(AckCode.REJECTED, "this device has no writable properties")
+                )
+            return
+        plan = self.mapper.desired(properties)
+        for acknowledgement in plan.acknowledgements:
+            await self.report(acknowledgement)
+        registration = self.registration
+        for pending in plan.writes:
+            if registration is not None and registration.queue_mode:
+                await self.report(
+                    pending.desired.acknowledge(AckCode.IN_PROGRESS, "waiting for the device to wake")
+                )
+            try:
+                await self.bridge.coap.devices.write(
+                    self.endpoint,
+                    pending.write.path,
+                    pending.write.records,
+                    deadline=self.bridge.downlink_deadline(),
+                )
+            except DeviceResponseError as error:
+                await self.report(pending.failed(str(error), AckCode.REJECTED))
+            except DownlinkError as error:
+                await self.report(pending.failed(str(error)))
+            else:
+                await self.report(pending.completed())
+
+    async def on_method(self, invocation: Invocation) -> tuple[int, Any]:
+        started = time.monotonic()
+        status, payload = await self.run_command(
+            str(invocation.method), invocation.payload, self.bridge.command_deadline()
+        )
+        outcome = "ok" if 200 <= status < 300 else "timeout" if status == 504 else "error"
+        self.bridge.metrics.commands.labels(outcome=outcome).observe(time.monotonic() - started)
+        return status, payload
+
+    async def run_command(self, name: str, payload: Any, deadline: float) -> tuple[int, Any]:
+        if self.mapper is None:
+            return 404, {"error": f"this device has no commands ({name})"}
+        try:
+            call = self.mapper.command(name, payload)
+        except CommandError as error:
+            return error.status, {"error": str(error)}
+        operation = call.operation
+        devices = self.bridge.coap.devices
+        try:
+            if operation.operation is Operation.EXECUTE:
+                await devices.execute(self.endpoint, operation.path, operation.arguments, deadline=deadline)
+                result = call.succeeded()
+            elif operation.operation is Operation.READ:
+                result = call.succeeded(await devices.read(self.endpoint, operation.path, deadline=deadline))
+            else:
+                await devices.write(self.endpoint, operation.path, operation.records, deadline=deadline)
+                result = call.succeeded()
+        except (DeadlineExpiredError, DeviceTimeoutError) as error:
+            result = call.timed_out(str(error))
+        except DeviceResponseError as error:
+            result = call.failed(dotted(error.code), str(error))
+        except DownlinkError as error:
+            result = call.failed("5.03", str(error))
+        self._log.info("command %s answered %d", name, result.status)
+        return int(result.status), result.payload
+
+    def on_c2d(self, properties: PropertyBag, payload: bytes) -> None:
+        """An offline command from IoT Central: kept in the store and run when the device can be reached."""
+        name = properties.method_name
+        if not name:
+            self._log.warning("cloud-to-device message without method-name ignored")
+            return
+        try:
+            request = json.loads(payload) if payload else None
+        except ValueError:
+            request = payload.decode(errors="replace")
+        now = time.time()
+        command = PendingCommand(
+            properties.message_id or str(uuid.uuid4()),
+            self.device_id,
+            name,
+            request,
+            now + OFFLINE_COMMAND_TTL,
+            now,
+        )
+        self.spawn(self._keep_and_run(command), f"offline-{name}")
+
+    async def _keep_and_run(self, command: PendingCommand) -> None:
+        await self.bridge.store.add_command(command)
+        await self._run_offline(command)
+
+    async def _run_offline(self, command: PendingCommand) -> None:
+        remaining = command.deadline - time.time()
+        if remaining > 0:
+            deadline = self.bridge.clock() + remaining
+            status, _ = await self.run_command(command.name, command.payload, deadline)
+            self._log.info("offline command %s finished with %d", command.name, status)
+        else:
+            self._log.warning("offline command %s expired before the device could take it", command.name)
+        await self.bridge.store.remove_command(command.command_id)
+
+
+def _json_value(value: Any) -> Any:
+    """Plain-CBOR sensors may send byte strings, which JSON carries as base64."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return value

@@ -1,0 +1,98 @@
+"""`iotc-translator devices import devices.csv`: pre-register endpoints, like IoT Central's CSV import.
+
+Columns (header names, case-insensitive; only `deviceId` is required):
+`deviceId, endpoint, codec, modelId, symmetricKey, certificate, privateKey, connectionString`.
+`endpoint` defaults to the device id. A `connectionString` (`HostName=...;DeviceId=...;SharedAccessKey=...`)
+makes the device a plain IoT Hub device: no DPS, straight to that hub.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from translator.iotc.dps import Assigned
+from translator.store import DeviceEntry
+
+_COLUMNS = {
+    "deviceid": "device_id",
+    "endpoint": "endpoint",
+    "codec": "codec",
+    "modelid": "model_id",
+    "symmetrickey": "symmetric_key",
+    "certificate": "certificate",
+    "privatekey": "private_key",
+    "connectionstring": "connection_string",
+}
+
+
+class ImportError_(ValueError):
+    """A row or column of the CSV is unusable; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedDevice:
+    entry: DeviceEntry
+    assignment: Assigned | None  # set for IoT Hub connection strings
+
+
+def parse_connection_string(text: str) -> dict[str, str]:
+    parts: dict[str, str] = {}
+    for item in text.split(";"):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"{item!r} is not name=value")
+        parts[name.strip()] = value.strip()
+    missing = [name for name in ("HostName", "DeviceId", "SharedAccessKey") if not parts.get(name)]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    return parts
+
+
+def parse_devices_csv(text: str) -> list[ImportedDevice]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    if reader.fieldnames is None:
+        raise ImportError_("the file is empty")
+    columns: dict[str, str] = {}
+    for name in reader.fieldnames:
+        normalized = name.strip().replace("_", "").replace(" ", "").lower()
+        if normalized not in _COLUMNS:
+            raise ImportError_(f"column {name!r} is unknown (known: {', '.join(sorted(_COLUMNS))})")
+        columns[name] = _COLUMNS[normalized]
+    if "device_id" not in columns.values():
+        raise ImportError_("a deviceId column is required")
+    devices: list[ImportedDevice] = []
+    seen: set[str] = set()
+    for line, row in enumerate(reader, start=2):
+        values = {columns[name]: (value or "").strip() for name, value in row.items() if name in columns}
+        device_id = values.get("device_id", "")
+        if not device_id:
+            raise ImportError_(f"line {line}: deviceId is empty")
+        if device_id in seen:
+            raise ImportError_(f"line {line}: device {device_id!r} appears twice")
+        seen.add(device_id)
+        assignment = None
+        key: str | None = values.get("symmetric_key") or None
+        if values.get("connection_string"):
+            try:
+                parts = parse_connection_string(values["connection_string"])
+            except ValueError as error:
+                raise ImportError_(f"line {line}: connectionString: {error}") from None
+            assignment = Assigned(parts["HostName"], parts["DeviceId"])
+            key = parts["SharedAccessKey"]
+        if bool(values.get("certificate")) != bool(values.get("private_key")):
+            raise ImportError_(f"line {line}: certificate and privateKey go together")
+        entry = DeviceEntry(
+            device_id=device_id,
+            endpoint=values.get("endpoint") or device_id,
+            codec=values.get("codec") or None,
+            model_id=values.get("model_id") or None,
+            symmetric_key=key,
+            certificate=values.get("certificate") or None,
+            private_key=values.get("private_key") or None,
+        )
+        devices.append(ImportedDevice(entry, assignment))
+    return devices

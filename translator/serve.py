@@ -1,0 +1,167 @@
+"""`iotc-translator serve`: the CoAP face, the bridge, the session pool, the store and the operations
+endpoint, started and stopped as one. With no IoT Central configured, the built-in emulator is started in
+the same process and everything is pointed at it: the embedded default."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from translator.bridge import Bridge, CodecCatalog
+from translator.coap import Lwm2mServer
+from translator.iotc.dps_client import DpsEndpoint
+from translator.iotc.pool import PoolSettings, SessionPool
+from translator.iotc.sas import TokenPolicy
+from translator.iotc.session import HubEndpoint, SessionSettings
+from translator.lwm2m import ObjectRegistry
+from translator.ops.http import OpsServer
+from translator.ops.metrics import Metrics
+from translator.settings import IotcSettings, Settings
+from translator.store import SqliteStore
+
+if TYPE_CHECKING:
+    from emulator.app import Emulator
+
+log = logging.getLogger(__name__)
+
+
+class Translator:
+    """Everything `serve` runs; `start()` then `stop()` (or `async with`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.emulator: Emulator | None = None
+        self.iotc: IotcSettings = settings.iotc
+        self.metrics = Metrics()
+        self.store = SqliteStore(
+            settings.store_path,
+            outbox_limit=settings.store.outbox_limit,
+            outbox_device_limit=settings.store.outbox_device_limit,
+        )
+        directory = settings.codec.ddf_directory
+        self.registry = (
+            ObjectRegistry.with_ddf_directory(directory) if directory else ObjectRegistry.builtin()
+        )
+        self.catalog = CodecCatalog(settings.codec.directory, self.registry)
+        self.pool: SessionPool | None = None
+        self.bridge: Bridge | None = None
+        self.coap: Lwm2mServer | None = None
+        self.ops: OpsServer | None = None
+
+    async def _start_emulator(self) -> IotcSettings:
+        from emulator.app import Emulator
+        from emulator.config import EmulatorConfig
+
+        chosen = self.settings.emulator
+        emulator = Emulator(
+            EmulatorConfig(
+                state_dir=self.settings.state_dir / "emulator",
+                host=chosen.host,
+                mqtt_port=chosen.mqtt_port,
+                http_port=chosen.http_port,
+            ).validated()
+        )
+        await emulator.start()
+        self.emulator = emulator
+        assert emulator.tls is not None
+        info = emulator.info()
+        return replace(
+            self.iotc,
+            id_scope=info["idScope"],
+            group_key=info["groupPrimaryKey"],
+            dps_host=chosen.host,
+            dps_port=emulator.mqtt_port,
+            hub_port=emulator.mqtt_port,
+            ca_file=emulator.tls.ca_path,
+            gateway_host=chosen.host,
+        )
+
+    async def start(self) -> None:
+        if not self.settings.iotc.configured:
+            self.iotc = await self._start_emulator()
+        settings = replace(self.settings, iotc=self.iotc)
+        await self.store.open()
+        iotc = self.iotc
+        self.pool = SessionPool(
+            dps=DpsEndpoint(iotc.id_scope, host=iotc.dps_host, port=iotc.dps_port, ca_file=iotc.ca_file),
+            hub=HubEndpoint(gateway_host=iotc.gateway_host, port=iotc.hub_port, ca_file=iotc.ca_file),
+            settings=PoolSettings(
+                max_sessions=iotc.max_sessions,
+                connect_rate=iotc.connect_rate,
+                idle_timeout=iotc.idle_timeout or None,
+                transport=iotc.transport,
+            ),
+            session_settings=SessionSettings(
+                keep_alive=iotc.keep_alive, token_policy=TokenPolicy(ttl=iotc.token_ttl)
+            ),
+            assignments=self.store,
+        )
+        self.bridge = Bridge(
+            settings, store=self.store, pool=self.pool, catalog=self.catalog, metrics=self.metrics
+        )
+        self.coap = Lwm2mServer(settings.coap, self.bridge, registry=self.registry)
+        self.bridge.attach(self.coap)
+        await self.coap.start()
+        operations = settings.operations
+        self.ops = OpsServer(self.metrics, self.bridge.health, host=operations.host, port=operations.port)
+        await self.ops.start()
+        log.info("translator ready: LwM2M on udp %s:%d", settings.coap.host, self.coap.port)
+
+    async def stop(self) -> None:
+        if self.ops is not None:
+            await self.ops.stop()
+        if self.coap is not None:
+            await self.coap.stop()
+        if self.bridge is not None:
+            await self.bridge.close()
+        if self.pool is not None:
+            await self.pool.close()
+        await self.store.close()
+        if self.emulator is not None:
+            await self.emulator.stop()
+
+    async def __aenter__(self) -> Translator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def how_to_try(self) -> str:
+        assert self.coap is not None and self.ops is not None
+        port = self.coap.port
+        lines = [
+            "iotc-translator is running.",
+            f"  LwM2M server:      coap://127.0.0.1:{port}  (register devices here)",
+            f"  metrics / health:  http://{self.settings.operations.host}:{self.ops.port}/metrics  /healthz",
+        ]
+        if self.emulator is not None:
+            info = self.emulator.info()
+            lines += [
+                f"  IoT Central:       the built-in emulator, REST on http://{info['host']}:{info['httpPort']}/api/devices",
+                "Try it:",
+                f"  coap-client-notls -p 40001 -m post -t 40 -e '</3303/0>' 'coap://127.0.0.1:{port}/rd?ep=demo1&lt=300&lwm2m=1.1'",
+                "  coap-client-notls -p 40001 -m post -t 110 -e "
+                + """'[{"bn":"/3303/0/","n":"5700","v":21.5}]' """
+                + f"coap://127.0.0.1:{port}/dp",
+                f"  curl http://{info['host']}:{info['httpPort']}/api/devices/demo1/components/temperature_0/telemetry/temperature",
+            ]
+        else:
+            lines.append(f"  IoT Central:       ID scope {self.iotc.id_scope}")
+        return "\n".join(lines)
+
+
+async def serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    async with Translator(settings) as translator:
+        print(translator.how_to_try(), flush=True)
+        await stop.wait()
+        log.info("stopping")
