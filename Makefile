@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Until `serve` exists this starts the built-in IoT Central emulator.
+# The translator on its embedded default: the built-in IoT Central emulator and SQLite in ./state.
 run: $(STAMP)
-	$(BIN)/iotc-translator emulator $(ARGS)
+	$(BIN)/iotc-translator serve $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
