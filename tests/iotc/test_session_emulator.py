@@ -12,6 +12,7 @@ from typing import Any
 from emulator.app import Emulator
 from tests.conftest import RestClient, emulator_config
 from tests.iotc.conftest import FAST_BACKOFF, dps_endpoint, hub_endpoint
+from tests.pki import make_ca, write_key
 from translator.iotc.credentials import SymmetricKey, mint_device_certificate
 from translator.iotc.methods import Invocation
 from translator.iotc.pool import DeviceSpec, PoolSettings, SessionPool
@@ -251,9 +252,9 @@ async def test_idle_sessions_are_evicted_unless_pinned(emulator: Emulator) -> No
 
 
 async def test_x509_device_provisions_and_connects(tmp_path: Path) -> None:
-    from tests.iotc.x509 import make_ca
-
-    ca_cert, ca_key = make_ca(tmp_path / "enrollment")
+    (tmp_path / "enrollment").mkdir()
+    issuer = make_ca(tmp_path / "enrollment", "Test Enrollment CA")
+    ca_cert, ca_key = issuer.path, write_key(issuer, tmp_path / "enrollment" / "ca-key.pem")
     async with Emulator(emulator_config(tmp_path / "emulator", x509_enrollment_ca=ca_cert)) as emulator:
         identity = mint_device_certificate("dev-x509", ca_cert, ca_key, tmp_path / "devices")
         pool = SessionPool(
