@@ -1,0 +1,1361 @@
+"""End-to-end throughput of the translator: CoAP CON `POST /dp` → QoS 1 publish → hub PUBACK → CoAP ACK.
+
+    python -m benchmarks.bench_throughput                       # 1000 devices, scenario throughput
+    python -m benchmarks.bench_throughput --devices 200 --duration 5 --baselines echo-uvloop
+    python -m benchmarks.bench_throughput --scenario soak --soak-duration 600
+    python -m benchmarks.bench_throughput --scenario fanout
+
+Three processes on this machine: the translator (`iotc-translator serve`, through a thin wrapper in this
+module that adds a GC-pause trace and optional cProfile, then calls the same `translator.cli.main`), the IoT
+Central emulator (`python -m emulator`), and the load generator (this process). With two or more cores the
+translator is pinned to CPU 0, emulator and load generator to CPU 1 (`--no-pin` leaves them free).
+
+The load generator is a lean asyncio (uvloop when installed) UDP client with one socket — one source port —
+per device. It hand-encodes CoAP and SenML CBOR (cbor2) and shares no code with `translator/`. Each device
+registers (`POST /rd?ep=bench-NNNNN&lt=..&lwm2m=1.1&b=U`, `</3303/0>`), answers the translator's set-up
+downlinks (Read, Write-Attributes, Observe/Observe-Composite, Execute) and then sends CON `POST /dp` with
+one SenML CBOR record. Lost datagrams are retransmitted with CoAP's timeouts.
+
+Phases: registration (cold: DPS included) → idle → saturation (closed loop, `--window` CONs in flight per
+device; ACKs received per second) → latency at 25/50/75 % of the measured saturation (open loop, paced) →
+profile (py-spy on the translator at saturation; `--profile cprofile` or `none`). The same load generator
+then drives same-run baselines in place of the translator: a raw UDP echo server (uvloop, and the default
+asyncio loop) and a bare aiocoap `Site` answering `POST /rd` 2.01 and `POST /dp` 2.04, so every figure is
+also a ratio. `--scenario soak` adds an RSS and GC-pause trace at 50 % load; `--scenario fanout` sends one
+command per device through the emulator's REST API (`resetMinMax` → LwM2M Execute on /3303/0/5605).
+
+Results: benchmarks/results/throughput-<scenario>-<devices>.json, and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import gc
+import importlib
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import cbor2
+
+from benchmarks._measure import cpu_seconds, percentile, rss_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+HUB = "localhost"
+perf_counter = time.perf_counter
+
+# --- CoAP by hand (RFC 7252), independent of translator.coap.wire ------------------------------------
+
+CON, NON, ACK, RST = 0, 1, 2, 3
+GET, POST, PUT, DELETE, FETCH = 1, 2, 3, 4, 5
+CREATED, DELETED, CHANGED, CONTENT = 0x41, 0x42, 0x44, 0x45
+NOT_FOUND, METHOD_NOT_ALLOWED, NOT_ACCEPTABLE = 0x84, 0x85, 0x86
+OPT_OBSERVE, OPT_URI_PATH, OPT_CONTENT_FORMAT, OPT_URI_QUERY, OPT_ACCEPT = 6, 11, 12, 15, 17
+SENML_CBOR, LINK_FORMAT = 112, 40
+ACK_TIMEOUT, MAX_RETRANSMIT = 2.0, 4
+
+Options = list[tuple[int, bytes]]
+
+
+def uint(value: int) -> bytes:
+    return value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""
+
+
+def _nibble(value: int) -> tuple[int, bytes]:
+    if value < 13:
+        return value, b""
+    if value < 269:
+        return 13, bytes([value - 13])
+    return 14, (value - 269).to_bytes(2, "big")
+
+
+def encode(  # noqa: PLR0917
+    mtype: int, code: int, mid: int, token: bytes, options: Options, payload: bytes = b""
+) -> bytes:
+    out = bytearray((0x40 | mtype << 4 | len(token), code, mid >> 8, mid & 0xFF))
+    out += token
+    last = 0
+    for number, value in sorted(options, key=lambda option: option[0]):  # stable: repeats keep order
+        delta, delta_ext = _nibble(number - last)
+        length, length_ext = _nibble(len(value))
+        out.append(delta << 4 | length)
+        out += delta_ext + length_ext + value
+        last = number
+    if payload:
+        out.append(0xFF)
+        out += payload
+    return bytes(out)
+
+
+def _extended(nibble: int, data: bytes, at: int) -> tuple[int, int]:
+    if nibble == 13:
+        return data[at] + 13, at + 1
+    if nibble == 14:
+        return int.from_bytes(data[at : at + 2], "big") + 269, at + 2
+    return nibble, at
+
+
+def decode(data: bytes) -> tuple[int, int, int, bytes, Options, bytes]:
+    """(type, code, message id, token, options, payload); raises ValueError/IndexError when malformed."""
+    tkl = data[0] & 0x0F
+    token = data[4 : 4 + tkl]
+    at, number, options = 4 + tkl, 0, []
+    while at < len(data) and data[at] != 0xFF:
+        head = data[at]
+        delta, at = _extended(head >> 4, data, at + 1)
+        length, at = _extended(head & 0x0F, data, at)
+        number += delta
+        options.append((number, data[at : at + length]))
+        at += length
+    payload = data[at + 1 :] if at < len(data) else b""
+    return (data[0] >> 4) & 3, data[1], (data[2] << 8) | data[3], token, options, payload
+
+
+# --- the simulated device ------------------------------------------------------------------------------
+
+RESOURCES: dict[str, Any] = {
+    "5700": 21.5,
+    "5601": 18.0,
+    "5602": 25.0,
+    "5603": -40.0,
+    "5604": 85.0,
+    "5701": "Cel",
+    "5750": "bench",
+}
+EXECUTE_PATH = ("3303", "0", "5605")
+
+
+def _senml_value(name: str, value: Any) -> dict[int, Any]:
+    return {0: name, 3 if isinstance(value, str) else 2: value}  # n, vs / v
+
+
+def read_payload(segments: list[str]) -> bytes:
+    """SenML CBOR for a Read/Observe of /3303/0 or one of its resources (bn -2, n 0, v 2, vs 3)."""
+    if len(segments) >= 3:
+        return cbor2.dumps([{-2: "/" + "/".join(segments[:3]), **_senml_value("", RESOURCES[segments[2]])}])
+    records = [_senml_value(name, value) for name, value in RESOURCES.items()]
+    records[0][-2] = "/3303/0/"
+    return cbor2.dumps(records)
+
+
+def composite_payload(request: bytes) -> bytes:
+    """SenML CBOR answer to a Read-/Observe-Composite FETCH listing paths as names."""
+    base, out = "", []
+    for item in cbor2.loads(request) if request else []:
+        base = item.get(-2, base)
+        path = base + item.get(0, "")
+        resource_id = path.rstrip("/").rsplit("/", 1)[-1]
+        if resource_id in RESOURCES:
+            out.append(_senml_value(path, RESOURCES[resource_id]))
+    return cbor2.dumps(out)
+
+
+@dataclass(slots=True)
+class Sent:
+    first: float
+    last: float
+    data: bytes
+    kind: str  # "rd" or "dp"
+    tries: int = 0
+
+
+class Device(asyncio.DatagramProtocol):
+    """One endpoint on its own source port."""
+
+    def __init__(self, gen: LoadGenerator, index: int) -> None:
+        self.gen = gen
+        self.index = index
+        self.endpoint = f"bench-{index:05d}"
+        self.transport: asyncio.DatagramTransport | None = None
+        self.mid = random.randrange(0x10000)
+        self.pending: dict[int, Sent] = {}
+        self.notify_seq = 2
+        self.registered = False
+        self.observed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.DatagramTransport", transport)  # uvloop's is no subclass
+
+    def error_received(self, exc: Exception) -> None:
+        self.gen.socket_errors += 1
+
+    def _next_mid(self) -> int:
+        self.mid = mid = (self.mid + 1) & 0xFFFF
+        return mid
+
+    def send_register(self, now: float, lifetime: int) -> None:
+        mid = self._next_mid()
+        query = [f"ep={self.endpoint}", f"lt={lifetime}", "lwm2m=1.1", "b=U"]
+        options = [(OPT_URI_PATH, b"rd"), (OPT_CONTENT_FORMAT, uint(LINK_FORMAT))]
+        options += [(OPT_URI_QUERY, item.encode()) for item in query]
+        data = encode(CON, POST, mid, mid.to_bytes(2, "big"), options, b"</3303/0>")
+        self.pending[mid] = Sent(now, now, data, "rd")
+        assert self.transport is not None
+        self.transport.sendto(data)
+
+    def send_dp(self, now: float) -> None:
+        mid = self._next_mid()
+        mid_bytes = mid.to_bytes(2, "big")
+        gen = self.gen
+        data = b"\x42\x02" + mid_bytes + mid_bytes + gen.dp_tail[mid & 15]  # CON POST, token = mid
+        self.pending[mid] = Sent(now, now, data, "dp")
+        gen.sent += 1
+        assert self.transport is not None
+        self.transport.sendto(data)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        now = perf_counter()
+        gen = self.gen
+        if len(data) < 4:
+            return
+        mtype = (data[0] >> 4) & 3
+        code = data[1]
+        if gen.echo or code >= 0x40:
+            # A response, piggy-backed or separate: our tokens are the request's message id.
+            sent = self.pending.pop(int.from_bytes(data[4 : 4 + (data[0] & 0x0F)], "big"), None)
+            if mtype == CON and not gen.echo:
+                assert self.transport is not None
+                self.transport.sendto(bytes((0x60, 0, data[2], data[3])))  # empty ACK
+            if sent is None:
+                gen.stray += 1
+                return
+            gen.on_response(self, sent, code, now)
+        elif code == 0 and mtype == ACK:
+            # Empty ACK: a separate response follows; stop retransmitting, keep waiting.
+            sent = self.pending.get((data[2] << 8) | data[3])
+            if sent is not None:
+                sent.last = now + 3600
+        elif code and mtype in (CON, NON):
+            self.answer(data)
+
+    def answer(self, data: bytes) -> None:
+        """A downlink from the translator: answer it (piggy-backed for CON)."""
+        try:
+            mtype, code, mid, token, options, payload = decode(data)
+        except (ValueError, IndexError):
+            self.gen.downlinks["malformed"] += 1
+            return
+        segments = [value.decode() for number, value in options if number == OPT_URI_PATH]
+        observe = next((value for number, value in options if number == OPT_OBSERVE), None)
+        accept = next((int.from_bytes(v, "big") for n, v in options if n == OPT_ACCEPT), SENML_CBOR)
+        out: Options = []
+        body = b""
+        if code in (GET, FETCH):
+            kind = ("observe-" if observe is not None else "read-") + ("composite" if code == FETCH else "")
+            if accept != SENML_CBOR:
+                reply = NOT_ACCEPTABLE
+            elif code == GET and (
+                segments[:2] != ["3303", "0"] or not set(segments[2:3]) <= RESOURCES.keys()
+            ):
+                reply = NOT_FOUND
+            else:
+                reply = CONTENT
+                body = composite_payload(payload) if code == FETCH else read_payload(segments)
+                out.append((OPT_CONTENT_FORMAT, uint(SENML_CBOR)))
+                if observe == b"":  # register (Observe 0)
+                    self.notify_seq += 1
+                    out.append((OPT_OBSERVE, uint(self.notify_seq)))
+                    self.observed = True
+        elif code == PUT:
+            kind, reply = "write", CHANGED
+        elif code == POST:
+            kind, reply = "execute", CHANGED
+            if tuple(segments) == EXECUTE_PATH:
+                self.gen.executes += 1
+        elif code == DELETE:
+            kind, reply = "delete", DELETED
+        else:
+            kind, reply = "other", METHOD_NOT_ALLOWED
+        self.gen.downlinks[kind.rstrip("-")] += 1
+        if mtype == CON:
+            response = encode(ACK, reply, mid, token, out, body)
+        else:
+            response = encode(NON, reply, self._next_mid(), token, out, body)
+        assert self.transport is not None
+        self.transport.sendto(response)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    at: float
+    acked: int
+    cpu: dict[str, float]
+    udp: dict[str, int]
+
+
+def udp_counters() -> dict[str, int]:
+    with open("/proc/net/snmp") as snmp:
+        rows = [line.split() for line in snmp if line.startswith("Udp:")]
+    return dict(zip(rows[0][1:], map(int, rows[1][1:]), strict=True))
+
+
+class LoadGenerator:
+    def __init__(
+        self, devices: int, target: tuple[str, int], *, echo: bool, pids: dict[str, int | str]
+    ) -> None:
+        self.count = devices
+        self.target = target
+        self.echo = echo
+        self.pids = pids
+        self.devices: list[Device] = []
+        record = cbor2.dumps([{-2: "/3303/0/", 0: "5700", 2: 21.5}])
+        tail = encode(CON, POST, 0, b"", [(OPT_URI_PATH, b"dp"), (OPT_CONTENT_FORMAT, uint(SENML_CBOR))])[4:]
+        self.dp_tail = [
+            tail + b"\xff" + cbor2.dumps([{-2: "/3303/0/", 0: "5700", 2: 20.0 + step / 8}])
+            for step in range(16)
+        ]
+        assert len(self.dp_tail[0]) == len(tail) + 1 + len(record)
+        self.closed_loop = False
+        self.recording = False
+        self.record_from = 0.0
+        self.latencies: list[float] = []
+        self.sent = self.acked = self.registered = 0
+        self.codes: Counter[int] = Counter()
+        self.retransmits = self.lost = self.stray = self.socket_errors = 0
+        self.downlinks: Counter[str] = Counter()
+        self.executes = 0
+        self.register_times: list[float] = []
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        for index in range(self.count):
+            _, device = await loop.create_datagram_endpoint(
+                functools.partial(Device, self, index),
+                local_addr=("127.0.0.1", 0),
+                remote_addr=self.target,
+            )
+            self.devices.append(device)
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for device in self.devices:
+            if device.transport is not None:
+                device.transport.close()
+
+    def on_response(self, device: Device, sent: Sent, code: int, now: float) -> None:
+        if sent.kind == "rd":
+            if code == CREATED or self.echo:
+                device.registered = True
+                self.registered += 1
+                self.register_times.append(now)
+            else:
+                self.codes[code] += 1
+            return
+        if code == CHANGED or self.echo:
+            self.acked += 1
+            if self.recording and sent.first >= self.record_from:
+                self.latencies.append(now - sent.first)
+        else:
+            self.codes[code] += 1
+        if self.closed_loop:
+            device.send_dp(now)
+
+    async def _sweep(self) -> None:
+        """CoAP retransmission (ACK_TIMEOUT doubling, MAX_RETRANSMIT), then give up."""
+        while True:
+            await asyncio.sleep(0.25)
+            now = perf_counter()
+            for device in self.devices:
+                if not device.pending:
+                    continue
+                for mid, sent in list(device.pending.items()):
+                    if now - sent.last < ACK_TIMEOUT * (2**sent.tries):
+                        continue
+                    if sent.tries >= MAX_RETRANSMIT:
+                        del device.pending[mid]
+                        self.lost += 1
+                        if sent.kind == "dp" and self.closed_loop:
+                            device.send_dp(now)
+                        continue
+                    sent.tries += 1
+                    sent.last = now
+                    self.retransmits += 1
+                    assert device.transport is not None
+                    device.transport.sendto(sent.data)
+
+    def snapshot(self) -> Snapshot:
+        cpu = {}
+        for name, pid in self.pids.items():
+            with contextlib.suppress(OSError):
+                cpu[name] = cpu_seconds(pid)
+        return Snapshot(perf_counter(), self.acked, cpu, udp_counters())
+
+    def in_flight(self) -> int:
+        return sum(len(device.pending) for device in self.devices)
+
+    async def drain(self, timeout: float = 20.0) -> None:
+        self.closed_loop = False
+        deadline = perf_counter() + timeout
+        while self.in_flight() and perf_counter() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+    # -- phases --------------------------------------------------------------------------------------
+
+    async def register_all(self, window: int, lifetime: int, timeout: float) -> float:
+        """Every device registers, at most `window` at once; returns when all have their 2.01."""
+        started = perf_counter()
+        queue = iter(self.devices)
+        sent = 0
+        deadline = started + timeout
+        while self.registered < self.count and perf_counter() < deadline:
+            waiting = sent - self.registered - sum(self.codes.values())
+            for _ in range(max(0, window - waiting)):
+                device = next(queue, None)
+                if device is None:
+                    break
+                device.send_register(perf_counter(), lifetime)
+                sent += 1
+            await asyncio.sleep(0.002)
+        return perf_counter() - started
+
+    async def saturate(self, window: int, warmup: float, duration: float) -> tuple[Snapshot, Snapshot]:
+        self.closed_loop = True
+        now = perf_counter()
+        for device in self.devices:
+            for _ in range(window):
+                device.send_dp(now)
+        await asyncio.sleep(warmup)
+        self.recording, self.latencies, self.record_from = True, [], perf_counter()
+        first = self.snapshot()
+        await asyncio.sleep(duration)
+        last = self.snapshot()
+        self.recording = False
+        await self.drain()
+        return first, last
+
+    async def paced(self, rate: float, settle: float, duration: float) -> tuple[Snapshot, Snapshot]:
+        """Open loop: `rate` messages/s round-robin over the devices, sent from a 1 ms tick."""
+        start = perf_counter()
+        sent, index, devices, count = 0, 0, self.devices, self.count
+        first: Snapshot | None = None
+        while True:
+            now = perf_counter()
+            elapsed = now - start
+            if first is None and elapsed >= settle:
+                self.recording, self.latencies, self.record_from = True, [], now
+                first = self.snapshot()
+            if elapsed >= settle + duration:
+                break
+            due = int(rate * elapsed) - sent
+            for _ in range(due):
+                devices[index].send_dp(now)
+                index = (index + 1) % count
+            sent += max(0, due)
+            await asyncio.sleep(0.001)
+        last = self.snapshot()
+        self.recording = False
+        await self.drain()
+        assert first is not None
+        return first, last
+
+
+def window_figures(first: Snapshot, last: Snapshot) -> dict[str, Any]:
+    wall = last.at - first.at
+    acked = last.acked - first.acked
+    figures: dict[str, Any] = {"seconds": round(wall, 2), "acked": acked, "msg_per_s": round(acked / wall)}
+    cpu: dict[str, Any] = {}
+    for name in first.cpu:
+        if name in last.cpu:
+            seconds = last.cpu[name] - first.cpu[name]
+            cpu[name] = {
+                "us_per_msg": round(seconds * 1e6 / max(1, acked), 1),
+                "core_percent": round(100 * seconds / wall, 1),
+            }
+    figures["cpu"] = cpu
+    figures["udp"] = {
+        k: last.udp[k] - first.udp[k] for k in ("RcvbufErrors", "SndbufErrors", "InErrors") if k in last.udp
+    }
+    return figures
+
+
+def latency_figures(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "samples": len(ordered),
+        "p50_ms": round(percentile(ordered, 0.5) * 1000, 3),
+        "p99_ms": round(percentile(ordered, 0.99) * 1000, 3),
+        "p99_9_ms": round(percentile(ordered, 0.999) * 1000, 3),
+        "max_ms": round(ordered[-1] * 1000, 3) if ordered else float("nan"),
+    }
+
+
+async def measure_load(
+    gen: LoadGenerator, args: argparse.Namespace, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Saturation (closed loop), then latency at fractions of it (open loop)."""
+    first, last = await gen.saturate(args.window, args.warmup, args.duration)
+    saturation = window_figures(first, last)
+    saturation["latency_closed_loop"] = latency_figures(gen.latencies)
+    saturation["in_flight"] = args.window * gen.count
+    log(f"  saturation: {saturation['msg_per_s']} msg/s  cpu {saturation['cpu']}")
+    result: dict[str, Any] = {"saturation": saturation, "load_levels": {}}
+    for fraction in args.levels:
+        rate = fraction * saturation["msg_per_s"]
+        first, last = await gen.paced(rate, 1.0, args.level_duration)
+        level = window_figures(first, last)
+        level["target_msg_per_s"] = round(rate)
+        level["latency"] = latency_figures(gen.latencies)
+        result["load_levels"][f"{round(fraction * 100)}%"] = level
+        log(
+            f"  {fraction:.0%} ({rate:.0f}/s): {level['msg_per_s']} msg/s"
+            f"  p50 {level['latency']['p50_ms']} ms  p99 {level['latency']['p99_ms']} ms"
+            f"  p99.9 {level['latency']['p99_9_ms']} ms"
+        )
+    result["totals"] = {
+        "sent": gen.sent,
+        "acked": gen.acked,
+        "other_codes": {f"{c >> 5}.{c & 31:02d}": n for c, n in gen.codes.items()},
+        "retransmits": gen.retransmits,
+        "lost": gen.lost,
+        "stray": gen.stray,
+        "socket_errors": gen.socket_errors,
+    }
+    return result
+
+
+# --- processes -------------------------------------------------------------------------------------------
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def pinned(cpu: int | None, command: list[str]) -> list[str]:
+    if cpu is None or shutil.which("taskset") is None:
+        return command
+    return ["taskset", "-c", str(cpu), *command]
+
+
+def wait_line(path: Path, pattern: str, timeout: float, process: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            for line in path.read_text(errors="replace").splitlines():
+                if pattern in line:
+                    return line
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited {process.returncode}: {path.read_text()[-2000:]}")
+        time.sleep(0.05)
+    raise TimeoutError(f"no {pattern!r} from {process.args!r}")
+
+
+def http_json(url: str, timeout: float = 5.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def prometheus(url: str) -> dict[str, float]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    figures: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                figures[name] = float(value)
+    return figures
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Stack:
+    work: Path
+    cpu_server: int | None
+    cpu_client: int | None
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def spawn(self, name: str, command: list[str], cpu: int | None, env: dict[str, str] | None = None) -> Any:
+        out = self.work / f"{name}.out"
+        with out.open("wb") as sink:
+            process = subprocess.Popen(
+                pinned(cpu, command),
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env={**os.environ, **(env or {})},
+            )
+        self.processes.append(process)
+        return process, out
+
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            stop_process(process)
+        self.processes.clear()
+
+
+# --- baseline servers and the translator wrapper (child processes) ------------------------------------
+
+
+def use_loop(name: str) -> str:
+    """Install uvloop's policy when asked for and installed; the name of the loop in use."""
+    if name == "uvloop":
+        try:
+            uvloop = importlib.import_module("uvloop")
+        except ImportError:
+            return "asyncio"
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        return "uvloop"
+    return "asyncio"
+
+
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.DatagramTransport", transport)  # uvloop's is no subclass
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.transport.sendto(data, addr)
+
+
+async def serve_baseline(kind: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    if kind == "echo":
+        transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", port))
+        print(json.dumps({"ready": True, "loop": type(loop).__module__}), flush=True)
+        await stop.wait()
+        transport.close()
+        return
+    import aiocoap
+    import aiocoap.resource
+
+    class Created(aiocoap.resource.Resource):  # type: ignore[misc]
+        async def render_post(self, request: Any) -> Any:
+            return aiocoap.Message(code=aiocoap.CREATED, location_path=("rd", "1"))
+
+    class Changed(aiocoap.resource.Resource):  # type: ignore[misc]
+        async def render_post(self, request: Any) -> Any:
+            cbor2.loads(request.payload)
+            return aiocoap.Message(code=aiocoap.CHANGED)
+
+    site = aiocoap.resource.Site()
+    site.add_resource(["rd"], Created())
+    site.add_resource(["dp"], Changed())
+    context = await aiocoap.Context.create_server_context(site, bind=("127.0.0.1", port))
+    print(json.dumps({"ready": True, "loop": type(loop).__module__}), flush=True)
+    await stop.wait()
+    await context.shutdown()
+
+
+def serve_translator() -> int:
+    """`iotc-translator serve` (translator.cli.main) with a GC-pause trace (BENCH_GC_TRACE=file) and,
+    with BENCH_CPROFILE=file, cProfile switched on by SIGUSR1 and off (and written) by SIGUSR2."""
+    from translator.cli import main as cli_main
+
+    trace_path = os.environ.get("BENCH_GC_TRACE")
+    pauses: list[tuple[float, int, float]] = []
+    started: list[float] = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = perf_counter()
+        else:
+            pauses.append((time.time(), int(info["generation"]), perf_counter() - started[0]))
+
+    if trace_path:
+        gc.callbacks.append(on_gc)
+    profile_path = os.environ.get("BENCH_CPROFILE")
+    if profile_path:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        signal.signal(signal.SIGUSR1, lambda *_: profiler.enable())
+
+        def dump(*_: Any) -> None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+
+        signal.signal(signal.SIGUSR2, dump)
+    try:
+        return cli_main(["serve"])
+    finally:
+        if trace_path:
+            Path(trace_path).write_text(json.dumps(pauses))
+
+
+# --- profile: py-spy samples by stage -----------------------------------------------------------------
+
+STAGES = (
+    ("translator/coap/", "coap"),
+    ("aiocoap/", "coap"),
+    ("translator/lwm2m/", "codec"),
+    ("translator/codec/", "codec"),
+    ("translator/bridge/", "bridge"),
+    ("translator/iotc/", "mqtt"),
+    ("translator/ops/", "metrics"),
+    ("prometheus_client/", "metrics"),
+    ("translator/store/", "store"),
+)
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+
+def classify(frames: list[str]) -> tuple[str, str]:
+    """(stage, detail) of a stack (root first): the innermost project frame decides the stage, its file the
+    detail (TLS below the MQTT code is `mqtt:tls`); stacks with no project frame are the event loop: epoll,
+    C task steps and future callbacks (`Handle._run` as the leaf), or the rest."""
+    for depth in range(len(frames) - 1, -1, -1):
+        frame = frames[depth]
+        for marker, stage in STAGES:
+            if marker in frame:
+                below = frames[depth + 1 :]
+                if stage == "mqtt" and any("ssl.py" in f for f in below):
+                    return stage, "mqtt:tls (ssl)"
+                if any("json/" in f for f in below):
+                    return stage, f"{stage}:json"
+                match = _FRAME.match(frame)
+                name = match["file"] if match is not None else frame
+                return stage, f"{stage}:{name.rsplit('/', 1)[-1]}"
+    if any("selectors.py" in f for f in frames):
+        return "loop", "loop:epoll"
+    if frames and frames[-1].startswith("Handle._run"):
+        return "loop", "loop:task steps, callbacks (C)"
+    return "loop", "loop:other"
+
+
+def parse_raw_profile(path: Path) -> dict[str, Any]:
+    stages: Counter[str] = Counter()
+    details: Counter[str] = Counter()
+    self_time: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        stage, detail = classify(frames)
+        stages[stage] += count
+        details[detail] += count
+        match = _FRAME.match(frames[-1])
+        leaf = (
+            frames[-1] if match is None else f"{match['func']} ({match['file'].split('site-packages/')[-1]})"
+        )
+        self_time[leaf.replace(str(ROOT) + "/", "")] += count
+
+    def share(counter: Counter[str], top: int | None = None) -> dict[str, float]:
+        return {k: round(100 * v / max(1, total), 1) for k, v in counter.most_common(top)}
+
+    return {
+        "samples": total,
+        "stages_percent": share(stages),
+        "details_percent": share(details, 30),
+        "top_self_percent": share(self_time, 30),
+    }
+
+
+def parse_cprofile(path: Path) -> dict[str, Any]:
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    table: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    total = sum(entry[2] for entry in table.values()) or 1.0
+    stages: dict[str, float] = {}
+    rows: list[tuple[float, int, float, str]] = []
+    for (file, line, func), (_, calls, tottime, cumtime, _) in table.items():
+        stage = classify([file])[0] if any(m in file for m, _ in STAGES) else "loop/stdlib"
+        stages[stage] = stages.get(stage, 0.0) + tottime
+        rows.append((tottime, calls, cumtime, f"{func} ({file.replace(str(ROOT) + '/', '')}:{line})"))
+    rows.sort(reverse=True)
+    return {
+        "stages_percent": {
+            k: round(100 * v / total, 1) for k, v in sorted(stages.items(), key=lambda kv: -kv[1])
+        },
+        "top_self": [
+            {
+                "function": name,
+                "self_percent": round(100 * t / total, 1),
+                "calls": calls,
+                "cum_s": round(c, 3),
+            }
+            for t, calls, c, name in rows[:25]
+        ],
+    }
+
+
+# --- orchestration ---------------------------------------------------------------------------------------
+
+
+def core_plan(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    if args.no_pin or (os.cpu_count() or 1) < 2:
+        return None, None
+    return 0, 1
+
+
+def start_emulator(stack: Stack, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    command = [sys.executable, "-m", "emulator", "--state-dir", str(stack.work / "emulator")]
+    command += ["--mqtt-port", "0", "--http-port", "0", "--hub-names", HUB, "--log-level", "WARNING"]
+    process, out = stack.spawn("emulator", command, stack.cpu_client)
+    ready = json.loads(wait_line(out, '"ready"', 60, process))
+    return process, ready
+
+
+def start_translator(
+    stack: Stack, args: argparse.Namespace, emulator: dict[str, Any]
+) -> tuple[Any, int, int, Path]:
+    coap_port = free_port(socket.SOCK_DGRAM)
+    ops_port = free_port()
+    trace = stack.work / "gc-trace.json"
+    env = {
+        "IOTC_TRANSLATOR_STATE_DIR": str(stack.work / "translator"),
+        "IOTC_TRANSLATOR_LOG_LEVEL": args.translator_log_level,
+        "IOTC_TRANSLATOR_COAP_HOST": "127.0.0.1",
+        "IOTC_TRANSLATOR_COAP_PORT": str(coap_port),
+        "IOTC_TRANSLATOR_OPERATIONS_PORT": str(ops_port),
+        "IOTC_TRANSLATOR_IOTC_ID_SCOPE": emulator["idScope"],
+        "IOTC_TRANSLATOR_IOTC_GROUP_KEY": emulator["groupPrimaryKey"],
+        "IOTC_TRANSLATOR_IOTC_DPS_HOST": "127.0.0.1",
+        "IOTC_TRANSLATOR_IOTC_DPS_PORT": str(emulator["mqttPort"]),
+        "IOTC_TRANSLATOR_IOTC_HUB_PORT": str(emulator["mqttPort"]),
+        "IOTC_TRANSLATOR_IOTC_CA_FILE": emulator["caPath"],
+        "IOTC_TRANSLATOR_IOTC_GATEWAY_HOST": "127.0.0.1",
+        "IOTC_TRANSLATOR_IOTC_CONNECT_RATE": str(args.connect_rate),
+        "BENCH_GC_TRACE": str(trace),
+    }
+    if args.profile == "cprofile":
+        env["BENCH_CPROFILE"] = str(stack.work / "translator.prof")
+    command = [sys.executable, "-m", "benchmarks.bench_throughput", "--serve", "translator"]
+    process, out = stack.spawn("translator", command, stack.cpu_server, env)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            http_json(f"http://127.0.0.1:{ops_port}/healthz", 1)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"translator did not start: {out.read_text()[-3000:]}") from None
+            time.sleep(0.1)
+    return process, coap_port, ops_port, trace
+
+
+def gc_summary(pauses: Iterable[list[float]], since: float = 0.0) -> dict[str, Any]:
+    by_generation: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    for at, generation, seconds in pauses:
+        if at >= since:
+            by_generation[int(generation)].append(seconds)
+    out: dict[str, Any] = {}
+    for generation, values in by_generation.items():
+        values.sort()
+        out[f"gen{generation}"] = {
+            "count": len(values),
+            "p99_ms": round(percentile(values, 0.99) * 1000, 2) if values else 0,
+            "max_ms": round(values[-1] * 1000, 2) if values else 0,
+            "total_ms": round(sum(values) * 1000, 1),
+        }
+    return out
+
+
+async def run_translator(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    cpu_server, cpu_client = core_plan(args)
+    stack = Stack(Path(tempfile.mkdtemp(prefix="bench-throughput-")), cpu_server, cpu_client)
+    result: dict[str, Any] = {}
+    gen: LoadGenerator | None = None
+    try:
+        emulator_process, emulator = start_emulator(stack, args)
+        translator_process, coap_port, ops_port, trace = start_translator(stack, args, emulator)
+        pids: dict[str, int | str] = {
+            "translator": translator_process.pid,
+            "emulator": emulator_process.pid,
+            "loadgen": "self",
+        }
+        ops = f"http://127.0.0.1:{ops_port}"
+        gen = LoadGenerator(args.devices, ("127.0.0.1", coap_port), echo=False, pids=pids)
+        await gen.open()
+        gc.collect()
+        rss_empty = rss_bytes(translator_process.pid)
+
+        # registration, cold: CoAP 2.01, then DPS + hub connect, then the bridge's set-up downlinks
+        log(f"translator: registering {args.devices} devices")
+        before = gen.snapshot()
+        coap_seconds = await gen.register_all(args.register_window, args.lifetime, args.register_timeout)
+        connected_at = setup_at = None
+        deadline = perf_counter() + args.register_timeout
+        while perf_counter() < deadline:
+            health = await asyncio.to_thread(http_json, f"{ops}/healthz")
+            connected = health.get("sessions", {}).get("connected", 0)
+            if connected_at is None and connected >= args.devices:
+                connected_at = perf_counter()
+            if setup_at is None and all(d.observed for d in gen.devices):
+                setup_at = perf_counter()
+            if connected_at is not None and setup_at is not None:
+                break
+            await asyncio.sleep(0.1)
+        after = gen.snapshot()
+        if connected_at is None:
+            raise RuntimeError(f"only {health.get('sessions')} sessions after {args.register_timeout} s")
+        await asyncio.sleep(1.0)  # set-up downlinks of the last devices, reported properties
+        n = args.devices
+        registration = {
+            "coap_2_01_per_s": round(n / coap_seconds, 1),
+            "connected_per_s": round(n / (connected_at - before.at), 1),
+            "coap_set_up_per_s": round(n / ((setup_at or after.at) - before.at), 1),
+            "seconds_to_all_connected": round(connected_at - before.at, 2),
+            "cpu_ms_per_registration": {
+                k: round((after.cpu[k] - before.cpu[k]) * 1000 / n, 2) for k in before.cpu
+            },
+            "connect_rate_setting": args.connect_rate,
+            "downlinks_answered": dict(gen.downlinks),
+            "note": "cold: includes DPS (emulator retry-after 3 s) and TLS handshakes; coap_set_up: Read"
+            " and Observe answered (the bridge does not wait for the hub session to send them)",
+        }
+        result["registration"] = registration
+        log(
+            f"  registered: {registration['coap_2_01_per_s']}/s (2.01), all connected after"
+            f" {registration['seconds_to_all_connected']} s ({registration['connected_per_s']}/s)"
+        )
+
+        # idle with every session open
+        gc.collect()
+        first = gen.snapshot()
+        await asyncio.sleep(args.idle)
+        last = gen.snapshot()
+        result["idle"] = {
+            "seconds": round(last.at - first.at, 1),
+            "core_percent": {
+                k: round(100 * (last.cpu[k] - first.cpu[k]) / (last.at - first.at), 2) for k in first.cpu
+            },
+        }
+        rss_registered = rss_bytes(translator_process.pid)
+
+        # warm-up: every device once, so caches and first-publish paths are out of the way
+        await gen.saturate(1, 0.0, args.warmup)
+        metrics_before = await asyncio.to_thread(prometheus, f"{ops}/metrics")
+        gc_since = time.time()
+
+        log("translator: saturation and load levels")
+        result.update(await measure_load(gen, args, log))
+        rss_loaded = rss_bytes(translator_process.pid)
+        metrics_after = await asyncio.to_thread(prometheus, f"{ops}/metrics")
+        result["translator_metrics_delta"] = {
+            k: metrics_after[k] - metrics_before.get(k, 0.0)
+            for k in metrics_after
+            if k.startswith(
+                ("iotc_translator_messages", "iotc_translator_outboxed", "iotc_translator_errors")
+            )
+            and k.endswith("_total")
+            and metrics_after[k] != metrics_before.get(k, 0.0)
+        }
+        result["rss"] = {
+            "translator_empty_mb": round(rss_empty / 2**20, 1),
+            "translator_registered_mb": round(rss_registered / 2**20, 1),
+            "translator_after_load_mb": round(rss_loaded / 2**20, 1),
+            "translator_bytes_per_device": round((rss_registered - rss_empty) / n),
+            "emulator_mb": round(rss_bytes(emulator_process.pid) / 2**20, 1),
+        }
+
+        if args.scenario == "soak":
+            result["soak"] = await soak(gen, args, translator_process.pid, result, log)
+        if args.scenario == "fanout":
+            result["fanout"] = await fanout(gen, args, emulator, log)
+
+        if args.profile != "none":
+            result["profile"] = await profile(gen, args, translator_process, stack.work, log)
+
+        stop_process(translator_process)
+        if trace.exists():
+            pauses = json.loads(trace.read_text())
+            result["gc_pauses_during_load"] = gc_summary(pauses, gc_since)
+            if args.scenario == "soak":
+                result["soak"]["gc_trace"] = gc_trace(pauses, result["soak"]["started"])
+        result["machine_note"] = {
+            "translator_cpu": cpu_server,
+            "emulator_and_loadgen_cpu": cpu_client,
+        }
+        return result
+    finally:
+        if gen is not None:
+            gen.close()
+        stack.stop_all()
+        if args.keep_work:
+            log(f"work directory kept: {stack.work}")
+        else:
+            shutil.rmtree(stack.work, ignore_errors=True)
+
+
+async def soak(
+    gen: LoadGenerator, args: argparse.Namespace, pid: int, result: dict[str, Any], log: Callable[[str], None]
+) -> dict[str, Any]:
+    rate = args.soak_rate or 0.5 * result["saturation"]["msg_per_s"]
+    log(f"soak: {args.soak_duration:.0f} s at {rate:.0f} msg/s")
+    samples: list[tuple[float, float]] = []
+    started = time.time()
+
+    async def sample() -> None:
+        while True:
+            samples.append((round(time.time() - started, 1), round(rss_bytes(pid) / 2**20, 2)))
+            await asyncio.sleep(1.0)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        first, last = await gen.paced(rate, 0.0, args.soak_duration)
+    finally:
+        sampler.cancel()
+    level = window_figures(first, last)
+    level["latency"] = latency_figures(gen.latencies)
+    tail = [mb for at, mb in samples if at >= args.soak_duration / 2]
+    head = [mb for at, mb in samples if at < args.soak_duration / 2]
+    return {
+        "started": started,
+        "target_msg_per_s": round(rate),
+        **level,
+        "rss_mb_samples": samples,
+        "rss_mb_first_half_max": max(head, default=0.0),
+        "rss_mb_second_half_max": max(tail, default=0.0),
+    }
+
+
+def gc_trace(pauses: list[list[float]], started: float) -> list[dict[str, Any]]:
+    """Per 10 s bucket of the soak: collections and the longest pause."""
+    buckets: dict[int, list[list[float]]] = {}
+    for pause in pauses:
+        if pause[0] >= started:
+            buckets.setdefault(int((pause[0] - started) // 10), []).append(pause)
+    return [
+        {
+            "from_s": key * 10,
+            "collections": len(items),
+            "full": sum(1 for p in items if p[1] == 2),
+            "max_ms": round(max(p[2] for p in items) * 1000, 2),
+        }
+        for key, items in sorted(buckets.items())
+    ]
+
+
+async def fanout(
+    gen: LoadGenerator, args: argparse.Namespace, emulator: dict[str, Any], log: Callable[[str], None]
+) -> dict[str, Any]:
+    import aiohttp
+
+    base = f"http://127.0.0.1:{emulator['httpPort']}/api/devices"
+    log(f"fanout: resetMinMax to {gen.count} devices, {args.fanout_concurrency} at once")
+    executes_before = gen.executes
+    latencies: list[float] = []
+    outcomes: Counter[str] = Counter()
+    examples: dict[str, Any] = {}
+    queue = iter(gen.devices)
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        for device in queue:
+            url = f"{base}/{device.endpoint}/components/{args.fanout_component}/commands/resetMinMax"
+            started = perf_counter()
+            async with http.post(url, json={"responseTimeout": 30}) as response:
+                body = await response.json()
+            latencies.append(perf_counter() - started)
+            outcome = f"{response.status}/{body.get('responseCode', body.get('error', {}).get('code'))}"
+            if outcome not in outcomes:
+                examples[outcome] = body
+            outcomes[outcome] += 1
+
+    started = perf_counter()
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(worker(http) for _ in range(args.fanout_concurrency)))
+    wall = perf_counter() - started
+    return {
+        "commands": len(latencies),
+        "per_s": round(len(latencies) / wall, 1),
+        "outcomes": dict(outcomes),
+        "example_answers": examples,
+        "executes_seen_by_devices": gen.executes - executes_before,
+        "latency": latency_figures(latencies),
+    }
+
+
+async def profile(
+    gen: LoadGenerator, args: argparse.Namespace, process: Any, work: Path, log: Callable[[str], None]
+) -> dict[str, Any]:
+    """Sample the translator at saturation; the measured figures above are taken without a profiler."""
+    out = work / "translator.pyspy.txt"
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if args.profile == "py-spy" and spy is None:
+        log("py-spy not installed (pip install py-spy): no profile")
+        return {"error": "py-spy not installed"}
+    log(f"profile: {args.profile} on the translator at saturation for {args.profile_duration:.0f} s")
+    sampler = None
+    if args.profile == "py-spy" and spy is not None:
+        command = [spy, "record", "--pid", str(process.pid), "--duration", str(round(args.profile_duration))]
+        command += ["--rate", "250", "--format", "raw", "--nonblocking", "-o", str(out)]
+        cpu = 1 if not args.no_pin and (os.cpu_count() or 1) >= 2 else None
+        sampler = subprocess.Popen(  # noqa: ASYNC220 (starts at once; waited for in a thread)
+            pinned(cpu, command), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+    else:
+        process.send_signal(signal.SIGUSR1)
+    first, last = await gen.saturate(args.window, 0.5, args.profile_duration)
+    figures = window_figures(first, last)
+    if sampler is not None:
+        _, errors = await asyncio.to_thread(sampler.communicate)
+        if not out.exists():
+            return {"error": errors.decode(errors="replace")[-2000:]}
+        parsed = parse_raw_profile(out)
+        if args.keep_work:
+            shutil.copy(out, RESULTS / f"throughput-{args.scenario}-{args.devices}.pyspy.txt")
+    else:
+        process.send_signal(signal.SIGUSR2)
+        prof = work / "translator.prof"
+        for _ in range(100):
+            if prof.exists():
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        parsed = parse_cprofile(prof)
+    us = figures["cpu"].get("translator", {}).get("us_per_msg", 0.0)
+    parsed["msg_per_s_while_profiling"] = figures["msg_per_s"]
+    parsed["translator_us_per_msg_while_profiling"] = us
+    parsed["tool"] = args.profile
+    return parsed
+
+
+async def run_baseline(kind: str, args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
+    cpu_server, cpu_client = core_plan(args)
+    stack = Stack(Path(tempfile.mkdtemp(prefix="bench-baseline-")), cpu_server, cpu_client)
+    server_kind, _, loop_name = kind.partition("-")
+    port = free_port(socket.SOCK_DGRAM)
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_throughput",
+        "--serve",
+        server_kind,
+        "--port",
+        str(port),
+    ]
+    command += ["--loop", loop_name or "asyncio"]
+    gen: LoadGenerator | None = None
+    try:
+        process, out = stack.spawn(kind, command, cpu_server)
+        ready = json.loads(wait_line(out, '"ready"', 30, process))
+        gen = LoadGenerator(args.devices, ("127.0.0.1", port), echo=server_kind == "echo", pids={})
+        gen.pids = {"server": process.pid, "loadgen": "self"}
+        await gen.open()
+        rss_empty = rss_bytes(process.pid)
+        log(f"{kind} ({ready['loop']}): registering")
+        seconds = await gen.register_all(args.register_window, args.lifetime, args.register_timeout)
+        await gen.saturate(1, 0.0, 1.0)
+        result: dict[str, Any] = {
+            "loop": ready["loop"],
+            "registration_per_s": round(args.devices / seconds, 1),
+            **(await measure_load(gen, args, log)),
+            "rss_mb": [round(rss_empty / 2**20, 1), round(rss_bytes(process.pid) / 2**20, 1)],
+        }
+        return result
+    finally:
+        if gen is not None:
+            gen.close()
+        stack.stop_all()
+        shutil.rmtree(stack.work, ignore_errors=True)
+
+
+# --- report ----------------------------------------------------------------------------------------------
+
+
+def table(report: dict[str, Any]) -> str:
+    runs = report["runs"]
+    rows = []
+    header = (
+        f"{'server':<14} {'msg/s':>7} {'srv µs/msg':>10} {'gen µs/msg':>10} {'emu µs/msg':>10}"
+        f" {'srv core%':>9}  {'p50/p99/p99.9 ms at 25 %':>26}  {'50 %':>22}  {'75 %':>22}"
+    )
+    rows.append(header)
+    for name, run in runs.items():
+        if "saturation" not in run:
+            continue
+        sat = run["saturation"]
+        server = "translator" if name == "translator" else "server"
+        cpu = sat["cpu"]
+        levels = []
+        for level in ("25%", "50%", "75%"):
+            lat = run["load_levels"].get(level, {}).get("latency", {})
+            levels.append(
+                f"{lat.get('p50_ms', 0):.2f}/{lat.get('p99_ms', 0):.2f}/{lat.get('p99_9_ms', 0):.1f}"
+            )
+        own = cpu.get(server, {})
+        gen_us = cpu.get("loadgen", {}).get("us_per_msg", 0)
+        emu_us = cpu.get("emulator", {}).get("us_per_msg", "-")
+        rows.append(
+            f"{name:<14} {sat['msg_per_s']:>7} {own.get('us_per_msg', 0):>10} {gen_us:>10} {emu_us:>10}"
+            f" {own.get('core_percent', 0):>9}  {levels[0]:>26}  {levels[1]:>22}  {levels[2]:>22}"
+        )
+    lines = ["\n".join(rows)]
+    ratios = report.get("ratios", {})
+    if ratios:
+        lines.append("\nratios (translator vs baseline):")
+        for name, figures in ratios.items():
+            lines.append(
+                f"  {name:<14} msg/s ×{figures['throughput_ratio']}  CPU µs/msg ×{figures['cpu_ratio']}"
+                f"  p99 at 50 % ×{figures['p99_at_50_ratio']}"
+            )
+    translator = runs.get("translator", {})
+    if "registration" in translator:
+        reg = translator["registration"]
+        rss = translator["rss"]
+        lines.append(
+            f"\nregistrations: {reg['coap_2_01_per_s']}/s (CoAP 2.01); {reg['connected_per_s']}/s to"
+            " connected hub sessions (cold, DPS included); translator"
+            f" {reg['cpu_ms_per_registration'].get('translator')} ms CPU per registration"
+        )
+        lines.append(
+            f"RSS: translator {rss['translator_bytes_per_device']} B per device"
+            f" ({rss['translator_empty_mb']} → {rss['translator_registered_mb']} MB);"
+            f" idle with all sessions open: {translator['idle']['core_percent']} % of a core"
+        )
+    if "profile" in translator and "stages_percent" in translator["profile"]:
+        prof = translator["profile"]
+        us = translator["saturation"]["cpu"]["translator"]["us_per_msg"]
+        lines.append(f"\ntranslator CPU by stage ({prof['tool']}, at saturation; {us} µs/msg unprofiled):")
+        for stage, percent in prof["stages_percent"].items():
+            lines.append(f"  {stage:<14} {percent:>5.1f} %  ≈ {us * percent / 100:6.1f} µs/msg")
+            for detail, part in prof.get("details_percent", {}).items():
+                if detail.startswith(stage + ":") and part >= 1.0:
+                    lines.append(f"      {detail:<34} {part:>5.1f} %  ≈ {us * part / 100:6.1f} µs/msg")
+    return "\n".join(lines)
+
+
+def ratios(runs: dict[str, Any]) -> dict[str, Any]:
+    translator = runs.get("translator")
+    if not translator or "saturation" not in translator:
+        return {}
+    out = {}
+    t_sat = translator["saturation"]
+    t_us = t_sat["cpu"]["translator"]["us_per_msg"]
+    t_p99 = translator["load_levels"].get("50%", {}).get("latency", {}).get("p99_ms", float("nan"))
+    for name, run in runs.items():
+        if name == "translator" or "saturation" not in run:
+            continue
+        sat = run["saturation"]
+        b_p99 = run["load_levels"].get("50%", {}).get("latency", {}).get("p99_ms", float("nan"))
+        out[name] = {
+            "throughput_ratio": round(t_sat["msg_per_s"] / max(1, sat["msg_per_s"]), 3),
+            "cpu_ratio": round(t_us / max(0.1, sat["cpu"]["server"]["us_per_msg"]), 2),
+            "p99_at_50_ratio": round(t_p99 / b_p99, 2) if b_p99 else None,
+        }
+    return out
+
+
+async def orchestrate(args: argparse.Namespace) -> dict[str, Any]:
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    loop_name = type(asyncio.get_running_loop()).__module__
+    _, cpu_client = core_plan(args)
+    if cpu_client is not None:
+        os.sched_setaffinity(0, {cpu_client})
+    report: dict[str, Any] = {
+        "benchmark": "throughput",
+        "scenario": args.scenario,
+        "devices": args.devices,
+        "machine": {
+            "nproc": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_start": os.getloadavg(),
+            "pinning": "translator/baseline server on CPU 0; emulator, load generator, py-spy on CPU 1"
+            if cpu_client is not None
+            else "none",
+        },
+        "load_generator": {"loop": loop_name, "window_per_device": args.window},
+        "settings": {
+            k: v for k, v in vars(args).items() if k not in ("serve", "port", "loop") and not callable(v)
+        },
+        "runs": {},
+    }
+    started = perf_counter()
+    report["runs"]["translator"] = await run_translator(args, log)
+    for kind in args.baselines:
+        report["runs"][kind] = await run_baseline(kind, args, log)
+    report["ratios"] = ratios(report["runs"])
+    report["wall_seconds"] = round(perf_counter() - started, 1)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_throughput",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--scenario", choices=("throughput", "soak", "fanout"), default="throughput")
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--window", type=int, default=1, help="CONs in flight per device at saturation")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of saturation measurement")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument(
+        "--levels", type=lambda s: [float(x) for x in s.split(",")], default=[0.25, 0.5, 0.75]
+    )
+    parser.add_argument("--level-duration", type=float, default=6.0)
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle measurement")
+    parser.add_argument("--baselines", type=lambda s: [x for x in s.split(",") if x], default=None)
+    parser.add_argument("--profile", choices=("py-spy", "cprofile", "none"), default="py-spy")
+    parser.add_argument("--profile-duration", type=float, default=8.0)
+    parser.add_argument("--connect-rate", type=float, default=1000.0, help="translator iotc.connect_rate")
+    parser.add_argument("--register-window", type=int, default=100)
+    parser.add_argument("--register-timeout", type=float, default=180.0)
+    parser.add_argument("--lifetime", type=int, default=3600)
+    parser.add_argument("--soak-duration", type=float, default=60.0)
+    parser.add_argument("--soak-rate", type=float, default=0.0, help="default: 50 %% of saturation")
+    parser.add_argument("--fanout-concurrency", type=int, default=100)
+    parser.add_argument("--fanout-component", default="temperature_0")
+    parser.add_argument("--translator-log-level", default="ERROR")
+    parser.add_argument("--loadgen-loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument("--keep-work", action="store_true", help="keep logs and the raw profile")
+    parser.add_argument("--output", type=Path)
+    parser.add_argument("--serve", choices=("echo", "aiocoap", "translator"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve == "translator":
+        return serve_translator()
+    if args.serve:
+        use_loop(args.loop)
+        asyncio.run(serve_baseline(args.serve, args.port))
+        return 0
+    if args.baselines is None:
+        args.baselines = ["echo-uvloop", "echo-asyncio", "aiocoap"]
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    use_loop(args.loadgen_loop)
+    report = asyncio.run(orchestrate(args))
+    out = args.output or RESULTS / f"throughput-{args.scenario}-{args.devices}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print()
+    print(table(report))
+    print(f"\nwritten to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
