@@ -72,7 +72,8 @@ class Bridge:
         return self._coap
 
     def downlink_deadline(self) -> float:
-        """Static reads, observations and writes wait for a sleeping device up to the queue deadline."""
+        """Static reads, observations and writes wait for a sleeping device up to the queue deadline.
+        Deadlines are points in time on `clock`; `DeviceLife.within` turns them into the seconds left."""
         return self.clock() + self.settings.coap.queue_deadline
 
     def command_deadline(self) -> float:
@@ -125,13 +126,15 @@ class Bridge:
         objects = registration.objects
         return self.catalog.for_objects(objects.instances, dict(objects.objects))
 
-    async def _start_life(self, device_id: str, registration: Registration | None) -> DeviceLife | None:
-        entry = (
-            await self.store.device_for_endpoint(registration.endpoint) if registration is not None else None
-        )
+    async def _start_life(
+        self, device_id: str, registration: Registration | None, endpoint: str
+    ) -> DeviceLife | None:
+        entry = await self.store.device_for_endpoint(endpoint)
+        # An imported device is known to IoT Central by the id its import gave it, not by its endpoint name.
+        cloud_id = entry.device_id if entry is not None else device_id
         codec = self.codec_for(registration, entry)
-        credential = await self.credential_for(device_id, entry)
-        life = DeviceLife(self, device_id, codec)
+        credential = await self.credential_for(cloud_id, entry)
+        life = DeviceLife(self, cloud_id, codec)
         callbacks = SessionCallbacks(
             on_desired=life.on_desired,
             on_method=life.on_method,
@@ -141,24 +144,29 @@ class Bridge:
         model_id = (entry.model_id if entry is not None else None) or (
             codec.model_id if codec is not None else None
         )
-        session = await self.pool.session(DeviceSpec(device_id, credential, model_id, callbacks))
+        session = await self.pool.session(DeviceSpec(cloud_id, credential, model_id, callbacks))
         # Commands and writable properties arrive only while connected: registered devices stay connected.
-        self.pool.pin(device_id, registration is not None)
+        self.pool.pin(cloud_id, registration is not None)
         await life.start(session)
         self.lives[device_id] = life
         log.info(
-            "device %s: life started (codec %s)", device_id, codec.model_id if codec is not None else "none"
+            "device %s: life started as %s (codec %s)",
+            device_id,
+            cloud_id,
+            codec.model_id if codec is not None else "none",
         )
         return life
 
-    async def _life(self, device_id: str, registration: Registration | None) -> DeviceLife | None:
+    async def _life(
+        self, device_id: str, registration: Registration | None, endpoint: str
+    ) -> DeviceLife | None:
         life = self.lives.get(device_id)
         if life is not None:
             return life
         starting = self._starting.get(device_id)
         if starting is None:
             starting = asyncio.create_task(
-                self._start_life(device_id, registration), name=f"start-{device_id}"
+                self._start_life(device_id, registration, endpoint), name=f"start-{device_id}"
             )
             self._starting[device_id] = starting
             starting.add_done_callback(lambda _task: self._starting.pop(device_id, None))
@@ -180,9 +188,17 @@ class Bridge:
                 time.time(),
             )
         )
-        life = await self._life(device_id, registration)
-        if life is not None:
-            life.registered(registration)
+        life = await self._life(device_id, registration, registration.endpoint)
+        if life is None:
+            return
+        current = self.coap.registration(registration.endpoint)
+        if current is None:
+            # De-registered or expired while its life was being set up: end it now (a pinned session for a
+            # device that is gone would stay connected for ever).
+            await self._end(registration, DeregisterReason.DEREGISTERED)
+        elif current.reg_id == registration.reg_id:
+            life.registered(current)
+        # else: registered again meanwhile; that registration's own task sets the life up.
 
     # -- TelemetrySink ----------------------------------------------------------------------------
 
@@ -209,10 +225,17 @@ class Bridge:
         self._spawn(self._end(registration, reason), f"end-{registration.device_id}")
 
     async def _end(self, registration: Registration, reason: DeregisterReason) -> None:
+        starting = self._starting.get(registration.device_id)
+        if starting is not None:
+            # Ended while its life was still being set up (DPS takes a while): let that finish, then end it,
+            # rather than leave a pinned session connected for a device that is gone.
+            await asyncio.wait([starting])
+        if reason is not DeregisterReason.SHUTDOWN and self.coap.registration(registration.endpoint):
+            return  # registered again meanwhile: the new registration owns the life
         life = self.lives.pop(registration.device_id, None)
         if life is not None:
             await life.close()
-        await self.pool.close_session(registration.device_id)
+        await self.pool.close_session(life.device_id if life is not None else registration.device_id)
         if reason is not DeregisterReason.SHUTDOWN:
             await self.store.delete_registration(registration.endpoint)
 
@@ -237,7 +260,7 @@ class Bridge:
         registration = (
             self.coap.registration(device.endpoint) if source is not TelemetrySource.INGEST else None
         )
-        life = await self._life(device.device_id, registration)
+        life = await self._life(device.device_id, registration, device.endpoint)
         if life is None:
             return
         safe = life.deliver(records)

@@ -119,6 +119,11 @@ class DeviceLife:
             self._log.error("%s failed: %s", task.get_name(), error, exc_info=error)
             self.bridge.metrics.errors.labels(kind="bridge").inc()
 
+    def within(self, deadline: float) -> float:
+        """Seconds left until `deadline` (on the bridge's clock): the CoAP face's downlinks take `deadline=`
+        as how long a request may wait for a sleeping device, not as a point in time."""
+        return max(0.0, deadline - self.bridge.clock())
+
     # -- registration: static properties and observations -----------------------------------------
 
     async def _set_up(self, registration: Registration) -> None:
@@ -134,7 +139,7 @@ class DeviceLife:
         )
         for instance in wanted:
             try:
-                records = await devices.read(endpoint, instance, deadline=deadline)
+                records = await devices.read(endpoint, instance, deadline=self.within(deadline))
             except DownlinkError as error:
                 self._log.warning("read %s for properties failed: %s", instance, error)
                 continue
@@ -145,21 +150,24 @@ class DeviceLife:
                 continue
             try:
                 await devices.write_attributes(
-                    endpoint, observation.path, observation.attributes, deadline=deadline
+                    endpoint, observation.path, observation.attributes, deadline=self.within(deadline)
                 )
             except DownlinkError as error:
                 self._log.warning("write-attributes %s failed: %s", observation.path, error)
         paths = [observation.path for observation in observations]
         if not paths:
             return
-        try:
-            if len(paths) > 1 and registration.version_tuple >= (1, 1):
-                await devices.observe_composite(endpoint, paths, deadline=deadline)
-            else:
-                for path in paths:
-                    await devices.observe(endpoint, path, deadline=deadline)
-        except DownlinkError as error:
-            self._log.warning("observe failed: %s", error)
+        if len(paths) > 1 and registration.version_tuple >= (1, 1):
+            try:
+                await devices.observe_composite(endpoint, paths, deadline=self.within(deadline))
+            except DownlinkError as error:
+                self._log.warning("observe failed: %s", error)
+        else:
+            for path in paths:  # one refused path (an optional resource the device lacks) stops no other
+                try:
+                    await devices.observe(endpoint, path, deadline=self.within(deadline))
+                except DownlinkError as error:
+                    self._log.warning("observe %s failed: %s", path, error)
         self._log.info("observing %d paths", len(paths))
 
     # -- telemetry --------------------------------------------------------------------------------
@@ -321,7 +329,7 @@ class DeviceLife:
                     self.endpoint,
                     pending.write.path,
                     pending.write.records,
-                    deadline=self.bridge.downlink_deadline(),
+                    deadline=self.within(self.bridge.downlink_deadline()),
                 )
             except DeviceResponseError as error:
                 await self.report(pending.failed(str(error), AckCode.REJECTED))
@@ -349,13 +357,14 @@ class DeviceLife:
         operation = call.operation
         devices = self.bridge.coap.devices
         try:
+            wait = self.within(deadline)
             if operation.operation is Operation.EXECUTE:
-                await devices.execute(self.endpoint, operation.path, operation.arguments, deadline=deadline)
+                await devices.execute(self.endpoint, operation.path, operation.arguments, deadline=wait)
                 result = call.succeeded()
             elif operation.operation is Operation.READ:
-                result = call.succeeded(await devices.read(self.endpoint, operation.path, deadline=deadline))
+                result = call.succeeded(await devices.read(self.endpoint, operation.path, deadline=wait))
             else:
-                await devices.write(self.endpoint, operation.path, operation.records, deadline=deadline)
+                await devices.write(self.endpoint, operation.path, operation.records, deadline=wait)
                 result = call.succeeded()
         except (DeadlineExpiredError, DeviceTimeoutError) as error:
             result = call.timed_out(str(error))

@@ -612,7 +612,9 @@ class DeviceManager:
         timeout: float | None = None,
         deadline: float | None = None,
     ) -> list[ObservationHandle]:
-        """Observe-Composite; falls back to one observation per path (several handles)."""
+        """Observe-Composite; falls back to one observation per path (several handles). In the fallback a
+        path the device refuses (4.04 for an optional resource it lacks) is skipped, not fatal to the others;
+        only when every path is refused does the error come back."""
         wanted = tuple(paths)
 
         async def op(dev: Device) -> list[ObservationHandle]:
@@ -622,7 +624,17 @@ class DeviceManager:
                 handle = await self._observe(dev, wanted, True)
                 if handle is not None:
                     return [handle]
-            return [await self._observe(dev, (p,), False) for p in wanted]
+            handles: list[ObservationHandle] = []
+            refused: DeviceResponseError | None = None
+            for p in wanted:
+                try:
+                    handles.append(await self._observe(dev, (p,), False))
+                except DeviceResponseError as exc:
+                    log.info("endpoint=%s: observe %s refused: %s", endpoint, p, exc)
+                    refused = exc
+            if refused is not None and not handles:
+                raise refused
+            return handles
 
         return await self._submit(endpoint, "observe-composite", op, timeout, deadline)
 

@@ -94,6 +94,10 @@ class SqliteStore:
             async with self._db.execute("SELECT device_id, COUNT(*) FROM outbox GROUP BY device_id") as rows:
                 self._device_depth = {str(device_id): int(count) async for device_id, count in rows}
         except Exception as error:  # sqlite3 raises several unrelated types for a bad file
+            if self._db is not None:  # its worker thread would keep the process alive at exit
+                with contextlib.suppress(Exception):
+                    await self._db.close()
+                self._db = None
             raise StoreError(f"cannot open the store {self.path}: {error}") from error
         self._depth = sum(self._device_depth.values())
         log.info("store %s opened (%d messages in the outbox)", self.path, self._depth)
