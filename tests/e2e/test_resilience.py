@@ -1,0 +1,251 @@
+"""Delivery guarantees end to end: an emulator outage, expired tokens and a translator restart in the middle
+of a telemetry stream lose nothing and keep the order, with the device's original timestamps; a restart
+resumes without running DPS again (the assignment is cached in the store)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiocoap
+from aiocoap.numbers.codes import Code as AioCode
+
+from emulator.app import Emulator
+from tests.conftest import RestClient
+from tests.e2e.conftest import (
+    STEP,
+    eventually,
+    free_udp_port,
+    iso_ms,
+    log_position,
+    send_at,
+    session_connected,
+    simulated,
+    telemetry_matching,
+    translator_settings,
+)
+from translator.coap.simulator import SimulatedDevice
+from translator.lwm2m import ContentFormat, Record, Value, encode
+from translator.lwm2m import Path as Lwm2mPath
+from translator.serve import Translator
+
+TEMPERATURE = Lwm2mPath(3303, 0, 5700)
+SENSOR_ONLY: dict[Lwm2mPath, Value] = {TEMPERATURE: 21.5, Lwm2mPath(3303, 0, 5701): "Cel"}
+
+
+def _streamed(event: dict[str, Any]) -> bool:
+    return event["component"] == "temperature_0" and "iothub-creation-time-utc" in event["properties"]
+
+
+async def _stream(device: SimulatedDevice, numbers: range, base: float, interval: float) -> None:
+    """Reading n is the value 1000 + n at device time base + n/4 s (exact in binary, so exact in ms)."""
+    for n in numbers:
+        await send_at(device, [(TEMPERATURE, 1000.0 + n, base + n / 4)])
+        await asyncio.sleep(interval)
+
+
+def _check_stream(events: list[dict[str, Any]], numbers: range, base: float) -> None:
+    """Nothing lost, order kept (at-least-once: a message may repeat, but only right where it was)."""
+    seen = [int(event["body"]["temperature"]) - 1000 for event in events]
+    assert seen == sorted(seen), f"order broken: {seen}"
+    assert sorted(set(seen)) == list(numbers), f"lost: {sorted(set(numbers) - set(seen))}"
+    for event in events:
+        n = int(event["body"]["temperature"]) - 1000
+        assert event["properties"]["iothub-creation-time-utc"] == iso_ms(base + n / 4)
+
+
+async def test_emulator_outage_during_a_stream_loses_nothing(
+    emulator: Emulator, rest: RestClient, translator: Translator
+) -> None:
+    async with simulated(translator, "out-1", values=SENSOR_ONLY) as device:
+        await session_connected(translator, "out-1")
+        start = await log_position(rest)
+        base = float(int(time.time()) - 600)
+        numbers = range(50)
+        streaming = asyncio.create_task(_stream(device, numbers, base, 0.1))
+        await asyncio.sleep(1.0)
+        status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 4})
+        assert status == 200
+        async with asyncio.timeout(STEP):
+            await streaming  # every Send was acknowledged (2.04) although the hub was away
+        events = await telemetry_matching(rest, "out-1", _streamed, len(numbers), after=start, timeout=40)
+        _check_stream(events, numbers, base)
+        # The outage really sent messages through the outbox.
+        outboxed = translator.metrics.registry.get_sample_value("iotc_translator_outboxed_total")
+        assert outboxed is not None and outboxed > 0
+
+        async def drained() -> bool:
+            return translator.store.outbox_size() == 0
+
+        await eventually(drained, what="the outbox to drain")  # removed once the replay is acknowledged
+
+
+async def test_token_expiry_during_a_stream_loses_nothing(
+    emulator: Emulator, rest: RestClient, translator: Translator
+) -> None:
+    async with simulated(translator, "tok-1", values=SENSOR_ONLY) as device:
+        await session_connected(translator, "tok-1")
+        assert translator.pool is not None
+        session = translator.pool.get("tok-1")
+        assert session is not None
+        connects = session.metrics.connects
+        start = await log_position(rest)
+        base = float(int(time.time()) - 600)
+        numbers = range(40)
+        streaming = asyncio.create_task(_stream(device, numbers, base, 0.05))
+        await asyncio.sleep(0.7)
+        status, body = await rest.request("POST", "/emulator/faults/expire-tokens")
+        assert status == 200 and body["dropped"] >= 1
+        async with asyncio.timeout(STEP):
+            await streaming
+        events = await telemetry_matching(rest, "tok-1", _streamed, len(numbers), after=start, timeout=30)
+        _check_stream(events, numbers, base)
+        assert session.metrics.connects > connects  # it came back with a fresh token
+
+
+async def test_restart_resumes_without_provisioning_again(
+    emulator: Emulator, rest: RestClient, tmp_path: Path
+) -> None:
+    port = free_udp_port()
+    settings = translator_settings(emulator, tmp_path / "translator")
+    settings = replace(settings, coap=replace(settings.coap, port=port))
+    base = float(int(time.time()) - 600)
+    first = Translator(settings)
+    await first.start()
+    try:
+        async with simulated(first, "rs-1", values=SENSOR_ONLY) as device:
+            await session_connected(first, "rs-1")
+            start = await log_position(rest)
+            await _stream(device, range(5), base, 0.0)
+            await telemetry_matching(rest, "rs-1", _streamed, 5, after=start)
+            assert first.pool is not None
+            assert first.pool.counters["dps_registrations"] == 1
+            provisioned = _last_provisioned(emulator, "rs-1")
+            assert provisioned
+
+            # The hub goes away: what the device sends now is acknowledged from the outbox...
+            status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 60})
+            assert status == 200
+            await _stream(device, range(5, 10), base, 0.0)
+            assert await first.store.outbox_depth("rs-1") == 5
+            await first.stop()
+
+            # ...and survives the restart: a new translator on the same state directory and port.
+            await rest.request("POST", "/emulator/faults/clear")
+            second = Translator(settings)
+            await second.start()
+            try:
+                # A registration the server no longer knows is refused (4.04); the client registers again.
+                response = await device.update()
+                assert not response.code.is_successful()
+                assert (await device.register()).code.is_successful()
+                await session_connected(second, "rs-1")
+                await _stream(device, range(10, 15), base, 0.0)
+                events = await telemetry_matching(rest, "rs-1", _streamed, 15, after=start, timeout=30)
+                _check_stream(events, range(15), base)
+                assert second.pool is not None
+                assert second.pool.counters["dps_registrations"] == 0
+                assert _last_provisioned(emulator, "rs-1") == provisioned
+            finally:
+                async with asyncio.timeout(STEP):
+                    await second.stop()
+    finally:
+        async with asyncio.timeout(STEP):
+            await first.stop()
+
+
+def _last_provisioned(emulator: Emulator, device_id: str) -> str:
+    device = emulator.application.device(device_id)
+    assert device is not None
+    return device.last_provisioned
+
+
+async def test_offline_command_survives_a_restart(
+    emulator: Emulator, rest: RestClient, tmp_path: Path
+) -> None:
+    """An offline command taken from IoT Central for a sleeping device is kept in the store: a translator
+    restarted before the device wakes still runs it."""
+    port = free_udp_port()
+    settings = translator_settings(emulator, tmp_path / "translator")
+    settings = replace(settings, coap=replace(settings.coap, port=port))
+    first = Translator(settings)
+    await first.start()
+    try:
+        async with simulated(first, "oc-1", queue_mode=True) as device:
+            await session_connected(first, "oc-1")
+            await device.sleep()
+            status, body = await rest.request(
+                "POST", "/api/devices/oc-1/components/device/commands/reboot?queued=true", {}
+            )
+            assert status == 202, body
+
+            async def taken() -> bool:
+                entry = emulator.application.device("oc-1")
+                return entry is not None and not entry.c2d and bool(await first.store.commands("oc-1"))
+
+            await eventually(taken, what="the translator to take and keep the offline command")
+            await first.stop()
+
+            second = Translator(settings)
+            await second.start()
+            try:
+                await device.start()  # wakes up: its Update is refused (unknown), so it registers again
+                assert not (await device.update()).code.is_successful()
+                assert (await device.register()).code.is_successful()
+
+                async def executed() -> bool:
+                    return bool(device.executed)
+
+                await eventually(executed, what="the kept command executed")
+                assert [path for path, _ in device.executed] == [Lwm2mPath(3, 0, 4)]
+
+                async def forgotten() -> bool:
+                    return not await second.store.commands("oc-1")
+
+                await eventually(forgotten, what="the command removed from the store")
+            finally:
+                async with asyncio.timeout(STEP):
+                    await second.stop()
+    finally:
+        async with asyncio.timeout(STEP):
+            await first.stop()
+
+
+async def test_full_outbox_pushes_back_instead_of_dropping(
+    emulator: Emulator, rest: RestClient, tmp_path: Path
+) -> None:
+    """While the hub is away the outbox keeps at most `outbox_device_limit` messages per device; the next
+    confirmable Send is refused with 5.03 and a Max-Age, so the device keeps the reading and retries."""
+    settings = translator_settings(emulator, tmp_path / "translator")
+    settings = replace(settings, store=replace(settings.store, outbox_device_limit=3))
+    async with (
+        Translator(settings) as translator,
+        simulated(translator, "full-1", values=SENSOR_ONLY) as device,
+    ):
+        await session_connected(translator, "full-1")
+        start = await log_position(rest)
+        status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 60})
+        assert status == 200
+        base = float(int(time.time()) - 60)
+        await _stream(device, range(3), base, 0.0)  # kept: acknowledged 2.04
+        records = [Record(TEMPERATURE, 1003.0, base + 3 / 4)]
+        message = aiocoap.Message(
+            code=AioCode.POST,
+            uri=device._uri("dp"),
+            content_format=ContentFormat.SENML_JSON,
+            payload=encode(ContentFormat.SENML_JSON, records, base_path=Lwm2mPath()),
+        )
+        response = await device._send(message, timeout=STEP)
+        assert response.code == AioCode.SERVICE_UNAVAILABLE
+        assert response.opt.max_age is not None and response.opt.max_age > 0
+        assert await translator.store.outbox_depth("full-1") == 3
+
+        await rest.request("POST", "/emulator/faults/clear")
+        events = await telemetry_matching(rest, "full-1", _streamed, 3, after=start, timeout=30)
+        _check_stream(events, range(3), base)
+        await send_at(device, [(TEMPERATURE, 1003.0, base + 3 / 4)])  # the device's retry is taken
+        events = await telemetry_matching(rest, "full-1", _streamed, 4, after=start, timeout=30)
+        _check_stream(events, range(4), base)
