@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from translator.bridge import Bridge, CodecCatalog
 from translator.coap import Lwm2mServer
 from translator.coap.tuning import tune_gc
+from translator.iotc.backoff import BackoffPolicy
 from translator.iotc.dps_client import DpsEndpoint
 from translator.iotc.pool import PoolSettings, SessionPool
 from translator.iotc.sas import TokenPolicy
@@ -97,7 +98,9 @@ class Translator:
                 transport=iotc.transport,
             ),
             session_settings=SessionSettings(
-                keep_alive=iotc.keep_alive, token_policy=TokenPolicy(ttl=iotc.token_ttl)
+                keep_alive=iotc.keep_alive,
+                token_policy=TokenPolicy(ttl=iotc.token_ttl),
+                backoff=BackoffPolicy(base=iotc.reconnect_min, cap=iotc.reconnect_max),
             ),
             assignments=self.store,
         )

@@ -46,6 +46,8 @@ class IotcSettings:
     connect_rate: float = 100.0  # new connections per second (IoT Hub S1 admits about 100)
     idle_timeout: float = 0.0  # seconds; 0 keeps every session open
     keep_alive: int = 300
+    reconnect_min: float = 1.0  # reconnect backoff: full jitter under min(reconnect_max, min * 2**attempt)
+    reconnect_max: float = 60.0
     token_ttl: int = 3600
     telemetry_timeout: float = 5.0  # a publish not acknowledged by then goes to the outbox
     command_deadline: float = 25.0  # IoT Central gives up at 30 s: answer before it does
@@ -213,9 +215,12 @@ def _validate(settings: Settings) -> Settings:
         ("iotc.connect_rate", iotc.connect_rate),
         ("iotc.telemetry_timeout", iotc.telemetry_timeout),
         ("iotc.command_deadline", iotc.command_deadline),
+        ("iotc.reconnect_min", iotc.reconnect_min),
     ):
         if value <= 0:
             raise SettingsError(f"{name}: must be positive")
+    if iotc.reconnect_max < iotc.reconnect_min:
+        raise SettingsError("iotc.reconnect_max: must be at least iotc.reconnect_min")
     if iotc.max_sessions < 1 or iotc.token_ttl < 300:
         raise SettingsError("iotc.max_sessions / iotc.token_ttl: at least 1 session and 300 s tokens")
     if settings.codec.ddf_directory is not None and not settings.codec.ddf_directory.is_dir():

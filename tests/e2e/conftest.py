@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import shutil
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -20,11 +19,8 @@ from aiocoap.numbers.codes import Code as AioCode
 
 from emulator.app import Emulator
 from tests.conftest import REPO, RestClient
-from translator import serve
 from translator.coap import CoapSettings
 from translator.coap.simulator import SimulatedDevice, SimulatorOptions
-from translator.iotc.backoff import BackoffPolicy
-from translator.iotc.session import SessionSettings
 from translator.lwm2m import ContentFormat, Record, Value, encode
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
@@ -32,7 +28,6 @@ from translator.settings import CodecSettings, IotcSettings, OperationsSettings,
 
 STEP = 20.0  # the bound of every single wait in these tests
 COAP_CLIENT = shutil.which("coap-client-notls")
-FAST_BACKOFF = BackoffPolicy(base=0.2, cap=2.0)
 
 FAST_COAP = CoapSettings(
     host="127.0.0.1",
@@ -63,18 +58,14 @@ def translator_settings(emulator: Emulator, state_dir: Path, **iotc: Any) -> Set
             connect_rate=1000.0,
             telemetry_timeout=2.0,
             command_deadline=4.0,
+            # An outage of a few seconds should cost a few seconds (the backoff has its own unit tests).
+            reconnect_min=0.2,
+            reconnect_max=2.0,
             **iotc,
         ),
         codec=CodecSettings(directory=REPO / "codecs"),
         operations=OperationsSettings(port=0),
     )
-
-
-@pytest.fixture(autouse=True)
-def fast_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sessions back off between reconnects as in production, but from 0.2 s up to 2 s rather than 1 s up to
-    60 s, so an outage of a few seconds costs a few seconds (the backoff itself has its own unit tests)."""
-    monkeypatch.setattr(serve, "SessionSettings", functools.partial(SessionSettings, backoff=FAST_BACKOFF))
 
 
 @pytest.fixture
