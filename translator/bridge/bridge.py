@@ -25,7 +25,7 @@ from translator.coap import (
 )
 from translator.codec import Codec
 from translator.iotc.credentials import Credential, SymmetricKey, X509Identity, mint_device_certificate
-from translator.iotc.pool import DeviceSpec, PoolFullError, SessionPool
+from translator.iotc.pool import DeviceSpec, SessionPool
 from translator.iotc.session import SessionCallbacks
 from translator.ops.metrics import Metrics
 from translator.settings import Settings
@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from translator.coap import Lwm2mServer
 
 log = logging.getLogger(__name__)
+
+
+class NoCredentialsError(Exception):
+    """Nothing says how this device authenticates: no group key, no enrollment CA, no imported key."""
 
 
 class Bridge:
@@ -116,7 +120,9 @@ class Bridge:
                 iotc.x509_ca_key,
                 self.settings.state_dir / "certs",
             )
-        raise PoolFullError(f"no credentials for {device_id}: configure iotc.group_key or import the device")
+        raise NoCredentialsError(
+            f"no credentials for {device_id}: configure iotc.group_key or import the device"
+        )
 
     def codec_for(self, registration: Registration | None, entry: DeviceEntry | None) -> Codec | None:
         if entry is not None and entry.codec:
