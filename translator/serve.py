@@ -110,6 +110,7 @@ class Translator:
         self.coap = Lwm2mServer(settings.coap, self.bridge, registry=self.registry)
         self.bridge.attach(self.coap)
         await self.coap.start()
+        await self.bridge.resume()
         operations = settings.operations
         self.ops = OpsServer(self.metrics, self.bridge.health, host=operations.host, port=operations.port)
         await self.ops.start()

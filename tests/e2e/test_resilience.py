@@ -157,6 +157,48 @@ async def test_restart_resumes_without_provisioning_again(
             await first.stop()
 
 
+async def test_restart_replays_the_outbox_of_a_device_that_does_not_come_back(
+    emulator: Emulator, rest: RestClient, tmp_path: Path
+) -> None:
+    """Telemetry acknowledged from the outbox is delivered after a restart even if its device never
+    registers again: the new translator resumes the device's session for its outbox alone."""
+    port = free_udp_port()
+    settings = translator_settings(emulator, tmp_path / "translator")
+    settings = replace(settings, coap=replace(settings.coap, port=port))
+    base = float(int(time.time()) - 600)
+    first = Translator(settings)
+    await first.start()
+    try:
+        async with simulated(first, "gone-1", values=SENSOR_ONLY) as device:
+            await session_connected(first, "gone-1")
+            start = await log_position(rest)
+            status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 60})
+            assert status == 200
+            await _stream(device, range(5), base, 0.0)
+            assert await first.store.outbox_depth("gone-1") == 5
+        await first.stop()
+    finally:
+        async with asyncio.timeout(STEP):
+            await first.stop()
+    # The device is gone for good; the hub comes back; a new translator starts on the same state.
+    await rest.request("POST", "/emulator/faults/clear")
+    second = Translator(settings)
+    await second.start()
+    try:
+        events = await telemetry_matching(rest, "gone-1", _streamed, 5, after=start, timeout=30)
+        _check_stream(events, range(5), base)
+
+        async def drained() -> bool:
+            return second.store.outbox_size() == 0
+
+        await eventually(drained, what="the outbox to drain")
+        assert second.pool is not None
+        assert second.pool.counters["dps_registrations"] == 0
+    finally:
+        async with asyncio.timeout(STEP):
+            await second.stop()
+
+
 def _last_provisioned(emulator: Emulator, device_id: str) -> str:
     device = emulator.application.device(device_id)
     assert device is not None

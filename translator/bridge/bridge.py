@@ -22,6 +22,7 @@ from translator.coap import (
     Registration,
     TelemetryRecord,
     TelemetrySource,
+    endpoint_for,
 )
 from translator.codec import Codec
 from translator.iotc.credentials import Credential, SymmetricKey, X509Identity, mint_device_certificate
@@ -197,6 +198,11 @@ class Bridge:
         life = await self._life(device_id, registration, registration.endpoint)
         if life is None:
             return
+        if life.codec is None:
+            # Started without a registration (resumed for its outbox, or plain CBOR): now it has objects.
+            entry = await self.store.device_for_endpoint(registration.endpoint)
+            life.adopt_codec(self.codec_for(registration, entry))
+            self.pool.pin(life.device_id)
         current = self.coap.registration(registration.endpoint)
         if current is None:
             # De-registered or expired while its life was being set up: end it now (a pinned session for a
@@ -205,6 +211,14 @@ class Bridge:
         elif current.reg_id == registration.reg_id:
             life.registered(current)
         # else: registered again meanwhile; that registration's own task sets the life up.
+
+    async def resume(self) -> None:
+        """After a restart: devices with telemetry left in the outbox get their session back, and the outbox
+        is replayed without waiting for them to register again (they may never come back)."""
+        for device_id in await self.store.outbox_devices():
+            if device_id not in self.lives:
+                endpoint = endpoint_for(device_id) or device_id
+                self._spawn(self._life(device_id, None, endpoint), f"resume-{device_id}")
 
     # -- TelemetrySink ----------------------------------------------------------------------------
 

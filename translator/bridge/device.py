@@ -77,6 +77,10 @@ class DeviceLife:
         self._setup: asyncio.Task[None] | None = None
         self._log = logging.LoggerAdapter(log, {"device_id": device_id})
 
+    def adopt_codec(self, codec: Codec | None) -> None:
+        self.codec = codec
+        self.mapper = DeviceMapper(codec, device_id=self.device_id) if codec is not None else None
+
     @property
     def endpoint(self) -> str:
         return self.registration.endpoint if self.registration is not None else self.device_id
