@@ -76,9 +76,27 @@ def value_schema(resource: ResourceModel, *, scaled: bool = False) -> Any:
 
 
 # Semantic types and their units (DTDL v2). `RelativeHumidity` is unitless: `percent` or `unity`.
+# Semantic types that share a unit vocabulary (DTDL v2 LengthUnit, AngleUnit).
+_LENGTH_UNITS = frozenset(
+    {
+        "metre",
+        "centimetre",
+        "millimetre",
+        "micrometre",
+        "nanometre",
+        "kilometre",
+        "foot",
+        "inch",
+        "mile",
+        "nauticalMile",
+    }
+)
+_ANGLE_UNITS = frozenset({"radian", "degreeOfArc", "minuteOfArc", "secondOfArc", "turn"})
+
+
 SEMANTIC_UNITS: Final[dict[str, frozenset[str]]] = {
     "Acceleration": frozenset({"metrePerSecondSquared", "centimetrePerSecondSquared", "gForce"}),
-    "Angle": frozenset({"radian", "degreeOfArc", "minuteOfArc", "secondOfArc", "turn"}),
+    "Angle": _ANGLE_UNITS,
     "AngularVelocity": frozenset(
         {"radianPerSecond", "degreePerSecond", "revolutionPerSecond", "revolutionPerMinute"}
     ),
@@ -98,20 +116,7 @@ SEMANTIC_UNITS: Final[dict[str, frozenset[str]]] = {
         {"bit", "kibibit", "mebibit", "gibibit", "byte", "kibibyte", "mebibyte", "gibibyte"}
     ),
     "Density": frozenset({"kilogramPerCubicMetre", "gramPerCubicMetre"}),
-    "Distance": frozenset(
-        {
-            "metre",
-            "centimetre",
-            "millimetre",
-            "micrometre",
-            "nanometre",
-            "kilometre",
-            "foot",
-            "inch",
-            "mile",
-            "nauticalMile",
-        }
-    ),
+    "Distance": _LENGTH_UNITS,
     "ElectricCharge": frozenset({"coulomb"}),
     "Energy": frozenset(
         {"joule", "kilojoule", "megajoule", "gigajoule", "electronvolt", "megaelectronvolt", "kilowattHour"}
@@ -120,22 +125,9 @@ SEMANTIC_UNITS: Final[dict[str, frozenset[str]]] = {
     "Frequency": frozenset({"hertz", "kilohertz", "megahertz", "gigahertz"}),
     "Humidity": frozenset({"kilogramPerCubicMetre", "gramPerCubicMetre"}),
     "Illuminance": frozenset({"lux", "footcandle"}),
-    "Latitude": frozenset({"radian", "degreeOfArc", "minuteOfArc", "secondOfArc", "turn"}),
-    "Longitude": frozenset({"radian", "degreeOfArc", "minuteOfArc", "secondOfArc", "turn"}),
-    "Length": frozenset(
-        {
-            "metre",
-            "centimetre",
-            "millimetre",
-            "micrometre",
-            "nanometre",
-            "kilometre",
-            "foot",
-            "inch",
-            "mile",
-            "nauticalMile",
-        }
-    ),
+    "Latitude": _ANGLE_UNITS,
+    "Longitude": _ANGLE_UNITS,
+    "Length": _LENGTH_UNITS,
     "LuminousFlux": frozenset({"lumen"}),
     "Mass": frozenset({"kilogram", "gram", "milligram", "microgram", "tonne"}),
     "Power": frozenset({"watt", "microwatt", "milliwatt", "kilowatt", "megawatt", "gigawatt", "horsepower"}),
