@@ -75,7 +75,6 @@ def value_schema(resource: ResourceModel, *, scaled: bool = False) -> Any:
     }
 
 
-# Semantic types and their units (DTDL v2). `RelativeHumidity` is unitless: `percent` or `unity`.
 # Semantic types that share a unit vocabulary (DTDL v2 LengthUnit, AngleUnit).
 _LENGTH_UNITS = frozenset(
     {
@@ -94,6 +93,7 @@ _LENGTH_UNITS = frozenset(
 _ANGLE_UNITS = frozenset({"radian", "degreeOfArc", "minuteOfArc", "secondOfArc", "turn"})
 
 
+# Semantic types and their units (DTDL v2). `RelativeHumidity` is unitless: `percent` or `unity`.
 SEMANTIC_UNITS: Final[dict[str, frozenset[str]]] = {
     "Acceleration": frozenset({"metrePerSecondSquared", "centimetrePerSecondSquared", "gForce"}),
     "Angle": _ANGLE_UNITS,
