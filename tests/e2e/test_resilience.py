@@ -256,6 +256,42 @@ async def test_offline_command_survives_a_restart(
             await first.stop()
 
 
+async def _raw_send(device: SimulatedDevice, value: float, at: float) -> Any:
+    """A Send whose answer the test inspects itself (send_at insists on success)."""
+    records = [Record(TEMPERATURE, value, at)]
+    message = aiocoap.Message(
+        code=AioCode.POST,
+        uri=device._uri("dp"),
+        content_format=ContentFormat.SENML_JSON,
+        payload=encode(ContentFormat.SENML_JSON, records, base_path=Lwm2mPath()),
+    )
+    return await device._send(message, timeout=STEP)
+
+
+async def test_a_store_failure_refuses_one_message_and_delivery_goes_on(
+    emulator: Emulator, rest: RestClient, tmp_path: Path
+) -> None:
+    """When the outbox cannot be written the Send is answered 5.03 (the device keeps the reading), and the
+    device's delivery worker lives on: once the store is back, the next messages are kept and delivered."""
+    async with (
+        Translator(translator_settings(emulator, tmp_path / "translator")) as translator,
+        simulated(translator, "store-1", values=SENSOR_ONLY) as device,
+    ):
+        await session_connected(translator, "store-1")
+        start = await log_position(rest)
+        await rest.request("POST", "/emulator/faults/outage", {"seconds": 60})
+        base = float(int(time.time()) - 60)
+        await translator.store.close()
+        response = await _raw_send(device, 1000.0, base)
+        assert response.code == AioCode.SERVICE_UNAVAILABLE
+        await translator.store.open()
+        await _stream(device, range(2), base, 0.0)  # acknowledged from the outbox again
+        assert await translator.store.outbox_depth("store-1") == 2
+        await rest.request("POST", "/emulator/faults/clear")
+        events = await telemetry_matching(rest, "store-1", _streamed, 2, after=start, timeout=30)
+        _check_stream(events, range(2), base)
+
+
 async def test_full_outbox_pushes_back_instead_of_dropping(
     emulator: Emulator, rest: RestClient, tmp_path: Path
 ) -> None:
@@ -273,14 +309,7 @@ async def test_full_outbox_pushes_back_instead_of_dropping(
         assert status == 200
         base = float(int(time.time()) - 60)
         await _stream(device, range(3), base, 0.0)  # kept: acknowledged 2.04
-        records = [Record(TEMPERATURE, 1003.0, base + 3 / 4)]
-        message = aiocoap.Message(
-            code=AioCode.POST,
-            uri=device._uri("dp"),
-            content_format=ContentFormat.SENML_JSON,
-            payload=encode(ContentFormat.SENML_JSON, records, base_path=Lwm2mPath()),
-        )
-        response = await device._send(message, timeout=STEP)
+        response = await _raw_send(device, 1003.0, base + 3 / 4)
         assert response.code == AioCode.SERVICE_UNAVAILABLE
         assert response.opt.max_age is not None and response.opt.max_age > 0
         assert await translator.store.outbox_depth("full-1") == 3

@@ -38,7 +38,7 @@ from translator.iotc.property_bag import PropertyBag
 from translator.iotc.session import DeviceSession
 from translator.iotc.twin import AckCode, DesiredProperty, pending_acknowledgements
 from translator.lwm2m import Record
-from translator.store import OutboxFullError, PendingCommand
+from translator.store import OutboxFullError, PendingCommand, StoreError
 
 if TYPE_CHECKING:
     from translator.bridge.bridge import Bridge
@@ -204,13 +204,22 @@ class DeviceLife:
         while True:
             item = await self._queue.get()
             if isinstance(item, _Replay):
-                await self._replay()
+                try:
+                    await self._replay()
+                except Exception:  # the worker must outlive a failed replay; the next connect retries it
+                    self._log.exception("outbox replay failed")
+                    self.bridge.metrics.errors.labels(kind="store").inc()
                 continue
             messages, done = item
             try:
                 for message in messages:
                     await self._deliver_one(message)
-            except BackPressure as error:
+            except (BackPressure, StoreError) as error:
+                # One batch fails (the device gets 5.03 and retries); the worker lives on for the next ones.
+                if isinstance(error, StoreError):
+                    self._log.error("telemetry not kept: %s", error)
+                    self.bridge.metrics.errors.labels(kind="store").inc()
+                    error = BackPressure(f"store failure: {error}", retry_after=5)
                 if done is not None and not done.done():
                     done.set_exception(error)
                 continue
