@@ -59,9 +59,10 @@ class Emulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.http_port)
         await site.start()
-        server = site._server  # aiohttp exposes the bound port only through its server
-        if isinstance(server, asyncio.Server) and server.sockets:
-            self.http_port = server.sockets[0].getsockname()[1]
+        # aiohttp exposes the bound port only through its server (asyncio's or uvloop's Server class).
+        sockets = getattr(site._server, "sockets", None)
+        if sockets:
+            self.http_port = sockets[0].getsockname()[1]
         self._saver = asyncio.create_task(self._save_loop(), name="emulator-save")
         log.info(
             "emulator ready: MQTT (DPS and hub) on %s:%d, REST on http://%s:%d, CA %s",

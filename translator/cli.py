@@ -97,11 +97,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import asyncio
     import logging
 
     from translator.codec import CodecError
-    from translator.serve import serve
+    from translator.serve import run
 
     try:
         settings = _settings(args)
@@ -112,7 +111,7 @@ def _serve(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     try:
-        asyncio.run(serve(settings))
+        run(settings)
     except CodecError as error:
         print(f"iotc-translator: codec error: {error}", file=sys.stderr)
         return 2

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -161,6 +163,21 @@ class Translator:
         else:
             lines.append(f"  IoT Central:       ID scope {self.iotc.id_scope}")
         return "\n".join(lines)
+
+
+def loop_factory(event_loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop `serve` runs on: uvloop (libuv) cuts the event loop's own cost per message by about
+    a third (benchmarks/bench_throughput.py); "auto" takes it when installed. None: asyncio's default."""
+    if event_loop == "asyncio" or (event_loop == "auto" and importlib.util.find_spec("uvloop") is None):
+        return None
+    import uvloop
+
+    return uvloop.new_event_loop
+
+
+def run(settings: Settings) -> None:
+    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+        runner.run(serve(settings))
 
 
 async def serve(settings: Settings) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import importlib.util
 import os
 import tomllib
 import types
@@ -89,6 +90,7 @@ class EmulatorSettings:
 class Settings:
     state_dir: Path = Path("state")
     log_level: str = "INFO"
+    event_loop: str = "auto"  # "uvloop", "asyncio", or "auto": uvloop when installed
     coap: CoapSettings = field(default_factory=CoapSettings)
     iotc: IotcSettings = field(default_factory=IotcSettings)
     codec: CodecSettings = field(default_factory=CodecSettings)
@@ -219,12 +221,18 @@ def _validate(settings: Settings) -> Settings:
     ):
         if value <= 0:
             raise SettingsError(f"{name}: must be positive")
+    if settings.coap.receive_buffer < 0:
+        raise SettingsError("coap.receive_buffer: must be 0 (system default) or a size in bytes")
     if iotc.reconnect_max < iotc.reconnect_min:
         raise SettingsError("iotc.reconnect_max: must be at least iotc.reconnect_min")
     if iotc.max_sessions < 1 or iotc.token_ttl < 300:
         raise SettingsError("iotc.max_sessions / iotc.token_ttl: at least 1 session and 300 s tokens")
     if settings.codec.ddf_directory is not None and not settings.codec.ddf_directory.is_dir():
         raise SettingsError(f"codec.ddf_directory: {settings.codec.ddf_directory} is not a directory")
+    if settings.event_loop not in ("auto", "uvloop", "asyncio"):
+        raise SettingsError(f"event_loop: {settings.event_loop!r} is not auto, uvloop or asyncio")
+    if settings.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise SettingsError("event_loop: uvloop is not installed (pip install uvloop, or use asyncio)")
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"log_level: {settings.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
     return settings

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import random
@@ -35,6 +36,14 @@ log = logging.getLogger(__name__)
 ACK_TIMEOUT = 2.0
 ACK_RANDOM_FACTOR = 1.5
 MAX_RETRANSMIT = 4
+# Datagrams read per readiness event: enough to empty the queue under load in few wake-ups, few enough
+# that the TCP side (hub acknowledgements) is not starved.
+DRAIN_BATCH = 64
+RECV_SIZE = 4096  # a full MTU datagram with room to spare (block-wise keeps CoAP messages below this)
+ANC_SIZE = 1024
+MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
+IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
 
 
 class ExchangeFailed(Exception):
@@ -75,6 +84,7 @@ class DatagramTap:
         self._handler = handler
         self._interface: Any = None
         self._transport: Any = None
+        self._sock: socket.socket | None = None
         self._slow: Callable[[bytes, list[Any], int, Any], None] | None = None
         self._pending: dict[bytes, _Exchange] = {}
         self._pending_mids: dict[int, _Exchange] = {}
@@ -87,12 +97,89 @@ class DatagramTap:
 
     # --- wiring ------------------------------------------------------------------------------------
 
-    def attach(self, interface: Any) -> None:
-        """Put the tap in front of an aiocoap udp6 message interface."""
+    def attach(self, interface: Any, *, receive_buffer: int = 0) -> None:
+        """Put the tap in front of an aiocoap udp6 message interface, and take over reading its socket.
+
+        aiocoap's transport makes two recvmsg calls per readiness event (the error queue first, which
+        almost always fails with EAGAIN, then one datagram): under load that is one event-loop wake-up,
+        one exception and two system calls per datagram. The tap drains up to DRAIN_BATCH datagrams per
+        wake-up and reads the error queue only when the socket reports an error or woke up empty.
+        """
         self._interface = interface
         self._transport = interface.transport
         self._slow = interface.datagram_msg_received
         interface.datagram_msg_received = self._received
+        sock = self._transport.get_extra_info("socket")
+        if receive_buffer:
+            self._grow_receive_buffer(sock, receive_buffer)
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, asyncio.BaseEventLoop):
+            self._stop_error_queue(sock)
+        loop.remove_reader(sock.fileno())
+        loop.add_reader(sock.fileno(), self._drain)
+        self._sock = sock
+
+    @staticmethod
+    def _stop_error_queue(sock: socket.socket) -> None:
+        # libuv (uvloop) stops polling a socket that reports POLLERR, which a queued ICMP error does while
+        # IP_RECVERR is on: the CoAP socket would go deaf after the first unreachable device. Without it,
+        # ICMP errors on this unconnected socket are not reported and a request to a gone device times
+        # out instead of failing at once.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 0)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 0)
+        log.info("event loop is not asyncio's: ICMP errors on the CoAP socket are not read")
+
+    @staticmethod
+    def _grow_receive_buffer(sock: socket.socket, size: int) -> None:
+        # Bursts (a fleet waking at once, a GC pause) must wait in the kernel instead of being dropped and
+        # retransmitted by the devices seconds later. Linux caps the size at net.core.rmem_max.
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+        except OSError as exc:
+            log.warning("cannot set the CoAP receive buffer to %d bytes: %s", size, exc)
+            return
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports it doubled
+        if granted < size:
+            log.info(
+                "CoAP receive buffer is %d bytes (asked %d; raise net.core.rmem_max for more)", granted, size
+            )
+
+    def _drain(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        # After close() datagrams go straight to aiocoap, which is shutting its exchanges down.
+        received = self._received if self._interface is not None else self._slow
+        if received is None:
+            return
+        for count in range(DRAIN_BATCH):
+            try:
+                data, ancdata, flags, address = sock.recvmsg(RECV_SIZE, ANC_SIZE)
+            except (BlockingIOError, InterruptedError):
+                if count == 0:
+                    self._read_error_queue(sock, None)  # woke up with nothing to read: an error is queued
+                return
+            except OSError as exc:  # an ICMP error on an earlier send (IP_RECVERR): find out whose
+                self._read_error_queue(sock, exc)
+                return
+            received(data, ancdata, flags, address)
+
+    def _read_error_queue(self, sock: socket.socket, error: OSError | None) -> None:
+        interface = self._interface
+        try:
+            data, ancdata, flags, address = sock.recvmsg(RECV_SIZE, ANC_SIZE, MSG_ERRQUEUE)
+        except (BlockingIOError, InterruptedError):
+            if error is not None and interface is not None:
+                interface.error_received(error)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN and interface is not None:
+                interface.error_received(exc)
+            return
+        if interface is not None:
+            interface.datagram_errqueue_received(data, ancdata, flags, address)
 
     def close(self) -> None:
         for ex in list(self._pending.values()):
@@ -101,6 +188,7 @@ class DatagramTap:
         if self._interface is not None and self._slow is not None:
             with contextlib.suppress(AttributeError):
                 del self._interface.datagram_msg_received
+        # The reader stays registered until aiocoap closes the socket (its close removes it).
         self._interface = None
         self._transport = None
 

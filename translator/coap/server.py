@@ -142,7 +142,8 @@ class Lwm2mServer:
         token_manager = self._context.request_interfaces[0]
         message_manager = token_manager.token_interface
         interface = message_manager.message_interface
-        self.tap.attach(interface)  # with hot_path off it still carries Observe exchanges
+        # With hot_path off the tap still reads the socket and carries Observe exchanges.
+        self.tap.attach(interface, receive_buffer=self.settings.receive_buffer)
         self.devices.bind(self._context, interface)
         sockname = interface.transport.get_extra_info("socket").getsockname()
         self._address = (_host(sockname), int(sockname[1]))

@@ -20,6 +20,7 @@ class CoapSettings:
     allow: tuple[str, ...] = ()
     tick: float = 1.0  # housekeeping period (expiry, deadlines, sweeps)
     hot_path: bool = True  # the hand-parsed telemetry path in front of aiocoap
+    receive_buffer: int = 4 * 1024 * 1024  # UDP SO_RCVBUF for bursts (capped at rmem_max); 0: system default
     dedup_per_peer: int = 32
     dedup_max_peers: int = 50_000
     dedup_lifetime: float = 247.0

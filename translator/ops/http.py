@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -39,9 +38,10 @@ class OpsServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self.port)
         await site.start()
-        server = site._server  # the bound port (0 = any) is only visible on aiohttp's server
-        if isinstance(server, asyncio.Server) and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        # The bound port (0 = any) is only visible on aiohttp's server (asyncio's or uvloop's Server class).
+        sockets = getattr(site._server, "sockets", None)
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
         log.info("operations endpoint on http://%s:%d (/metrics, /healthz)", self._host, self.port)
 
     async def stop(self) -> None:
