@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+DIRECT_SWEEP_PERIOD = 0.5  # seconds; a direct publish past its deadline waits at most this much longer
+
+
 class NoCredentialsError(Exception):
     """Nothing says how this device authenticates: no group key, no enrollment CA, no imported key."""
 
@@ -63,6 +66,11 @@ class Bridge:
         self.lives: dict[str, DeviceLife] = {}
         self._starting: dict[str, asyncio.Task[DeviceLife | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._direct: dict[DeviceLife, float] = {}  # lives with a direct publish in flight → its deadline
+        self._sweeper: asyncio.Task[None] | None = None
+        self._messages_in = {
+            source: metrics.messages_in.labels(source=source.value) for source in TelemetrySource
+        }
         metrics.add_callback(self._gauges, {"iotc_translator_sessions": ["state"]})
 
     # -- wiring -----------------------------------------------------------------------------------
@@ -84,7 +92,28 @@ class Bridge:
     def command_deadline(self) -> float:
         return self.clock() + self.settings.iotc.command_deadline
 
+    def watch_direct(self, life: DeviceLife, deadline: float) -> None:
+        """One periodic sweep bounds every direct publish, instead of a timer per message."""
+        self._direct[life] = deadline
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_direct(), name="direct-sweep")
+
+    def unwatch_direct(self, life: DeviceLife) -> None:
+        self._direct.pop(life, None)
+
+    async def _sweep_direct(self) -> None:
+        while True:
+            await asyncio.sleep(DIRECT_SWEEP_PERIOD)
+            now = self.clock()
+            for life, deadline in list(self._direct.items()):
+                if deadline <= now:
+                    life.expire_direct(now)
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         for task in [*self._tasks, *self._starting.values()]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._starting.values(), return_exceptions=True)
@@ -267,7 +296,7 @@ class Bridge:
         *,
         confirmable: bool,
     ) -> Awaitable[None] | None:
-        self.metrics.messages_in.labels(source=source.value).inc()
+        self._messages_in[source].inc()
         self.metrics.records_in.inc(len(records))
         life = self.lives.get(device.device_id)
         if life is not None:

@@ -4,6 +4,12 @@ outbox, writable properties, commands and offline commands.
 Telemetry of a device goes through one queue and one worker, so messages reach IoT Central in the order the
 device sent them, whether directly, or kept in the outbox while the hub is away and replayed (before anything
 newer) when the session is back.
+
+The common case skips the worker: a single message arriving while nothing of the device is queued, in flight
+or in the outbox is published straight from the datagram handler and settled by the PUBACK callback (no task
+switch, no coroutine per message). It is the only message of the device in flight then; everything after it
+waits in the queue, and if it fails the worker takes it first (again, or into the outbox once its deadline
+passed, which the bridge's sweep watches), so the order holds.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -55,7 +62,22 @@ class _Replay:
     """A marker in the delivery queue: replay the outbox now (the session is back)."""
 
 
-_Item = tuple[Sequence[TelemetryMessage], asyncio.Future[None] | None] | _Replay
+@dataclass(frozen=True, slots=True)
+class _Wake:
+    """A marker in the delivery queue: a direct publish failed, the worker must take it over."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Direct:
+    """A message published straight from the datagram handler, waiting for its PUBACK."""
+
+    message: TelemetryMessage
+    payload: bytes
+    done: asyncio.Future[None]
+    deadline: float
+
+
+_Item = tuple[Sequence[TelemetryMessage], asyncio.Future[None] | None] | _Replay | _Wake
 
 
 def _epoch(moment: datetime | None) -> float | None:
@@ -72,6 +94,11 @@ class DeviceLife:
         self.session: DeviceSession | None = None
         self._queue: asyncio.Queue[_Item] = asyncio.Queue(QUEUE_LIMIT)
         self._outbox_empty = True
+        self._direct: _Direct | None = None
+        self._direct_idle = asyncio.Event()
+        self._direct_idle.set()
+        self._retry: tuple[_Direct, bool] | None = None  # a failed direct publish; True: its deadline passed
+        self._working = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._worker: asyncio.Task[None] | None = None
         self._setup: asyncio.Task[None] | None = None
@@ -102,6 +129,11 @@ class DeviceLife:
         self._setup = self.spawn(self._set_up(registration), "setup")
 
     async def close(self) -> None:
+        direct = self._direct
+        if direct is not None:
+            self._end_direct()
+            if not direct.done.done():
+                direct.done.set_exception(BackPressure(f"{self.device_id}: session closing", retry_after=5))
         for task in [*self._tasks, *(t for t in (self._worker,) if t is not None)]:
             task.cancel()
         await asyncio.gather(
@@ -193,6 +225,16 @@ class DeviceLife:
         if not messages:
             return None
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if (
+            len(messages) == 1
+            and self._direct is None
+            and self._retry is None
+            and not self._working
+            and self._outbox_empty
+            and self._queue.empty()
+            and self._publish_direct(messages[0], done)
+        ):
+            return done
         try:
             self._queue.put_nowait((messages, done))
         except asyncio.QueueFull:
@@ -200,31 +242,110 @@ class DeviceLife:
             raise BackPressure(f"{self.device_id}: {QUEUE_LIMIT} batches waiting", retry_after=5) from None
         return done
 
+    # The direct path ------------------------------------------------------------------------------
+
+    def _publish_direct(self, message: TelemetryMessage, done: asyncio.Future[None]) -> bool:
+        session = self.session
+        if session is None:
+            return False
+        payload = json.dumps(message.values, separators=(",", ":")).encode()
+        direct = _Direct(
+            message, payload, done, self.bridge.clock() + self.bridge.settings.iotc.telemetry_timeout
+        )
+        if not session.publish_telemetry_nowait(
+            payload,
+            functools.partial(self._direct_acked, direct),
+            component=message.component,
+            creation_time=message.time,
+        ):
+            return False
+        self._direct = direct
+        self._direct_idle.clear()
+        self.bridge.watch_direct(self, direct.deadline)
+        return True
+
+    def _direct_acked(self, direct: _Direct, outcome: BaseException | None) -> None:
+        if self._direct is not direct:
+            return  # its deadline passed: the worker has taken it over already
+        self._end_direct()
+        if outcome is None:
+            self.bridge.metrics.messages_out.inc()
+            if not direct.done.done():
+                direct.done.set_result(None)
+        else:
+            self._log.info("publish lost (%s): sending it again", outcome)
+            self._hand_to_worker(direct, timed_out=False)
+
+    def expire_direct(self, now: float) -> None:
+        """Called by the bridge's sweep: a direct publish past its deadline goes to the outbox."""
+        direct = self._direct
+        if direct is not None and direct.deadline <= now:
+            self._log.info("publish not acknowledged in time: keeping it in the outbox")
+            self._end_direct()
+            self._hand_to_worker(direct, timed_out=True)
+
+    def _end_direct(self) -> None:
+        self._direct = None
+        self._direct_idle.set()
+        self.bridge.unwatch_direct(self)
+
+    def _hand_to_worker(self, direct: _Direct, *, timed_out: bool) -> None:
+        self._retry = (direct, timed_out)
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes the worker anyway
+            self._queue.put_nowait(_Wake())
+
+    # The worker -----------------------------------------------------------------------------------
+
     async def _deliver_loop(self) -> None:
         while True:
             item = await self._queue.get()
-            if isinstance(item, _Replay):
-                try:
-                    await self._replay()
-                except Exception:  # the worker must outlive a failed replay; the next connect retries it
-                    self._log.exception("outbox replay failed")
-                    self.bridge.metrics.errors.labels(kind="store").inc()
-                continue
-            messages, done = item
+            self._working = True
             try:
-                for message in messages:
-                    await self._deliver_one(message)
-            except (BackPressure, StoreError) as error:
-                # One batch fails (the device gets 5.03 and retries); the worker lives on for the next ones.
-                if isinstance(error, StoreError):
-                    self._log.error("telemetry not kept: %s", error)
-                    self.bridge.metrics.errors.labels(kind="store").inc()
-                    error = BackPressure(f"store failure: {error}", retry_after=5)
-                if done is not None and not done.done():
-                    done.set_exception(error)
-                continue
+                await self._direct_idle.wait()  # a direct publish in flight goes first
+                await self._take_retry()
+                if isinstance(item, _Replay):
+                    await self._replay_safely()
+                elif not isinstance(item, _Wake):
+                    messages, done = item
+                    await self._settle(done, self._deliver_all(messages))
+            finally:
+                self._working = False
+
+    async def _take_retry(self) -> None:
+        retry, self._retry = self._retry, None
+        if retry is None:
+            return
+        direct, timed_out = retry
+        if timed_out:
+            await self._settle(direct.done, self._to_outbox(direct.payload, direct.message))
+        else:
+            await self._settle(direct.done, self._deliver_one(direct.message))
+
+    async def _replay_safely(self) -> None:
+        try:
+            await self._replay()
+        except Exception:  # the worker must outlive a failed replay; the next connect retries it
+            self._log.exception("outbox replay failed")
+            self.bridge.metrics.errors.labels(kind="store").inc()
+
+    async def _deliver_all(self, messages: Sequence[TelemetryMessage]) -> None:
+        for message in messages:
+            await self._deliver_one(message)
+
+    async def _settle(self, done: asyncio.Future[None] | None, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except (BackPressure, StoreError) as error:
+            # One batch fails (the device gets 5.03 and retries); the worker lives on for the next ones.
+            if isinstance(error, StoreError):
+                self._log.error("telemetry not kept: %s", error)
+                self.bridge.metrics.errors.labels(kind="store").inc()
+                error = BackPressure(f"store failure: {error}", retry_after=5)
             if done is not None and not done.done():
-                done.set_result(None)
+                done.set_exception(error)
+            return
+        if done is not None and not done.done():
+            done.set_result(None)
 
     async def _deliver_one(self, message: TelemetryMessage) -> None:
         payload = json.dumps(message.values, separators=(",", ":")).encode()

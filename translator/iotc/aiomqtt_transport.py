@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Sequence
 import aiomqtt
 
 from translator.iotc.transport import (
+    AckCallback,
     ConnectParams,
     ConnectRefusedError,
     MessageHandler,
@@ -87,6 +88,9 @@ class AiomqttTransport:
         except aiomqtt.MqttError as error:
             self._finish(f"publish failed: {error}")
             raise TransportClosedError(str(error)) from error
+
+    def publish_nowait(self, topic: str, payload: bytes, on_ack: AckCallback) -> bool:
+        return False  # aiomqtt only publishes from a coroutine
 
     async def subscribe(self, filters: Sequence[str], qos: int = 1) -> tuple[int, ...]:
         try:

@@ -14,10 +14,11 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from translator.iotc import mqtt_codec as codec
 from translator.iotc.transport import (
+    AckCallback,
     ConnectParams,
     ConnectRefusedError,
     MessageHandler,
@@ -83,7 +84,8 @@ class _LeanProtocol(asyncio.BufferedProtocol):
         self._handshaken = False
         self.connack: asyncio.Future[codec.ConnAck] = loop.create_future()
         self.closed: asyncio.Future[str] = loop.create_future()
-        self._acks: dict[int, asyncio.Future[None]] = {}
+        # A PUBACK completes a future (publish) or calls a callback (publish_nowait: no task per message).
+        self._acks: dict[int, asyncio.Future[None] | AckCallback] = {}
         self._subacks: dict[int, asyncio.Future[codec.SubAck]] = {}
         self._next_packet_id = 0
         self._writable = asyncio.Event()
@@ -94,8 +96,8 @@ class _LeanProtocol(asyncio.BufferedProtocol):
     # -- asyncio callbacks ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport; uvloop's is not an asyncio.Transport subclass, so no isinstance check.
+        self._transport = cast(asyncio.Transport, transport)
         self._group.add(self)
         self._handshake()
 
@@ -182,8 +184,11 @@ class _LeanProtocol(asyncio.BufferedProtocol):
     def _dispatch(self, packet: codec.Incoming) -> None:
         if isinstance(packet, codec.PubAck):
             waiter = self._acks.pop(packet.packet_id, None)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            if isinstance(waiter, asyncio.Future):
+                if not waiter.done():
+                    waiter.set_result(None)
+            elif waiter is not None:
+                _call_back(waiter, None)
         elif isinstance(packet, codec.Message):
             if packet.qos == 1 and packet.packet_id is not None:
                 self._send(codec.encode_puback(packet.packet_id))
@@ -222,6 +227,17 @@ class _LeanProtocol(asyncio.BufferedProtocol):
         finally:
             self._acks.pop(packet_id, None)
 
+    def publish_nowait(self, topic: bytes, payload: bytes, on_ack: AckCallback) -> bool:
+        if not self._writable.is_set() or not self.connack.done() or self.closed.done():
+            return False
+        packet_id = self.packet_id()
+        try:
+            self._send(codec.encode_publish(topic, payload, 1, packet_id))
+        except TransportClosedError:
+            return False
+        self._acks[packet_id] = on_ack
+        return True
+
     async def subscribe(self, filters: Sequence[str], qos: int) -> tuple[int, ...]:
         packet_id = self.packet_id()
         waiter: asyncio.Future[codec.SubAck] = self._loop.create_future()
@@ -258,8 +274,13 @@ class _LeanProtocol(asyncio.BufferedProtocol):
         failure = TransportClosedError(reason)
         if error is not None:
             failure.__cause__ = error
-        for ack in self._acks.values():
-            _fail_waiter(ack, failure)
+        acks = list(self._acks.values())
+        self._acks.clear()
+        for ack in acks:
+            if isinstance(ack, asyncio.Future):
+                _fail_waiter(ack, failure)
+            else:
+                self._loop.call_soon(_call_back, ack, failure)  # not from inside whatever failed
         for suback in self._subacks.values():
             _fail_waiter(suback, failure)
         _fail_waiter(self.connack, failure)
@@ -268,6 +289,13 @@ class _LeanProtocol(asyncio.BufferedProtocol):
         self._writable.set()
         if self._transport is not None:
             self._transport.close()
+
+
+def _call_back(on_ack: AckCallback, outcome: BaseException | None) -> None:
+    try:
+        on_ack(outcome)
+    except Exception:
+        log.exception("publish acknowledgement callback failed")
 
 
 def _fail_waiter(waiter: asyncio.Future[Any], failure: Exception) -> None:
@@ -313,13 +341,20 @@ class LeanTransport:
             raise TransportClosedError("not connected")
         return self._protocol
 
-    async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+    def _encoded(self, topic: str) -> bytes:
         encoded = self._topics.get(topic)
         if encoded is None:
             encoded = topic.encode()
             if len(self._topics) < 64:  # a session publishes to a handful of topics; don't grow forever
                 self._topics[topic] = encoded
-        await self._require().publish(encoded, payload, qos)
+        return encoded
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        await self._require().publish(self._encoded(topic), payload, qos)
+
+    def publish_nowait(self, topic: str, payload: bytes, on_ack: AckCallback) -> bool:
+        protocol = self._protocol
+        return protocol is not None and protocol.publish_nowait(self._encoded(topic), payload, on_ack)
 
     async def subscribe(self, filters: Sequence[str], qos: int = 1) -> tuple[int, ...]:
         return await self._require().subscribe(filters, qos)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import json
 import logging
 import random
@@ -56,6 +57,7 @@ from translator.iotc.topics import (
     parse_hub_topic,
 )
 from translator.iotc.transport import (
+    AckCallback,
     ConnectParams,
     ConnectRefusedError,
     MessageHandler,
@@ -410,6 +412,46 @@ class DeviceSession:
                 self._publishing -= 1
                 if not self._publishing:
                     self._drained.set()
+
+    def publish_telemetry_nowait(
+        self,
+        payload: bytes,
+        on_ack: AckCallback,
+        *,
+        component: str | None = None,
+        creation_time: datetime | None = None,
+    ) -> bool:
+        """Publish with QoS 1 right now, without a coroutine, if connected and under the in-flight bound;
+        False otherwise (use send_telemetry then). `on_ack` gets None on the PUBACK, or the error that lost
+        the publish. Unlike send_telemetry nothing is retried and no time limit applies: the caller bounds
+        the wait (the bridge's sweep) and retries through send_telemetry."""
+        transport = self._transport
+        if (
+            transport is None
+            or not self._connected.is_set()
+            or self._closing.is_set()
+            or self._publishing >= self.settings.max_in_flight
+        ):
+            return False
+        topic = self._telemetry_topic(component, creation_time, None)
+        if len(payload) + len(topic) > MAX_MESSAGE_BYTES:
+            return False  # send_telemetry says why
+        if not transport.publish_nowait(topic, payload, functools.partial(self._acked, on_ack)):
+            return False
+        self.last_activity = time.monotonic()
+        self._publishing += 1
+        self._drained.clear()
+        return True
+
+    def _acked(self, on_ack: AckCallback, outcome: BaseException | None) -> None:
+        self._publishing -= 1
+        if not self._publishing:
+            self._drained.set()
+        if outcome is None:
+            self.metrics.published += 1
+        else:
+            self.metrics.publish_failures += 1
+        on_ack(outcome)
 
     def _telemetry_topic(
         self, component: str | None, creation_time: datetime | None, custom: Mapping[str, str] | None

@@ -14,6 +14,8 @@ from typing import Protocol
 from translator.iotc.errors import HubError
 
 MessageHandler = Callable[[str, bytes], None]
+AckCallback = Callable[["BaseException | None"], None]
+"""Told the outcome of a QoS 1 publish: None once the PUBACK arrived, else why it never will."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +52,12 @@ class MqttTransport(Protocol):
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         """Send; for QoS 1, return once the server's PUBACK arrived. Raise TransportClosedError."""
+        ...
+
+    def publish_nowait(self, topic: str, payload: bytes, on_ack: AckCallback) -> bool:
+        """Send a QoS 1 publish now and call `on_ack` (from the event loop, not re-entrantly) with its
+        outcome; False when it can't be sent right away (not connected, writes paused, or not supported),
+        and `on_ack` will not be called. The hot path's way around a coroutine per message."""
         ...
 
     async def subscribe(self, filters: Sequence[str], qos: int = 1) -> tuple[int, ...]:
