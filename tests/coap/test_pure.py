@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import aiocoap
@@ -162,6 +163,32 @@ def test_store_life_cycle() -> None:
     assert len(store) == 0
     with pytest.raises(UnknownRegistration):
         store.deregister(again.registration.reg_id)
+
+
+def test_store_expiry_schedule_matches_a_walk_over_every_registration() -> None:
+    """The expiry heap (stale entries after updates, lifetimes shortened and extended, compaction) expires
+    exactly what a walk over every registration would, at the same moments."""
+    rng = random.Random(7)
+    store = RegistrationStore(grace=2.0)
+    now = 0.0
+    for step in range(4000):
+        now += rng.uniform(0.0, 0.5)
+        endpoint = f"dev{rng.randrange(40)}"
+        current = store.by_endpoint(endpoint)
+        lifetime = rng.randrange(1, 30)
+        action = rng.random()
+        if current is None or action < 0.2:
+            query = [f"ep={endpoint}", f"lt={lifetime}"]
+            store.register(DeviceIdentity.of(endpoint), parse_query(query), None, ("::1", step), now=now)
+        elif action < 0.8:
+            store.update(
+                current.reg_id, parse_query([f"lt={lifetime}"], update=True), None, current.peer, now
+            )
+        elif action < 0.85:
+            store.deregister(current.reg_id)
+        due = sorted(r.reg_id for r in store if r.expires_at(store.grace) <= now)
+        assert sorted(r.reg_id for r in store.expire(now)) == due
+        assert all(r.expires_at(store.grace) > now for r in store)
 
 
 # --- queue mode, observe ordering, dedup ------------------------------------------------------------

@@ -6,6 +6,7 @@ No sockets and no clock: callers pass `now` (monotonic seconds) and the peer add
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -170,6 +171,7 @@ class RegistrationStore:
     _by_id: dict[str, Registration] = field(default_factory=dict)
     _by_endpoint: dict[str, str] = field(default_factory=dict)
     _by_peer: dict[Peer, str] = field(default_factory=dict)
+    _expiries: list[tuple[float, str]] = field(default_factory=list)  # heap of (expiry time, reg_id)
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -189,6 +191,8 @@ class RegistrationStore:
         return None if reg_id is None else self._by_id.get(reg_id)
 
     def _index(self, reg: Registration) -> None:
+        # Every (re)index schedules its expiry; `expire` skips entries that a later update made stale.
+        heapq.heappush(self._expiries, (reg.expires_at(self.grace), reg.reg_id))
         self._by_id[reg.reg_id] = reg
         self._by_endpoint[reg.endpoint] = reg.reg_id
         self._by_peer[reg.peer] = reg.reg_id
@@ -273,8 +277,17 @@ class RegistrationStore:
         return reg
 
     def expire(self, now: float) -> list[Registration]:
-        """Remove and return registrations whose lifetime plus grace has passed."""
-        gone = [r for r in self._by_id.values() if r.expires_at(self.grace) <= now]
-        for reg in gone:
-            self._unindex(reg)
+        """Remove and return registrations whose lifetime plus grace has passed (a heap of expiry times,
+        not a walk over every registration each tick)."""
+        gone: list[Registration] = []
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            _, reg_id = heapq.heappop(expiries)
+            reg = self._by_id.get(reg_id)
+            if reg is not None and reg.expires_at(self.grace) <= now:
+                self._unindex(reg)
+                gone.append(reg)
+        if len(expiries) > 4 * len(self._by_id) + 1024:  # many updates: drop the stale entries
+            self._expiries = [(r.expires_at(self.grace), r.reg_id) for r in self._by_id.values()]
+            heapq.heapify(self._expiries)
         return gone
