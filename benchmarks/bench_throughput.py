@@ -4,6 +4,7 @@
     python -m benchmarks.bench_throughput --devices 200 --duration 5 --baselines echo-uvloop
     python -m benchmarks.bench_throughput --scenario soak --soak-duration 600
     python -m benchmarks.bench_throughput --scenario fanout
+    python -m benchmarks.bench_throughput --scenario sessions --devices 10000 --idle 30
 
 Three processes on this machine: the translator (`iotc-translator serve`, through a thin wrapper in this
 module that adds a GC-pause trace and optional cProfile, then calls the same `translator.cli.main`), the IoT
@@ -24,6 +25,33 @@ asyncio loop) and a bare aiocoap `Site` answering `POST /rd` 2.01 and `POST /dp`
 also a ratio. `--scenario soak` adds an RSS and GC-pause trace at 50 % load; `--scenario fanout` sends one
 command per device through the emulator's REST API (`resetMinMax` → LwM2M Execute on /3303/0/5605).
 
+`--scenario sessions` (default 10,000 devices) measures what N open device sessions cost: it registers every
+device (cold, DPS included), waits until all N hub sessions are connected, then stays idle for `--idle`
+seconds (default 30) and stops — no saturation, load levels, profile or baselines (`--profile py-spy` samples
+the idle translator after the measured window; `--baselines` still runs baselines). Figures: RSS growth per
+device session of the translator and, separately, of the emulator (and of the load generator); the
+translator's growth in malloc'd bytes, Python blocks and GC-tracked objects, and its RSS after
+`malloc_trim(0)` (live memory, without the free heap glibc kept from the registration peak); idle CPU (% of a
+core) of each process with all N sessions open, with a 5 s trace; registrations/s and seconds to all
+connected; the peak file descriptors of the three processes against their limit. Pool settings are passed as
+environment variables: `--max-sessions` (iotc.max_sessions, default max(N, 100k)), `--connect-rate`
+(iotc.connect_rate) and `--keep-alive` (iotc.keep_alive, default the translator's 300 s). The lean transport's
+keep-alive runs on the pool's 5 s ConnectionGroup tick and pings a session once nothing was sent for 0.75 ×
+keep-alive, i.e. every 225-230 s at 300 s: a 30 s idle window does NOT cover a ping period — the result says
+so (`keep_alive.idle_covers_ping_period`); measure `--idle 240`, or `--keep-alive 20` (a ping every 15-20 s),
+to include pings. Devices register with a 1-day lifetime, so none re-registers during the run; SAS tokens
+(3600 s) are renewed only after 58 minutes.
+
+One host runs out at about 19,000 sessions: the load generator holds one UDP socket per device and the
+translator one TCP socket per hub session, against a per-process file-descriptor limit (`ulimit -Hn`, 20,000
+here); the loopback TCP connections of one source address to the emulator's one port share 28k ephemeral
+ports (32768-60999; the short-lived DPS connections take some too). 100k sessions need the devices spread
+over several load-generator processes (or hosts), a translator with `ulimit -n` above 100k, and several source
+addresses (127.0.0.x) or emulator ports for its outgoing TLS connections — none of which this harness does;
+the run refuses N beyond the descriptor limit with that explanation. Memory is the other wall: the emulator
+measured about 300 KB per session at 10k (it serves TLS through asyncio streams; not analysed further),
+i.e. ~30 GB at 100k, more than this machine's 24 GB.
+
 Results: benchmarks/results/throughput-<scenario>-<devices>.json, and a table on stdout.
 """
 
@@ -32,10 +60,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import functools
 import gc
 import importlib
 import json
+import math
 import os
 import platform
 import random
@@ -414,13 +444,22 @@ class LoadGenerator:
 
     # -- phases --------------------------------------------------------------------------------------
 
-    async def register_all(self, window: int, lifetime: int, timeout: float) -> float:
+    async def register_all(
+        self, window: int, lifetime: int, timeout: float, progress: Callable[[str], None] | None = None
+    ) -> float:
         """Every device registers, at most `window` at once; returns when all have their 2.01."""
         started = perf_counter()
         queue = iter(self.devices)
         sent = 0
         deadline = started + timeout
+        progress_at = started + 10.0
         while self.registered < self.count and perf_counter() < deadline:
+            if progress is not None and perf_counter() >= progress_at:
+                progress_at += 10.0
+                progress(
+                    f"  {perf_counter() - started:5.0f} s: {self.registered} registered (2.01),"
+                    f" {self.retransmits} retransmissions, other codes {dict(self.codes)}"
+                )
             waiting = sent - self.registered - sum(self.codes.values())
             for _ in range(max(0, window - waiting)):
                 device = next(queue, None)
@@ -671,10 +710,63 @@ async def serve_baseline(kind: str, port: int) -> None:
     await context.shutdown()
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
+def memory_probe(*, trim: bool) -> dict[str, Any]:
+    """This process's memory as Python and glibc see it and, with `trim`, RSS after `malloc_trim(0)` gave
+    free heap back: what of the RSS is live and what is freed memory the allocator kept from a peak."""
+    out: dict[str, Any] = {
+        "rss_bytes": rss_bytes(),
+        "python_allocated_blocks": sys.getallocatedblocks(),
+        "gc_tracked_objects": len(gc.get_objects()) + gc.get_freeze_count(),
+    }
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+        out["malloc_in_use_bytes"] = info.uordblks + info.hblkhd  # heap chunks in use + mmapped chunks
+        out["malloc_free_bytes"] = info.fordblks
+        if trim:
+            libc.malloc_trim(0)
+            out["rss_bytes_after_malloc_trim"] = rss_bytes()
+    except (OSError, AttributeError) as error:  # not glibc
+        out["malloc_error"] = repr(error)
+    return out
+
+
 def serve_translator() -> int:
-    """`iotc-translator serve` (translator.cli.main) with a GC-pause trace (BENCH_GC_TRACE=file) and,
-    with BENCH_CPROFILE=file, cProfile switched on by SIGUSR1 and off (and written) by SIGUSR2."""
+    """`iotc-translator serve` (translator.cli.main) with a GC-pause trace (BENCH_GC_TRACE=file); with
+    BENCH_CPROFILE=file, cProfile switched on by SIGUSR1 and off (and written) by SIGUSR2; with
+    BENCH_MEMORY=file, SIGRTMIN writes `memory_probe()` there (SIGRTMIN+1: and trims the heap)."""
     from translator.cli import main as cli_main
+
+    memory_path = os.environ.get("BENCH_MEMORY")
+    if memory_path:
+        probe_path = Path(memory_path)
+
+        def write_probe(signum: int, _: Any) -> None:
+            probe = memory_probe(trim=signum != signal.SIGRTMIN)
+            probe_path.with_suffix(".tmp").write_text(json.dumps(probe))
+            probe_path.with_suffix(".tmp").replace(probe_path)
+
+        signal.signal(signal.SIGRTMIN, write_probe)
+        signal.signal(signal.SIGRTMIN + 1, write_probe)
 
     trace_path = os.environ.get("BENCH_GC_TRACE")
     pauses: list[tuple[float, int, float]] = []
@@ -844,8 +936,12 @@ def start_translator(
         "IOTC_TRANSLATOR_IOTC_CA_FILE": emulator["caPath"],
         "IOTC_TRANSLATOR_IOTC_GATEWAY_HOST": "127.0.0.1",
         "IOTC_TRANSLATOR_IOTC_CONNECT_RATE": str(args.connect_rate),
+        "IOTC_TRANSLATOR_IOTC_MAX_SESSIONS": str(args.max_sessions),
         "BENCH_GC_TRACE": str(trace),
+        "BENCH_MEMORY": str(stack.work / "memory.json"),
     }
+    if args.keep_alive is not None:
+        env["IOTC_TRANSLATOR_IOTC_KEEP_ALIVE"] = str(args.keep_alive)
     if args.profile == "cprofile":
         env["BENCH_CPROFILE"] = str(stack.work / "translator.prof")
     command = [sys.executable, "-m", "benchmarks.bench_throughput", "--serve", "translator"]
@@ -879,6 +975,194 @@ def gc_summary(pauses: Iterable[list[float]], since: float = 0.0) -> dict[str, A
     return out
 
 
+# --- sessions: descriptors, idle trace, per-session figures ---------------------------------------------
+
+KEEP_ALIVE_DEFAULT = 300  # translator.settings.IotcSettings.keep_alive
+KEEP_ALIVE_TICK = 5.0  # translator.iotc.pool.PoolSettings.keep_alive_tick (not a setting)
+
+
+def fd_count(pid: int | str) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def fd_limit(pid: int | str) -> int:
+    with open(f"/proc/{pid}/limits") as limits:
+        for line in limits:
+            if line.startswith("Max open files"):
+                return int(line.split()[3])  # soft limit
+    return -1
+
+
+class FdWatch:
+    """Peak open file descriptors of each process, sampled every `interval` seconds."""
+
+    def __init__(self, pids: dict[str, int | str], interval: float = 1.0) -> None:
+        self.pids = pids
+        self.interval = interval
+        self.peak: dict[str, int] = dict.fromkeys(pids, 0)
+        self._task: asyncio.Task[None] | None = None
+
+    def sample(self) -> dict[str, int]:
+        now: dict[str, int] = {}
+        for name, pid in self.pids.items():
+            with contextlib.suppress(OSError):
+                now[name] = fd_count(pid)
+                self.peak[name] = max(self.peak[name], now[name])
+        return now
+
+    async def _run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.interval)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    def stop(self) -> dict[str, Any]:
+        if self._task is not None:
+            self._task.cancel()
+        now = self.sample()
+        limits = {}
+        for name, pid in self.pids.items():
+            with contextlib.suppress(OSError):
+                limits[name] = fd_limit(pid)
+        return {"peak": self.peak, "at_end": now, "soft_limit": limits}
+
+
+def ping_period(keep_alive: int, tick: float = KEEP_ALIVE_TICK) -> float:
+    """Seconds between two PINGREQs of an idle lean session: the first tick at or after 0.75 × keep-alive."""
+    return math.ceil(0.75 * keep_alive / tick) * tick
+
+
+async def measure_idle(gen: LoadGenerator, seconds: float, bucket: float = 5.0) -> dict[str, Any]:
+    """CPU of every process over `seconds` of silence, with a trace per `bucket` seconds."""
+    gc.collect()
+    first = previous = gen.snapshot()
+    trace: list[dict[str, Any]] = []
+    end = first.at + seconds
+    while (left := end - perf_counter()) > 0:
+        await asyncio.sleep(min(bucket, left))
+        now = gen.snapshot()
+        wall = now.at - previous.at
+        trace.append(
+            {
+                "from_s": round(previous.at - first.at, 1),
+                **{
+                    k: round(100 * (now.cpu[k] - previous.cpu[k]) / wall, 2)
+                    for k in now.cpu
+                    if k in previous.cpu
+                },
+            }
+        )
+        previous = now
+    wall = previous.at - first.at
+    return {
+        "seconds": round(wall, 1),
+        "core_percent": {
+            k: round(100 * (previous.cpu[k] - first.cpu[k]) / wall, 2) for k in first.cpu if k in previous.cpu
+        },
+        "core_percent_trace": trace,
+        "note": "CPU seconds of each process from /proc over the window; clock ticks are 10 ms, so a figure"
+        " under 100 * 0.01 / seconds % is noise",
+    }
+
+
+async def translator_memory(process: Any, path: Path, *, trim: bool) -> dict[str, Any]:
+    """The translator's `memory_probe()` (signalled; with `trim` it gives free heap back, so last)."""
+    with contextlib.suppress(FileNotFoundError):
+        await asyncio.to_thread(path.unlink)
+    process.send_signal(signal.SIGRTMIN + 1 if trim else signal.SIGRTMIN)
+    for _ in range(100):
+        if await asyncio.to_thread(path.exists):
+            break
+        await asyncio.sleep(0.1)
+    else:
+        return {"error": "no memory probe written"}
+    probe: dict[str, Any] = json.loads(await asyncio.to_thread(path.read_text))
+    return probe
+
+
+def sessions_figures(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    rss: dict[str, dict[str, int]],
+    health: dict[str, Any],
+) -> dict[str, Any]:
+    """The per-session summary of a sessions run (RSS in bytes by process: before/registered/after_idle)."""
+    n = args.devices
+    keep_alive = args.keep_alive if args.keep_alive is not None else KEEP_ALIVE_DEFAULT
+    period = ping_period(keep_alive)
+    idle = result["idle"]
+    per_device = {
+        name: {
+            "before_mb": round(phases["before"] / 2**20, 1),
+            "registered_mb": round(phases["registered"] / 2**20, 1),
+            "after_idle_mb": round(phases["after_idle"] / 2**20, 1),
+            "bytes_per_session": round((phases["registered"] - phases["before"]) / n),
+            "bytes_per_session_after_idle": round((phases["after_idle"] - phases["before"]) / n),
+        }
+        for name, phases in rss.items()
+    }
+    memory = result.get("translator_memory", {})
+    before, after = memory.get("before", {}), memory.get("after_idle", {})
+    if "rss_bytes_after_malloc_trim" in after:
+        trimmed = after["rss_bytes_after_malloc_trim"] - rss["translator"]["before"]
+        per_device["translator"]["bytes_per_session_after_malloc_trim"] = round(trimmed / n)
+    memory["growth_per_session"] = {
+        k: round((after[k] - before[k]) / n, 1)
+        for k in ("malloc_in_use_bytes", "python_allocated_blocks", "gc_tracked_objects")
+        if k in before and k in after
+    }
+    translator_idle = idle["core_percent"].get("translator", 0.0)
+    bytes_per_session = per_device["translator"]["bytes_per_session"]
+    return {
+        "devices": n,
+        "sessions_connected_at_end": health.get("sessions", {}),
+        "rss": per_device,
+        "idle_core_percent": idle["core_percent"],
+        "idle_seconds": idle["seconds"],
+        "registrations_per_s": result["registration"]["connected_per_s"],
+        "seconds_to_all_connected": result["registration"]["seconds_to_all_connected"],
+        "keep_alive": {
+            "keep_alive_s": keep_alive,
+            "ping_period_s": period,
+            "tick_s": KEEP_ALIVE_TICK,
+            "idle_covers_ping_period": idle["seconds"] >= period + KEEP_ALIVE_TICK,
+            "note": "a lean session sends PINGREQ on the first 5 s tick at which it has sent nothing for"
+            " 0.75 x keep-alive; sessions connected during registration ping at staggered times, so only a"
+            " window of at least ping_period + tick counts every session's ping once",
+        },
+        "linear_to_100k": {
+            "translator_rss_gb": round(bytes_per_session * 100_000 / 2**30, 2),
+            "translator_idle_core_percent": round(translator_idle * 100_000 / n, 1),
+            "goal": "100k sessions at <= 64 KB each and <= 10 % of a core idle",
+            "bytes_per_session_meets_goal": bytes_per_session <= 64 * 1024,
+        },
+    }
+
+
+def check_capacity(devices: int) -> str | None:
+    """Why `devices` sessions cannot run on this host with one process per role, or None."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    needed = devices + 256  # one UDP socket (load generator) or TCP socket (translator, emulator) each
+    if needed > hard:
+        return (
+            f"{devices} devices need about {needed} file descriptors in each of the load generator (one UDP"
+            f" socket per device), the translator and the emulator (one TCP connection per hub session), but"
+            f" the hard limit is {hard} (ulimit -Hn). Split the devices over several load generators and"
+            " raise the limit of the translator and the emulator (or run more of them)."
+        )
+    if devices > high - low + 1 - 1000:
+        return (
+            f"{devices} devices exceed the {high - low + 1} ephemeral ports ({low}-{high}) that the load"
+            " generator's UDP sockets and the translator's TCP connections to the emulator (one source"
+            " address, one destination port) each draw from; use several source addresses (127.0.0.x) or"
+            " emulator ports."
+        )
+    return None
+
+
 async def run_translator(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any]:
     cpu_server, cpu_client = core_plan(args)
     stack = Stack(Path(tempfile.mkdtemp(prefix="bench-throughput-")), cpu_server, cpu_client)
@@ -893,17 +1177,34 @@ async def run_translator(args: argparse.Namespace, log: Callable[[str], None]) -
             "loadgen": "self",
         }
         ops = f"http://127.0.0.1:{ops_port}"
+        sessions = args.scenario == "sessions"
+        rss_loadgen_empty = rss_bytes()
         gen = LoadGenerator(args.devices, ("127.0.0.1", coap_port), echo=False, pids=pids)
         await gen.open()
         gc.collect()
         rss_empty = rss_bytes(translator_process.pid)
+        rss: dict[str, dict[str, int]] = {
+            "translator": {"before": rss_empty},
+            "emulator": {"before": rss_bytes(emulator_process.pid)},
+            "loadgen": {"before": rss_loadgen_empty},  # before its UDP sockets and Device objects
+        }
+        fds = FdWatch(
+            {"translator": translator_process.pid, "emulator": emulator_process.pid, "loadgen": "self"}
+        )
+        memory_file = stack.work / "memory.json"
+        if sessions:
+            fds.start()
+            memory_before = await translator_memory(translator_process, memory_file, trim=False)
 
         # registration, cold: CoAP 2.01, then DPS + hub connect, then the bridge's set-up downlinks
         log(f"translator: registering {args.devices} devices")
         before = gen.snapshot()
-        coap_seconds = await gen.register_all(args.register_window, args.lifetime, args.register_timeout)
+        coap_seconds = await gen.register_all(
+            args.register_window, args.lifetime, args.register_timeout, log if sessions else None
+        )
         connected_at = setup_at = None
         deadline = perf_counter() + args.register_timeout
+        progress_at = perf_counter()
         while perf_counter() < deadline:
             health = await asyncio.to_thread(http_json, f"{ops}/healthz")
             connected = health.get("sessions", {}).get("connected", 0)
@@ -913,11 +1214,17 @@ async def run_translator(args: argparse.Namespace, log: Callable[[str], None]) -
                 setup_at = perf_counter()
             if connected_at is not None and setup_at is not None:
                 break
-            await asyncio.sleep(0.1)
+            if sessions and perf_counter() >= progress_at:
+                progress_at += 10.0
+                elapsed = perf_counter() - before.at
+                log(f"  {elapsed:5.0f} s: sessions {health.get('sessions')}, fds {fds.sample()}")
+            await asyncio.sleep(1.0 if sessions else 0.1)
         after = gen.snapshot()
         if connected_at is None:
             raise RuntimeError(f"only {health.get('sessions')} sessions after {args.register_timeout} s")
-        await asyncio.sleep(1.0)  # set-up downlinks of the last devices, reported properties
+        await asyncio.sleep(
+            5.0 if sessions else 1.0
+        )  # set-up downlinks of the last devices, reported properties
         n = args.devices
         registration = {
             "coap_2_01_per_s": round(n / coap_seconds, 1),
@@ -938,18 +1245,41 @@ async def run_translator(args: argparse.Namespace, log: Callable[[str], None]) -
             f" {registration['seconds_to_all_connected']} s ({registration['connected_per_s']}/s)"
         )
 
+        if sessions:
+            log(f"  open file descriptors: {fds.sample()}")
+            rss["translator"]["registered"] = rss_bytes(translator_process.pid)
+            rss["emulator"]["registered"] = rss_bytes(emulator_process.pid)
+            rss["loadgen"]["registered"] = rss_bytes()
+            log(f"idle: {args.idle:.0f} s with {n} sessions open")
+
         # idle with every session open
-        gc.collect()
-        first = gen.snapshot()
-        await asyncio.sleep(args.idle)
-        last = gen.snapshot()
-        result["idle"] = {
-            "seconds": round(last.at - first.at, 1),
-            "core_percent": {
-                k: round(100 * (last.cpu[k] - first.cpu[k]) / (last.at - first.at), 2) for k in first.cpu
-            },
-        }
+        result["idle"] = await measure_idle(gen, args.idle)
         rss_registered = rss_bytes(translator_process.pid)
+
+        if sessions:
+            health = await asyncio.to_thread(http_json, f"{ops}/healthz")
+            rss["translator"]["after_idle"] = rss_registered
+            rss["emulator"]["after_idle"] = rss_bytes(emulator_process.pid)
+            rss["loadgen"]["after_idle"] = rss_bytes()
+            result["file_descriptors"] = fds.stop()
+            result["translator_memory"] = {
+                "before": memory_before,
+                "after_idle": await translator_memory(translator_process, memory_file, trim=True),
+            }
+            metrics = await asyncio.to_thread(prometheus, f"{ops}/metrics")
+            result["translator_metrics"] = {
+                k: v
+                for k, v in metrics.items()
+                if k.startswith(("iotc_translator_errors", "iotc_translator_reg"))
+            }
+            result["sessions"] = sessions_figures(args, result, rss, health)
+            if health.get("sessions", {}).get("connected", 0) < n:
+                log(f"  sessions at the end of the idle phase: {health.get('sessions')} (some dropped)")
+            if args.profile != "none":
+                result["profile"] = await profile(gen, args, translator_process, stack.work, log, idle=True)
+            stop_process(translator_process)
+            result["machine_note"] = {"translator_cpu": cpu_server, "emulator_and_loadgen_cpu": cpu_client}
+            return result
 
         # warm-up: every device once, so caches and first-publish paths are out of the way
         await gen.saturate(1, 0.0, args.warmup)
@@ -1095,15 +1425,23 @@ async def fanout(
 
 
 async def profile(
-    gen: LoadGenerator, args: argparse.Namespace, process: Any, work: Path, log: Callable[[str], None]
+    gen: LoadGenerator,
+    args: argparse.Namespace,
+    process: Any,
+    work: Path,
+    log: Callable[[str], None],
+    *,
+    idle: bool = False,
 ) -> dict[str, Any]:
-    """Sample the translator at saturation; the measured figures above are taken without a profiler."""
+    """Sample the translator at saturation (or, `idle`, with no traffic at all: what its idle CPU is spent
+    on); the measured figures above are taken without a profiler."""
     out = work / "translator.pyspy.txt"
     spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if args.profile == "py-spy" and spy is None:
         log("py-spy not installed (pip install py-spy): no profile")
         return {"error": "py-spy not installed"}
-    log(f"profile: {args.profile} on the translator at saturation for {args.profile_duration:.0f} s")
+    phase = "idle" if idle else "at saturation"
+    log(f"profile: {args.profile} on the translator {phase} for {args.profile_duration:.0f} s")
     sampler = None
     if args.profile == "py-spy" and spy is not None:
         command = [spy, "record", "--pid", str(process.pid), "--duration", str(round(args.profile_duration))]
@@ -1114,7 +1452,12 @@ async def profile(
         )
     else:
         process.send_signal(signal.SIGUSR1)
-    first, last = await gen.saturate(args.window, 0.5, args.profile_duration)
+    if idle:
+        first = gen.snapshot()
+        await asyncio.sleep(args.profile_duration)
+        last = gen.snapshot()
+    else:
+        first, last = await gen.saturate(args.window, 0.5, args.profile_duration)
     figures = window_figures(first, last)
     if sampler is not None:
         _, errors = await asyncio.to_thread(sampler.communicate)
@@ -1132,10 +1475,14 @@ async def profile(
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
         parsed = parse_cprofile(prof)
+    parsed["tool"] = args.profile
+    if idle:
+        parsed["phase"] = "idle"
+        parsed["translator_core_percent_while_profiling"] = figures["cpu"]["translator"]["core_percent"]
+        return parsed
     us = figures["cpu"].get("translator", {}).get("us_per_msg", 0.0)
     parsed["msg_per_s_while_profiling"] = figures["msg_per_s"]
     parsed["translator_us_per_msg_while_profiling"] = us
-    parsed["tool"] = args.profile
     return parsed
 
 
@@ -1209,7 +1556,7 @@ def table(report: dict[str, Any]) -> str:
             f"{name:<14} {sat['msg_per_s']:>7} {own.get('us_per_msg', 0):>10} {gen_us:>10} {emu_us:>10}"
             f" {own.get('core_percent', 0):>9}  {levels[0]:>26}  {levels[1]:>22}  {levels[2]:>22}"
         )
-    lines = ["\n".join(rows)]
+    lines = ["\n".join(rows)] if len(rows) > 1 else []
     ratios = report.get("ratios", {})
     if ratios:
         lines.append("\nratios (translator vs baseline):")
@@ -1219,7 +1566,9 @@ def table(report: dict[str, Any]) -> str:
                 f"  p99 at 50 % ×{figures['p99_at_50_ratio']}"
             )
     translator = runs.get("translator", {})
-    if "registration" in translator:
+    if "sessions" in translator:
+        lines.append(sessions_table(translator))
+    elif "registration" in translator:
         reg = translator["registration"]
         rss = translator["rss"]
         lines.append(
@@ -1232,7 +1581,19 @@ def table(report: dict[str, Any]) -> str:
             f" ({rss['translator_empty_mb']} → {rss['translator_registered_mb']} MB);"
             f" idle with all sessions open: {translator['idle']['core_percent']} % of a core"
         )
-    if "profile" in translator and "stages_percent" in translator["profile"]:
+    if "profile" in translator and translator["profile"].get("phase") == "idle":
+        prof = translator["profile"]
+        lines.append(
+            f"\ntranslator idle CPU by stage ({prof['tool']}, {prof['samples']} samples,"
+            f" {prof['translator_core_percent_while_profiling']} % of a core while sampled):"
+        )
+        for detail, part in prof.get("details_percent", {}).items():
+            if part >= 1.0:
+                lines.append(f"  {detail:<40} {part:>5.1f} %")
+        lines.append("  top self:")
+        for leaf, part in list(prof.get("top_self_percent", {}).items())[:12]:
+            lines.append(f"    {part:>5.1f} %  {leaf}")
+    elif "profile" in translator and "stages_percent" in translator["profile"]:
         prof = translator["profile"]
         us = translator["saturation"]["cpu"]["translator"]["us_per_msg"]
         lines.append(f"\ntranslator CPU by stage ({prof['tool']}, at saturation; {us} µs/msg unprofiled):")
@@ -1241,6 +1602,80 @@ def table(report: dict[str, Any]) -> str:
             for detail, part in prof.get("details_percent", {}).items():
                 if detail.startswith(stage + ":") and part >= 1.0:
                     lines.append(f"      {detail:<34} {part:>5.1f} %  ≈ {us * part / 100:6.1f} µs/msg")
+    return "\n".join(lines)
+
+
+def sessions_table(translator: dict[str, Any]) -> str:
+    figures = translator["sessions"]
+    reg = translator["registration"]
+    keep_alive = figures["keep_alive"]
+    fds = translator.get("file_descriptors", {})
+    lines = [
+        f"{figures['devices']} sessions: registrations {figures['registrations_per_s']}/s to connected (cold,"
+        f" DPS included; CoAP 2.01 {reg['coap_2_01_per_s']}/s), all connected after"
+        f" {figures['seconds_to_all_connected']} s",
+        f"{'process':<11} {'before MB':>9} {'registered MB':>13} {'B/session':>10} {'after idle MB':>13}"
+        f" {'idle % core':>11} {'peak fds':>8} {'fd limit':>8}",
+    ]
+    for name, rss in figures["rss"].items():
+        lines.append(
+            f"{name:<11} {rss['before_mb']:>9} {rss['registered_mb']:>13} {rss['bytes_per_session']:>10}"
+            f" {rss['after_idle_mb']:>13} {figures['idle_core_percent'].get(name, 0):>11}"
+            f" {fds.get('peak', {}).get(name, '-'):>8} {fds.get('soft_limit', {}).get(name, '-'):>8}"
+        )
+    trimmed = figures["rss"]["translator"].get("bytes_per_session_after_malloc_trim")
+    probe = translator.get("translator_memory", {}).get("growth_per_session", {})
+    if trimmed is not None:
+        lines.append(
+            f"translator after malloc_trim(0): {trimmed} B/session of RSS growth; growth per session:"
+            f" {probe.get('malloc_in_use_bytes')} B in use in malloc,"
+            f" {probe.get('python_allocated_blocks')} Python blocks,"
+            f" {probe.get('gc_tracked_objects')} GC-tracked objects"
+        )
+    covered = "covers" if keep_alive["idle_covers_ping_period"] else "does NOT cover (pings excluded)"
+    lines.append(
+        f"idle window {figures['idle_seconds']} s {covered} one keep-alive ping period"
+        f" ({keep_alive['ping_period_s']:.0f} s at keep-alive {keep_alive['keep_alive_s']} s)"
+    )
+    scaled = figures["linear_to_100k"]
+    lines.append(
+        f"linear to 100k: translator {scaled['translator_rss_gb']} GB,"
+        f" {scaled['translator_idle_core_percent']} % of a core idle (goal: 64 KB/session, 10 %)"
+    )
+    others = []
+    for path in sorted(RESULTS.glob("throughput-sessions-*.json")):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            run = json.loads(path.read_text())["runs"]["translator"]["sessions"]
+            others.append(run)
+    if len(others) > 1:
+        others.sort(key=lambda run: run["devices"])
+        lines.append(
+            "\nsaved sessions runs (marginal: RSS growth between this and the previous row, per session):"
+        )
+        previous: dict[str, Any] | None = None
+        for run in others:
+            marginal = ""
+            if previous is not None and run["devices"] > previous["devices"]:
+                extra = run["devices"] - previous["devices"]
+                parts = []
+                for name in ("translator", "emulator"):
+                    grew = run["rss"][name]["registered_mb"] - run["rss"][name]["before_mb"]
+                    grew -= previous["rss"][name]["registered_mb"] - previous["rss"][name]["before_mb"]
+                    parts.append(f"{name} {round(grew * 2**20 / extra)} B")
+                key = "bytes_per_session_after_malloc_trim"
+                if key in run["rss"]["translator"] and key in previous["rss"]["translator"]:
+                    grew = run["rss"]["translator"][key] * run["devices"]
+                    grew -= previous["rss"]["translator"][key] * previous["devices"]
+                    parts.append(f"translator after malloc_trim {round(grew / extra)} B")
+                marginal = "  marginal: " + ", ".join(parts)
+            rss = run["rss"]
+            lines.append(
+                f"  {run['devices']:>6} devices: translator {rss['translator']['bytes_per_session']} B,"
+                f" emulator {rss['emulator']['bytes_per_session']} B per session;"
+                f" idle {run['idle_core_percent'].get('translator')} %"
+                f" over {run['idle_seconds']:.0f} s{marginal}"
+            )
+            previous = run
     return "\n".join(lines)
 
 
@@ -1306,8 +1741,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--scenario", choices=("throughput", "soak", "fanout"), default="throughput")
-    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument(
+        "--scenario", choices=("throughput", "soak", "fanout", "sessions"), default="throughput"
+    )
+    parser.add_argument("--devices", type=int, help="default 1000; sessions: 10000")
     parser.add_argument("--window", type=int, default=1, help="CONs in flight per device at saturation")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of saturation measurement")
     parser.add_argument("--warmup", type=float, default=3.0)
@@ -1315,14 +1752,24 @@ def main(argv: list[str] | None = None) -> int:
         "--levels", type=lambda s: [float(x) for x in s.split(",")], default=[0.25, 0.5, 0.75]
     )
     parser.add_argument("--level-duration", type=float, default=6.0)
-    parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle measurement")
-    parser.add_argument("--baselines", type=lambda s: [x for x in s.split(",") if x], default=None)
-    parser.add_argument("--profile", choices=("py-spy", "cprofile", "none"), default="py-spy")
+    parser.add_argument("--idle", type=float, help="seconds of idle measurement (default 5; sessions: 30)")
+    parser.add_argument(
+        "--baselines", type=lambda s: [x for x in s.split(",") if x], help="default: all; sessions: none"
+    )
+    parser.add_argument(
+        "--profile", choices=("py-spy", "cprofile", "none"), help="default py-spy; sessions: none"
+    )
     parser.add_argument("--profile-duration", type=float, default=8.0)
     parser.add_argument("--connect-rate", type=float, default=1000.0, help="translator iotc.connect_rate")
+    parser.add_argument(
+        "--max-sessions", type=int, help="translator iotc.max_sessions (default max(devices, 100000))"
+    )
+    parser.add_argument(
+        "--keep-alive", type=int, help="translator iotc.keep_alive in seconds (default: the translator's)"
+    )
     parser.add_argument("--register-window", type=int, default=100)
-    parser.add_argument("--register-timeout", type=float, default=180.0)
-    parser.add_argument("--lifetime", type=int, default=3600)
+    parser.add_argument("--register-timeout", type=float, help="seconds (default max(180, devices / 10))")
+    parser.add_argument("--lifetime", type=int, help="LwM2M lifetime (default 3600; sessions: 86400)")
     parser.add_argument("--soak-duration", type=float, default=60.0)
     parser.add_argument("--soak-rate", type=float, default=0.0, help="default: 50 %% of saturation")
     parser.add_argument("--fanout-concurrency", type=int, default=100)
@@ -1342,10 +1789,27 @@ def main(argv: list[str] | None = None) -> int:
         use_loop(args.loop)
         asyncio.run(serve_baseline(args.serve, args.port))
         return 0
+    sessions = args.scenario == "sessions"
+    if args.devices is None:
+        args.devices = 10_000 if sessions else 1000
+    if args.idle is None:
+        args.idle = 30.0 if sessions else 5.0
+    if args.profile is None:
+        args.profile = "none" if sessions else "py-spy"
     if args.baselines is None:
-        args.baselines = ["echo-uvloop", "echo-asyncio", "aiocoap"]
+        args.baselines = [] if sessions else ["echo-uvloop", "echo-asyncio", "aiocoap"]
+    if args.lifetime is None:
+        args.lifetime = 86_400 if sessions else 3600
+    if args.register_timeout is None:
+        args.register_timeout = max(180.0, args.devices / 10)
+    if args.max_sessions is None:
+        args.max_sessions = max(args.devices, 100_000)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children (translator, emulator) inherit it
+    refusal = check_capacity(args.devices)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
     use_loop(args.loadgen_loop)
     report = asyncio.run(orchestrate(args))
     out = args.output or RESULTS / f"throughput-{args.scenario}-{args.devices}.json"
