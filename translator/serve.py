@@ -22,6 +22,7 @@ from translator.iotc.pool import PoolSettings, SessionPool
 from translator.iotc.sas import TokenPolicy
 from translator.iotc.session import HubEndpoint, SessionSettings
 from translator.lwm2m import ObjectRegistry
+from translator.ops.collector import SettlePolicy, settle_after_waves
 from translator.ops.http import OpsServer
 from translator.ops.metrics import Metrics
 from translator.settings import IotcSettings, Settings
@@ -55,6 +56,7 @@ class Translator:
         self.bridge: Bridge | None = None
         self.coap: Lwm2mServer | None = None
         self.ops: OpsServer | None = None
+        self._settler: asyncio.Task[None] | None = None
 
     async def _start_emulator(self) -> IotcSettings:
         from emulator.app import Emulator
@@ -119,9 +121,18 @@ class Translator:
         # Everything built so far lives as long as the server: move it out of the cyclic collector's reach and
         # make young collections rarer (full collections of a loaded heap paused the loop for ~200 ms).
         tune_gc()
+        coap = self.coap
+        self._settler = asyncio.get_running_loop().create_task(
+            settle_after_waves(lambda: (coap.registrations_total, len(coap.store)), SettlePolicy()),
+            name="gc-settle",
+        )
         log.info("translator ready: LwM2M on udp %s:%d", settings.coap.host, self.coap.port)
 
     async def stop(self) -> None:
+        if self._settler is not None:
+            self._settler.cancel()
+            await asyncio.gather(self._settler, return_exceptions=True)
+            self._settler = None
         if self.ops is not None:
             await self.ops.stop()
         if self.coap is not None:

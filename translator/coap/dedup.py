@@ -18,10 +18,14 @@ PENDING: Final = b""
 
 
 class _PeerEntries:
-    __slots__ = ("entries", "last_seen")
+    # Two dicts of plain values (message id → time, message id → response) instead of one of tuples: a dict
+    # holding only ints, floats and bytes is not tracked by the cyclic GC, a tuple is. With tuples, tens of
+    # thousands of live entries sat in the young generation and made each collection there take 50-170 ms.
+    __slots__ = ("last_seen", "responses", "times")
 
     def __init__(self, now: float) -> None:
-        self.entries: dict[int, tuple[float, bytes]] = {}
+        self.times: dict[int, float] = {}
+        self.responses: dict[int, bytes] = {}
         self.last_seen = now
 
 
@@ -35,7 +39,7 @@ class DedupCache:
         self._peers: dict[object, _PeerEntries] = {}
 
     def __len__(self) -> int:
-        return sum(len(p.entries) for p in self._peers.values())
+        return sum(len(p.times) for p in self._peers.values())
 
     @property
     def peers(self) -> int:
@@ -51,32 +55,33 @@ class DedupCache:
                 del self._peers[next(iter(self._peers))]
             entry = self._peers[peer] = _PeerEntries(now)
         else:
-            found = entry.entries.get(mid)
-            if found is not None and now - found[0] < self.lifetime:
-                return found[1]
+            seen = entry.times.get(mid)
+            if seen is not None and now - seen < self.lifetime:
+                return entry.responses[mid]
             if now - entry.last_seen > 1.0:  # keep LRU order cheaply: re-insert at most once a second
                 del self._peers[peer]
                 self._peers[peer] = entry
         entry.last_seen = now
-        entries = entry.entries
-        if mid in entries:
-            del entries[mid]
-        elif len(entries) >= self.per_peer:
-            del entries[next(iter(entries))]
-        entries[mid] = (now, PENDING)
+        times = entry.times
+        if mid in times:
+            del times[mid]
+        elif len(times) >= self.per_peer:
+            oldest = next(iter(times))
+            del times[oldest]
+            del entry.responses[oldest]
+        times[mid] = now
+        entry.responses[mid] = PENDING
         return None
 
     def store(self, peer: object, mid: int, response: bytes) -> None:
         entry = self._peers.get(peer)
-        if entry is not None:
-            found = entry.entries.get(mid)
-            if found is not None:
-                entry.entries[mid] = (found[0], response)
+        if entry is not None and mid in entry.responses:
+            entry.responses[mid] = response
 
     def forget(self, peer: object, mid: int) -> None:
         entry = self._peers.get(peer)
-        if entry is not None:
-            entry.entries.pop(mid, None)
+        if entry is not None and entry.times.pop(mid, None) is not None:
+            del entry.responses[mid]
 
     def sweep(self, now: float) -> int:
         """Drop peers idle for longer than the exchange lifetime; returns how many."""

@@ -129,6 +129,7 @@ class Lwm2mServer:
             clock=clock,
             wallclock=wallclock,
         )
+        self.registrations_total = 0  # every successful Register since start, re-registrations included
         self._context: Any = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._address: tuple[str, int] | None = None
@@ -305,6 +306,7 @@ class Lwm2mServer:
         objects = parse_objects(request.opt.content_format, payload)
         now = self._clock()
         outcome = self.store.register(identity, params, objects, peer, now)
+        self.registrations_total += 1
         reg = outcome.registration
         old = self._devices.pop(reg.endpoint, None)
         queue = old.queue if old is not None else DownlinkQueue[Any](self.settings.queue_window)
