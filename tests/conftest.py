@@ -16,6 +16,14 @@ import pytest
 from emulator.app import Emulator
 from emulator.config import EmulatorConfig
 
+# aiocoap sets SO_REUSEPORT on every UDP socket it binds, unless AIOCOAP_REUSE_PORT=0 (read at each bind).
+# On Linux a port-0 bind with SO_REUSEPORT may be given a port that another SO_REUSEPORT socket of the same
+# user already holds: two simulated devices (or a device and another process's socket) then share the port,
+# the kernel hands each datagram for it to just one of them, and the other never hears its answers (100
+# devices on port 0: a shared port in ~1 run in 6, more when other processes hold many UDP ports; the fleet
+# test then lost a Register). A socket a test binds must be its own.
+os.environ["AIOCOAP_REUSE_PORT"] = "0"
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SDK_VENV = REPO / ".cache" / "sdk-venv"

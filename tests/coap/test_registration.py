@@ -230,3 +230,17 @@ async def test_replay_captured_registrations(server: Lwm2mServer, sink: Recordin
         finally:
             client.close()
     assert {r.endpoint for r in sink.registered} == {"wakaama-ep", "anjay-ep"}
+
+
+async def test_a_second_server_on_the_same_port_fails_instead_of_sharing_it(
+    sink: RecordingSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiocoap binds with SO_REUSEPORT (tests switch it off in tests/conftest.py; switched back on here):
+    without the server clearing it after its bind, a second server would bind the same port and silently
+    take a share of the devices."""
+    monkeypatch.setenv("AIOCOAP_REUSE_PORT", "1")
+    async with Lwm2mServer(FAST, sink) as first:
+        second = Lwm2mServer(replace(FAST, port=first.port), sink)
+        with pytest.raises(OSError, match="[Aa]ddress already in use"):
+            await second.start()
+        await second.stop()

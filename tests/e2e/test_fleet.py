@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -62,3 +63,16 @@ async def test_hundred_devices_at_once(emulator: Emulator, rest: RestClient, tra
     finally:
         async with asyncio.timeout(STEP):
             await asyncio.gather(*(device.close() for device in fleet))
+
+
+async def test_simulated_devices_bind_ports_of_their_own() -> None:
+    """The fleet above needs a hundred distinct ports. With aiocoap's SO_REUSEPORT (off in tests/conftest.py)
+    Linux may give a port-0 bind a port another socket of the same user holds, and the two share it."""
+    device = SimulatedDevice("own-port", ("127.0.0.1", 9))
+    await device.start()
+    try:
+        interface = device._context.request_interfaces[0].token_interface.message_interface
+        sock = interface.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 0
+    finally:
+        await device.close()

@@ -20,7 +20,9 @@ Errors are typed (errors.py) and mapped once, by `answer_for`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -146,7 +148,12 @@ class Lwm2mServer:
         # With hot_path off the tap still reads the socket and carries Observe exchanges.
         self.tap.attach(interface, receive_buffer=self.settings.receive_buffer)
         self.devices.bind(self._context, interface)
-        sockname = interface.transport.get_extra_info("socket").getsockname()
+        sock = interface.transport.get_extra_info("socket")
+        # aiocoap binds with SO_REUSEPORT: a second server on this port would bind too and silently take
+        # a share of the devices. Cleared now, the next bind on the port fails with EADDRINUSE instead.
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
+        sockname = sock.getsockname()
         self._address = (_host(sockname), int(sockname[1]))
         self._housekeeping = asyncio.get_running_loop().create_task(
             self._housekeep(), name="coap-housekeeping"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -139,6 +140,10 @@ class SimulatedDevice:
     # --- life cycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # aiocoap binds with SO_REUSEPORT unless AIOCOAP_REUSE_PORT=0 (read at every bind). On Linux a port-0
+        # bind with SO_REUSEPORT may be given a port another such socket of the same user holds; two devices
+        # then share it and the kernel delivers each datagram to only one of them (a lost Register).
+        os.environ["AIOCOAP_REUSE_PORT"] = "0"
         self._context = await aiocoap.Context.create_server_context(
             _DeviceResource(self),
             bind=(self._bind[0], self.port or self._bind[1]),
