@@ -184,6 +184,10 @@ class Emulator:
             self.faults.hub_throttled_until = until
         log.warning("fault: throttling %s for %.0f s", scope, seconds)
 
+    def delay_acks(self, seconds: float) -> None:
+        self.faults.acks_delayed_until = time.time() + seconds
+        log.warning("fault: telemetry PUBACKs held back for %.0f s", seconds)
+
     def expire_tokens(self) -> int:
         """Make every SAS token in use now invalid, and drop the connections that used them."""
         dropped = 0

@@ -38,6 +38,10 @@ class Session(Protocol):
 
     def on_puback(self, packet_id: int) -> None: ...
 
+    def ack_delay(self, publish: mqtt.Publish) -> float:
+        """Seconds to hold this publish's PUBACK back (0: at once)."""
+        ...
+
     def on_closed(self, reason: str) -> None: ...
 
 
@@ -185,6 +189,10 @@ class ClientConnection:
         log.info("%s %s connected from %s", outcome.name, self.log_id, self.peer)
         return True
 
+    def _late_puback(self, packet_id: int) -> None:
+        if not self.closed.is_set():
+            self._write(mqtt.encode_puback(packet_id))
+
     def _handle(self, packet: mqtt.Packet) -> None:
         session = self.session
         assert session is not None
@@ -194,7 +202,11 @@ class ClientConnection:
                     raise ProtocolViolation("QoS 2 PUBLISH (IoT Hub closes the connection)")
                 session.on_publish(packet)
                 if packet.qos == 1 and packet.packet_id is not None and not self.closed.is_set():
-                    self._write(mqtt.encode_puback(packet.packet_id))
+                    delay = session.ack_delay(packet)
+                    if delay > 0:
+                        asyncio.get_running_loop().call_later(delay, self._late_puback, packet.packet_id)
+                    else:
+                        self._write(mqtt.encode_puback(packet.packet_id))
             case mqtt.Subscribe():
                 self._subscribe(session, packet)
             case mqtt.Unsubscribe():

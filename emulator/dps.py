@@ -200,6 +200,9 @@ class DpsSession:
     def on_puback(self, packet_id: int) -> None:
         pass
 
+    def ack_delay(self, publish: mqtt.Publish) -> float:
+        return 0.0
+
     def on_closed(self, reason: str) -> None:
         pass
 

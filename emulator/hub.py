@@ -375,6 +375,9 @@ class HubService:
                 session.device.telemetry[key] = {"timestamp": timestamp, "value": value}
         log.debug("hub %s: telemetry #%d (%d bytes)", session.device.device_id, event.sequence, len(payload))
 
+    def telemetry_ack_delay(self) -> float:
+        return self._faults.ack_delay(self._clock())
+
     def twin_throttled(self) -> bool:
         return bool(self._faults.hub_throttled(self._clock()))
 
@@ -413,6 +416,11 @@ class HubSession:
 
     def on_puback(self, packet_id: int) -> None:
         pass
+
+    def ack_delay(self, publish: mqtt.Publish) -> float:
+        if not publish.topic.startswith(telemetry_prefix(self.device.device_id)):
+            return 0.0
+        return self.service.telemetry_ack_delay()
 
     def on_closed(self, reason: str) -> None:
         self._c2d_in_flight.clear()

@@ -329,6 +329,13 @@ async def fault_throttle(request: web.Request) -> web.Response:
     return web.json_response({"seconds": seconds, "scope": scope})
 
 
+async def fault_delay_acks(request: web.Request) -> web.Response:
+    body = await _fault_body(request)
+    seconds = _number(body, "seconds", 10)
+    _emulator(request).delay_acks(seconds)
+    return web.json_response({"seconds": seconds})
+
+
 async def fault_expire_tokens(request: web.Request) -> web.Response:
     return web.json_response({"dropped": _emulator(request).expire_tokens()})
 
@@ -384,6 +391,7 @@ def build_app(emulator: Emulator) -> web.Application:
             web.post("/emulator/faults/disconnect-all", fault_disconnect_all),
             web.post("/emulator/faults/throttle", fault_throttle),
             web.post("/emulator/faults/expire-tokens", fault_expire_tokens),
+            web.post("/emulator/faults/delay-acks", fault_delay_acks),
             web.post("/emulator/faults/move/{device_id}", fault_move),
             web.post("/emulator/faults/outage", fault_outage),
             web.post("/emulator/faults/clear", fault_clear),
