@@ -320,3 +320,32 @@ async def test_full_outbox_pushes_back_instead_of_dropping(
         await send_at(device, [(TEMPERATURE, 1003.0, base + 3 / 4)])  # the device's retry is taken
         events = await telemetry_matching(rest, "full-1", _streamed, 4, after=start, timeout=30)
         _check_stream(events, range(4), base)
+
+
+async def test_a_hub_slow_to_acknowledge_loses_nothing_and_the_outbox_drains_by_itself(
+    emulator: Emulator, rest: RestClient, translator: Translator
+) -> None:
+    """The hub stays connected but holds its PUBACKs back longer than `telemetry_timeout`: each Send is
+    kept in the outbox and acknowledged (2.04), and once the hub acknowledges again the outbox drains with
+    no new message and no reconnect to prompt it (duplicates allowed, order kept)."""
+    async with simulated(translator, "slow-1", values=SENSOR_ONLY) as device:
+        await session_connected(translator, "slow-1")
+        start = await log_position(rest)
+        base = float(int(time.time()) - 300)
+        # Longer than the replays the three Sends prompt (each waits telemetry_timeout = 2 s).
+        status, _ = await rest.request("POST", "/emulator/faults/delay-acks", {"seconds": 12})
+        assert status == 200
+        numbers = range(3)
+        async with asyncio.timeout(STEP):
+            await _stream(device, numbers, base, 0.0)  # each answered 2.04 once kept
+        outboxed = translator.metrics.registry.get_sample_value("iotc_translator_outboxed_total")
+        assert outboxed is not None and outboxed >= 1
+
+        async def drained() -> bool:
+            return await translator.store.outbox_depth("slow-1") == 0
+
+        await eventually(drained, timeout=30, what="the outbox to drain without a new message")
+        events = await telemetry_matching(rest, "slow-1", _streamed, len(numbers), after=start, timeout=30)
+        _check_stream(events, numbers, base)
+        session = translator.pool.get("slow-1") if translator.pool is not None else None
+        assert session is not None and session.metrics.connects == 1, "drained without reconnecting"

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_JSON = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds an encoder per call
 QUEUE_LIMIT = 1000  # telemetry batches waiting per device before the device is told to back off
 REPLAY_BATCH = 50
 OFFLINE_COMMAND_TTL = 24 * 3600.0  # IoT Central's default for queued commands
@@ -99,6 +100,7 @@ class DeviceLife:
         self._direct_idle.set()
         self._retry: tuple[_Direct, bool] | None = None  # a failed direct publish; True: its deadline passed
         self._working = False
+        self._replay_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._worker: asyncio.Task[None] | None = None
         self._setup: asyncio.Task[None] | None = None
@@ -129,6 +131,8 @@ class DeviceLife:
         self._setup = self.spawn(self._set_up(registration), "setup")
 
     async def close(self) -> None:
+        if self._replay_timer is not None:
+            self._replay_timer.cancel()
         direct = self._direct
         if direct is not None:
             self._end_direct()
@@ -248,7 +252,7 @@ class DeviceLife:
         session = self.session
         if session is None:
             return False
-        payload = json.dumps(message.values, separators=(",", ":")).encode()
+        payload = _JSON.encode(message.values).encode()
         direct = _Direct(
             message, payload, done, self.bridge.clock() + self.bridge.settings.iotc.telemetry_timeout
         )
@@ -348,7 +352,7 @@ class DeviceLife:
             done.set_result(None)
 
     async def _deliver_one(self, message: TelemetryMessage) -> None:
-        payload = json.dumps(message.values, separators=(",", ":")).encode()
+        payload = _JSON.encode(message.values).encode()
         session = self.session
         if self._outbox_empty and session is not None and session.is_connected:
             try:
@@ -379,6 +383,11 @@ class DeviceLife:
         if session is not None and session.is_connected:
             self.request_replay()  # the hub answered late: try again soon
 
+    def _replay_later(self, delay: float) -> None:
+        if self._replay_timer is not None:
+            self._replay_timer.cancel()
+        self._replay_timer = asyncio.get_running_loop().call_later(delay, self.request_replay)
+
     def request_replay(self) -> None:
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(_Replay())
@@ -408,7 +417,11 @@ class DeviceLife:
                     )
                     sent.append(message.sequence)
             except (TimeoutError, HubError) as error:
-                self._log.info("outbox replay paused: %s", error)
+                # Connected but not acknowledged (a slow hub): try again later even if the device sends
+                # nothing new and the connection stays up; a reconnect replays too.
+                delay = 2 * self.bridge.settings.iotc.telemetry_timeout
+                self._log.info("outbox replay paused (%s): again in %.0f s", error, delay)
+                self._replay_later(delay)
                 return
             finally:
                 await store.outbox_remove(sent)
