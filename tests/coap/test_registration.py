@@ -241,6 +241,6 @@ async def test_a_second_server_on_the_same_port_fails_instead_of_sharing_it(
     monkeypatch.setenv("AIOCOAP_REUSE_PORT", "1")
     async with Lwm2mServer(FAST, sink) as first:
         second = Lwm2mServer(replace(FAST, port=first.port), sink)
-        with pytest.raises(OSError, match="[Aa]ddress already in use"):
+        with pytest.raises(OSError, match=r"[Aa]ddress already in use"):
             await second.start()
         await second.stop()

@@ -193,11 +193,17 @@ class DatagramTap:
         self._transport = None
 
     def send(self, data: bytes, peer: Peer, pktinfo: bytes | None = None) -> None:
-        transport = self._transport
-        if transport is None:
+        sock = self._sock
+        if sock is None or self._transport is None:
             return
-        anc = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)] if pktinfo is not None else []
-        transport.sendmsg(data, anc, 0, peer)
+        try:
+            if pktinfo is None:
+                sock.sendto(data, peer)
+            else:  # answer from the address the request came to (a wildcard bind on a multi-homed host)
+                sock.sendmsg((data,), [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)], 0, peer)
+        except OSError as exc:  # e.g. ENOBUFS, or an unreachable peer reported on this send
+            if self._interface is not None:
+                self._interface.error_received(exc)
 
     def _own_next_mid(self) -> int:
         self._own_mid = (self._own_mid + 1) & 0xFFFF
