@@ -22,6 +22,14 @@ class CodecCatalog:
             # A bad codec file stops start-up with its name, field and reason (CodecError).
             self.overrides = tuple(self.load(path) for path in sorted(directory.glob("*.toml")))
             log.info("codec files loaded from %s: %d", directory, len(self.overrides))
+        elif directory is not None:
+            # Relative to the working directory: started elsewhere, the shipped codecs would silently not
+            # apply and every object would get the default codec's names.
+            log.warning(
+                "codec directory %s not found (from %s): every object gets the default codec",
+                directory,
+                Path.cwd(),
+            )
         self._defaults: dict[tuple[tuple[Lwm2mPath, ...], tuple[tuple[int, str | None], ...]], Codec] = {}
 
     def load(self, path: Path) -> Codec:
