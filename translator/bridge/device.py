@@ -93,11 +93,13 @@ class DeviceLife:
         self.mapper = DeviceMapper(codec, device_id=device_id) if codec is not None else None
         self.registration: Registration | None = None
         self.session: DeviceSession | None = None
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue(QUEUE_LIMIT)
+        # The queue and its worker exist only while a device needs them (a message while another is in
+        # flight, the outbox, a replay) and end when the queue is empty: most of the time a device takes
+        # the direct path, and the pair costs ~5 KB per device.
+        self._queue: asyncio.Queue[_Item] | None = None
         self._outbox_empty = True
         self._direct: _Direct | None = None
-        self._direct_idle = asyncio.Event()
-        self._direct_idle.set()
+        self._direct_finished: asyncio.Future[None] | None = None  # what the worker awaits, when it must
         self._retry: tuple[_Direct, bool] | None = None  # a failed direct publish; True: its deadline passed
         self._working = False
         self._replay_timer: asyncio.TimerHandle | None = None
@@ -119,7 +121,6 @@ class DeviceLife:
     async def start(self, session: DeviceSession) -> None:
         self.session = session
         self._outbox_empty = await self.bridge.store.outbox_depth(self.device_id) == 0
-        self._worker = asyncio.create_task(self._deliver_loop(), name=f"deliver-{self.device_id}")
         for command in await self.bridge.store.commands(self.device_id):
             self.spawn(self._run_offline(command), f"offline-{command.name}")
 
@@ -235,12 +236,12 @@ class DeviceLife:
             and self._retry is None
             and not self._working
             and self._outbox_empty
-            and self._queue.empty()
+            and (self._queue is None or self._queue.empty())
             and self._publish_direct(messages[0], done)
         ):
             return done
         try:
-            self._queue.put_nowait((messages, done))
+            self._enqueue((messages, done))
         except asyncio.QueueFull:
             self.bridge.metrics.errors.labels(kind="backpressure").inc()
             raise BackPressure(f"{self.device_id}: {QUEUE_LIMIT} batches waiting", retry_after=5) from None
@@ -264,7 +265,6 @@ class DeviceLife:
         ):
             return False
         self._direct = direct
-        self._direct_idle.clear()
         self.bridge.watch_direct(self, direct.deadline)
         return True
 
@@ -290,22 +290,34 @@ class DeviceLife:
 
     def _end_direct(self) -> None:
         self._direct = None
-        self._direct_idle.set()
+        waiter, self._direct_finished = self._direct_finished, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         self.bridge.unwatch_direct(self)
 
     def _hand_to_worker(self, direct: _Direct, *, timed_out: bool) -> None:
         self._retry = (direct, timed_out)
         with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes the worker anyway
-            self._queue.put_nowait(_Wake())
+            self._enqueue(_Wake())
 
     # The worker -----------------------------------------------------------------------------------
 
-    async def _deliver_loop(self) -> None:
+    def _enqueue(self, item: _Item) -> None:
+        """Queue for the worker, starting both on first use; raises asyncio.QueueFull."""
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = asyncio.Queue(QUEUE_LIMIT)
+            self._worker = asyncio.create_task(self._deliver_loop(queue), name=f"deliver-{self.device_id}")
+        queue.put_nowait(item)
+
+    async def _deliver_loop(self, queue: asyncio.Queue[_Item]) -> None:
         while True:
-            item = await self._queue.get()
+            item = await queue.get()
             self._working = True
             try:
-                await self._direct_idle.wait()  # a direct publish in flight goes first
+                if self._direct is not None:  # a direct publish in flight goes first
+                    self._direct_finished = asyncio.get_running_loop().create_future()
+                    await self._direct_finished
                 await self._take_retry()
                 if isinstance(item, _Replay):
                     await self._replay_safely()
@@ -314,6 +326,11 @@ class DeviceLife:
                     await self._settle(done, self._deliver_all(messages))
             finally:
                 self._working = False
+            if queue.empty() and self._retry is None:
+                # Back to the direct path: let the pair go (the next fallback starts a new one).
+                self._queue = None
+                self._worker = None
+                return
 
     async def _take_retry(self) -> None:
         retry, self._retry = self._retry, None
@@ -390,7 +407,7 @@ class DeviceLife:
 
     def request_replay(self) -> None:
         with contextlib.suppress(asyncio.QueueFull):
-            self._queue.put_nowait(_Replay())
+            self._enqueue(_Replay())
 
     async def _replay(self) -> None:
         session = self.session
