@@ -5,6 +5,7 @@
     python -m benchmarks.bench_throughput --scenario soak --soak-duration 600
     python -m benchmarks.bench_throughput --scenario fanout
     python -m benchmarks.bench_throughput --scenario sessions --devices 10000 --idle 30
+    python -m benchmarks.bench_throughput --hub mosquitto    # a plain MQTT broker instead of the emulator
 
 Three processes on this machine: the translator (`iotc-translator serve`, through a thin wrapper in this
 module that adds a GC-pause trace and optional cProfile, then calls the same `translator.cli.main`), the IoT
@@ -52,6 +53,11 @@ the run refuses N beyond the descriptor limit with that explanation. Memory is t
 measured about 300 KB per session at 10k (it serves TLS through asyncio streams; not analysed further),
 i.e. ~30 GB at 100k, more than this machine's 24 GB.
 
+`--hub mosquitto` puts a plain MQTT broker (C; installed from Debian when missing) in the emulator's place to
+take the emulator's own cost (as much CPU per message as the translator) out of the figures: the devices
+are imported with IoT Hub connection strings (no DPS), twin requests go unanswered, and the broker's CPU is
+reported under "emulator". Not for `fanout` (commands come through the emulator's REST API).
+
 Results: benchmarks/results/throughput-<scenario>-<devices>.json, and a table on stdout.
 """
 
@@ -59,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import ctypes
 import functools
@@ -209,13 +216,21 @@ class Sent:
     tries: int = 0
 
 
+def endpoint_name(index: int) -> str:
+    return f"bench-{index:05d}"
+
+
+def device_names(count: int) -> list[str]:
+    return [endpoint_name(index) for index in range(count)]
+
+
 class Device(asyncio.DatagramProtocol):
     """One endpoint on its own source port."""
 
     def __init__(self, gen: LoadGenerator, index: int) -> None:
         self.gen = gen
         self.index = index
-        self.endpoint = f"bench-{index:05d}"
+        self.endpoint = endpoint_name(index)
         self.transport: asyncio.DatagramTransport | None = None
         self.mid = random.randrange(0x10000)
         self.pending: dict[int, Sent] = {}
@@ -908,6 +923,62 @@ def core_plan(args: argparse.Namespace) -> tuple[int | None, int | None]:
     return 0, 1
 
 
+def start_hub(stack: Stack, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    return start_mosquitto(stack, args) if args.hub == "mosquitto" else start_emulator(stack, args)
+
+
+def start_mosquitto(stack: Stack, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """A plain MQTT broker (C, no DPS, no twin) as the hub, to take the emulator's own cost out of the
+    figures. The devices are imported with IoT Hub connection strings, so the translator skips DPS; twin
+    requests go unanswered (the session logs it and telemetry flows)."""
+    from benchmarks.bench_sessions import ensure_mosquitto
+    from emulator.certs import ensure_server_tls
+
+    tls = ensure_server_tls(stack.work / "mosquitto-tls", [HUB])
+    port = free_port()
+    config = stack.work / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\n"
+        f"cafile {tls.ca_path}\ncertfile {tls.cert_path}\nkeyfile {tls.key_path}\n"
+        # As root, mosquitto would switch to its own user, which cannot read our 0600 key.
+        "user root\nallow_anonymous true\nmax_connections -1\nlog_type error\npersistence false\n"
+        "max_inflight_messages 0\nmax_queued_messages 10000\n"
+    )
+    process, out = stack.spawn("emulator", [ensure_mosquitto(), "-c", str(config)], stack.cpu_client)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not start: {out.read_text()[-2000:]}") from None
+            time.sleep(0.05)
+    key = base64.b64encode(b"bench-mosquitto-device-key-0000!").decode()
+    rows = ["deviceId,connectionString"] + [
+        f"{name},HostName={HUB};DeviceId={name};SharedAccessKey={key}" for name in device_names(args.devices)
+    ]
+    table = stack.work / "devices.csv"
+    table.write_text("\n".join(rows) + "\n")
+    subprocess.run(
+        [sys.executable, "-m", "translator.cli", "devices", "import", str(table)],
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "IOTC_TRANSLATOR_STATE_DIR": str(stack.work / "translator")},
+        capture_output=True,
+        timeout=300,
+    )
+    # The translator needs *an* IoT Central configuration (else serve starts its embedded emulator);
+    # every device is imported with its hub, so DPS is never asked.
+    return process, {
+        "idScope": "0neMOSQUITTO",
+        "groupPrimaryKey": key,
+        "mqttPort": port,
+        "caPath": str(tls.ca_path),
+        "httpPort": None,
+    }
+
+
 def start_emulator(stack: Stack, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     command = [sys.executable, "-m", "emulator", "--state-dir", str(stack.work / "emulator")]
     command += ["--mqtt-port", "0", "--http-port", "0", "--hub-names", HUB, "--log-level", "WARNING"]
@@ -1169,7 +1240,7 @@ async def run_translator(args: argparse.Namespace, log: Callable[[str], None]) -
     result: dict[str, Any] = {}
     gen: LoadGenerator | None = None
     try:
-        emulator_process, emulator = start_emulator(stack, args)
+        emulator_process, emulator = start_hub(stack, args)
         translator_process, coap_port, ops_port, trace = start_translator(stack, args, emulator)
         pids: dict[str, int | str] = {
             "translator": translator_process.pid,
@@ -1777,12 +1848,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--translator-log-level", default="ERROR")
     parser.add_argument("--loadgen-loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument(
+        "--hub",
+        choices=("emulator", "mosquitto"),
+        default="emulator",
+        help="mosquitto: a plain MQTT broker as the hub (devices imported with connection strings, no DPS)",
+    )
     parser.add_argument("--keep-work", action="store_true", help="keep logs and the raw profile")
     parser.add_argument("--output", type=Path)
     parser.add_argument("--serve", choices=("echo", "aiocoap", "translator"), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--loop", default="asyncio", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.hub == "mosquitto" and args.scenario == "fanout":
+        parser.error("--scenario fanout needs the emulator (commands come through its REST API)")
     if args.serve == "translator":
         return serve_translator()
     if args.serve:
