@@ -83,7 +83,6 @@ class DatagramTap:
     def __init__(self, handler: HotHandler, *, next_mid: Callable[[], int] | None = None) -> None:
         self._handler = handler
         self._interface: Any = None
-        self._transport: Any = None
         self._sock: socket.socket | None = None
         self._slow: Callable[[bytes, list[Any], int, Any], None] | None = None
         self._pending: dict[bytes, _Exchange] = {}
@@ -106,10 +105,9 @@ class DatagramTap:
         wake-up and reads the error queue only when the socket reports an error or woke up empty.
         """
         self._interface = interface
-        self._transport = interface.transport
         self._slow = interface.datagram_msg_received
         interface.datagram_msg_received = self._received
-        sock = self._transport.get_extra_info("socket")
+        sock = interface.transport.get_extra_info("socket")
         if receive_buffer:
             self._grow_receive_buffer(sock, receive_buffer)
         loop = asyncio.get_running_loop()
@@ -190,11 +188,10 @@ class DatagramTap:
                 del self._interface.datagram_msg_received
         # The reader stays registered until aiocoap closes the socket (its close removes it).
         self._interface = None
-        self._transport = None
 
     def send(self, data: bytes, peer: Peer, pktinfo: bytes | None = None) -> None:
         sock = self._sock
-        if sock is None or self._transport is None:
+        if sock is None or self._interface is None:  # not attached yet, or closed
             return
         try:
             if pktinfo is None:
