@@ -65,7 +65,7 @@ def _rss_kb() -> int:
 
 async def _serve(mode: str, port: int, duration: float, tune: bool) -> dict[str, Any]:
     from translator.coap import CoapSettings, Lwm2mServer
-    from translator.coap.tuning import tune_gc
+    from translator.ops.collector import tune_gc
 
     sink = CountingSink()
     stop = asyncio.Event()

@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING
 
 from translator.bridge import Bridge, CodecCatalog
 from translator.coap import Lwm2mServer
-from translator.coap.tuning import tune_gc
 from translator.iotc.backoff import BackoffPolicy
 from translator.iotc.dps_client import DpsEndpoint
 from translator.iotc.pool import PoolSettings, SessionPool
 from translator.iotc.sas import TokenPolicy
 from translator.iotc.session import HubEndpoint, SessionSettings
 from translator.lwm2m import ObjectRegistry
-from translator.ops.collector import SettlePolicy, settle_after_waves
+from translator.ops.collector import SettlePolicy, settle_after_waves, tune_gc
 from translator.ops.http import OpsServer
 from translator.ops.metrics import Metrics
 from translator.settings import IotcSettings, Settings
