@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import replace
+from pathlib import Path as FsPath
 
 import pytest
 
@@ -244,3 +246,19 @@ async def test_a_second_server_on_the_same_port_fails_instead_of_sharing_it(
         with pytest.raises(OSError, match=r"[Aa]ddress already in use"):
             await second.start()
         await second.stop()
+
+
+async def test_the_receive_buffer_setting_reaches_the_socket(sink: RecordingSink) -> None:
+    """coap.receive_buffer sizes the UDP socket's kernel buffer (Linux reports the size doubled)."""
+    wanted = 1024 * 1024
+    async with Lwm2mServer(replace(FAST, receive_buffer=wanted), sink) as server:
+        sock = server.tap._sock
+        assert sock is not None
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2 >= min(wanted, _rmem_max())
+
+
+def _rmem_max() -> int:
+    try:
+        return int(FsPath("/proc/sys/net/core/rmem_max").read_text())
+    except OSError:
+        return 0
