@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from tests.codec.dtdl_parser import ParserUnavailable, ensure_parser
+from tests.conftest import SHARED
 from translator.lwm2m import ObjectRegistry
 
 REPO = Path(__file__).resolve().parents[2]
 CODECS = sorted((REPO / "codecs").glob("*.toml"))
-REGISTRY_DIR = REPO.parent / "shared" / "lwm2m-registry"
+REGISTRY_DIR = SHARED / "lwm2m-registry"
 
 
 @pytest.fixture(scope="session")

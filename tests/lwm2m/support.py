@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 
+from tests.conftest import SHARED
 from translator.lwm2m import (
     ObjectModel,
     ObjectRegistry,
@@ -23,7 +24,6 @@ from translator.lwm2m import (
 )
 
 REPO = FsPath(__file__).resolve().parents[2]
-SHARED = (REPO / ".." / "shared").resolve()
 VECTORS = SHARED / "vectors" / "lwm2m-wire.jsonl"
 DDF_REGISTRY = SHARED / "lwm2m-registry"
 
@@ -38,8 +38,15 @@ def require_shared(path: FsPath) -> FsPath:
 
 @cache
 def vectors() -> tuple[dict[str, Any], ...]:
+    """The captured datagrams; inside a test, skips it when the reference material is absent."""
     with require_shared(VECTORS).open(encoding="utf-8") as f:
         return tuple(json.loads(line) for line in f if line.strip())
+
+
+def vectors_if_present() -> tuple[dict[str, Any], ...]:
+    """For module-level parametrisation: no vectors (so no cases) in a clone without ../shared, where a
+    skip would abort collection."""
+    return vectors() if VECTORS.exists() else ()
 
 
 def vector(exchange: str, direction: str = "client->server", index: int = 0) -> dict[str, Any]:
