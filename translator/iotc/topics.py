@@ -1,9 +1,17 @@
 """Builders and parsers for every DPS and IoT Hub MQTT topic, plus usernames and SAS resource URIs.
 
 Each topic is a frozen dataclass: its `topic` property builds the string, and `parse_dps_topic` /
-`parse_hub_topic` turn a string back into the dataclass. Variable parts ($rid, operation id,
-device id, property bags) are percent-encoded with `quote(..., safe="")` like Microsoft's Python
-device SDK, so no `/`, `+` or `#` from data can leak into the topic structure.
+`parse_hub_topic` turn a string back into the dataclass. Variable parts ($rid, operation id, property
+bags) are percent-encoded with `quote(..., safe="")` like Microsoft's Python device SDK, so no `/`, `+` or
+`#` from data can leak into the topic structure.
+
+The device id is the exception: it goes into topics (and the username) raw, as the SDK writes it
+(azure-iot-device `mqtt_topic_iothub._get_topic_base`: "Neither Device ID nor Module ID should be URL
+encoded in a topic string", see https://github.com/Azure/azure-iot-sdk-python/wiki/URL-Encoding-(MQTT)) and
+as IoT Hub's MQTT page spells the topics (`devices/{device-id}/messages/events/`,
+https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub): IoT Hub does not decode it, so
+`urn%3Aimei%3A35` would be another device's topic and the hub closes the connection. A valid device id
+(`translator/iotc/ids.py`) has no `/`, `+` or `#`, so it cannot break the topic structure.
 """
 
 from __future__ import annotations
@@ -70,7 +78,7 @@ def hub_resource_uri(hub: str, device_id: str) -> str:
 
 
 def c2d_subscription(device_id: str) -> str:
-    return f"devices/{_enc(device_id)}/messages/devicebound/#"
+    return f"devices/{device_id}/messages/devicebound/#"
 
 
 # --- query helpers -------------------------------------------------------------------------------
@@ -205,7 +213,7 @@ class Telemetry:
 
     @property
     def topic(self) -> str:
-        return f"devices/{_enc(self.device_id)}/messages/events/{self.properties.encode()}"
+        return f"devices/{self.device_id}/messages/events/{self.properties.encode()}"
 
     def check_size(self, payload: bytes) -> None:
         """Refuse a message the hub would refuse: body plus properties over 256 KB."""
@@ -223,7 +231,7 @@ class CloudToDevice:
 
     @property
     def topic(self) -> str:
-        return f"devices/{_enc(self.device_id)}/messages/devicebound/{self.properties.encode()}"
+        return f"devices/{self.device_id}/messages/devicebound/{self.properties.encode()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +331,7 @@ def _parse_device_topic(topic: str) -> Telemetry | CloudToDevice:
     parts = topic.split("/", 4)
     if len(parts) < 4 or parts[2] != "messages" or parts[3] not in ("events", "devicebound"):
         raise TopicError(f"not a device message topic: {topic!r}")
-    device_id = unquote(parts[1])
+    device_id = parts[1]  # raw, as the hub writes it
     if not device_id:
         raise TopicError(f"no device id in {topic!r}")
     try:
