@@ -52,7 +52,7 @@ async def test_plain_cbor_ingest(server: Lwm2mServer, sink: RecordingSink) -> No
         device, records, source, _confirmable = sink.batches[-1]
         assert (
             device.endpoint == "Sensor 7"
-            and device.device_id == "%53ensor%207"
+            and device.device_id == "x--_sensor_0327"
             and source is TelemetrySource.INGEST
         )
         assert records == [

@@ -1,17 +1,6 @@
 """Who a device is: endpoint name → IoT Central device id, identity resolution and admission. Pure.
 
-Endpoint name → device id (deterministic, injective, always a valid IoT Central device id):
-
-1. The name is taken as UTF-8. Bytes of lowercase ASCII letters, digits and `-` `.` `_` `:` are kept.
-2. Every other byte (uppercase letters, `%`, spaces, other punctuation, non-ASCII) becomes `%` followed by
-   two lowercase hex digits (`Dev 1` → `%44ev%201`, `urn:imei:35` → `urn:imei:35`).
-   `%` is never kept, so every `%` starts an escape and the result decodes back to the name: no two
-   names share an id.
-3. If the result is longer than 128 characters it is replaced by its first 74 characters, `$`, and the
-   first 52 base32 characters (lowercase, 260 bits) of the SHA-256 of the *name*: 127 characters. `$` never
-   appears in a rule-2 id, so a long name cannot collide with a short one, and two long names collide only
-   if SHA-256 does.
-4. An empty name is refused (4.00).
+The endpoint name → device id rule is in `translator/coap/device_id.py`.
 
 Identity: a device claims an endpoint name (`ep`); later a DTLS-PSK identity or an OSCORE context will
 name it instead. `IdentityResolver.resolve(claimed, security)` is the one place this is decided, so the
@@ -20,50 +9,22 @@ registration path does not change when security arrives.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from translator.coap.device_id import device_id_for, endpoint_for
 from translator.coap.errors import BadRequest, Forbidden
 
-MAX_DEVICE_ID = 128
-MAX_ENDPOINT_BYTES = 1024
-_KEEP = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-._:")
-_ESCAPE = tuple(f"%{b:02x}" for b in range(256))
-_LONG_PREFIX = 74
-
-
-def device_id_for(endpoint: str) -> str:
-    """The IoT Central device id of an LwM2M endpoint name (see the module docstring for the rule)."""
-    if not endpoint:
-        raise BadRequest("empty endpoint name")
-    raw = endpoint.encode("utf-8", "surrogatepass")
-    if len(raw) > MAX_ENDPOINT_BYTES:
-        raise BadRequest(f"endpoint name longer than {MAX_ENDPOINT_BYTES} bytes")
-    encoded = "".join(chr(b) if b in _KEEP else _ESCAPE[b] for b in raw)
-    if len(encoded) <= MAX_DEVICE_ID:
-        return encoded
-    digest = base64.b32encode(hashlib.sha256(raw).digest()).decode("ascii").lower()[:52]
-    return f"{encoded[:_LONG_PREFIX]}${digest}"
-
-
-def endpoint_for(device_id: str) -> str | None:
-    """The endpoint name behind a rule-2 device id (None for hashed long ids, which are one-way)."""
-    if "$" in device_id:
-        return None
-    out = bytearray()
-    i = 0
-    while i < len(device_id):
-        c = device_id[i]
-        if c == "%":
-            out.append(int(device_id[i + 1 : i + 3], 16))
-            i += 3
-        else:
-            out.append(ord(c))
-            i += 1
-    return out.decode("utf-8", "surrogatepass")
+__all__ = [
+    "Admission",
+    "ClaimedEndpointResolver",
+    "DeviceIdentity",
+    "IdentityResolver",
+    "SecurityContext",
+    "device_id_for",
+    "endpoint_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
