@@ -19,13 +19,20 @@ from translator.bridge.device import DeviceLife
 from translator.coap import (
     DeregisterReason,
     DeviceIdentity,
+    Forbidden,
     Registration,
     TelemetryRecord,
     TelemetrySource,
     endpoint_for,
 )
 from translator.codec import Codec
-from translator.iotc.credentials import Credential, SymmetricKey, X509Identity, mint_device_certificate
+from translator.iotc.credentials import (
+    CommonNameTooLongError,
+    Credential,
+    SymmetricKey,
+    X509Identity,
+    mint_device_certificate,
+)
 from translator.iotc.pool import DeviceSpec, SessionPool
 from translator.iotc.session import SessionCallbacks
 from translator.ops.metrics import Metrics
@@ -41,8 +48,9 @@ log = logging.getLogger(__name__)
 DIRECT_SWEEP_PERIOD = 0.5  # seconds; a direct publish past its deadline waits at most this much longer
 
 
-class NoCredentialsError(Exception):
-    """Nothing says how this device authenticates: no group key, no enrollment CA, no imported key."""
+class NoCredentialsError(Forbidden):
+    """Nothing says how this device authenticates (no group key, no enrollment CA, no imported key), or its
+    id cannot be a certificate CN. A `Forbidden`, so the device's CoAP request is answered 4.03 with why."""
 
 
 class Bridge:
@@ -147,13 +155,16 @@ class Bridge:
         if iotc.group_key:
             return SymmetricKey.from_group(iotc.group_key, device_id)
         if iotc.x509_ca_cert is not None and iotc.x509_ca_key is not None:
-            return await asyncio.to_thread(
-                mint_device_certificate,
-                device_id,
-                iotc.x509_ca_cert,
-                iotc.x509_ca_key,
-                self.settings.state_dir / "certs",
-            )
+            try:
+                return await asyncio.to_thread(
+                    mint_device_certificate,
+                    device_id,
+                    iotc.x509_ca_cert,
+                    iotc.x509_ca_key,
+                    self.settings.state_dir / "certs",
+                )
+            except CommonNameTooLongError as error:
+                raise NoCredentialsError(str(error)) from None
         raise NoCredentialsError(
             f"no credentials for {device_id}: configure iotc.group_key or import the device"
         )
@@ -228,7 +239,11 @@ class Bridge:
                 time.time(),
             )
         )
-        life = await self._life(device_id, registration, registration.endpoint)
+        try:
+            life = await self._life(device_id, registration, registration.endpoint)
+        except NoCredentialsError as error:
+            log.error("device %s: refused, no session: %s", device_id, error.reason)
+            return
         if life is None:
             return
         if life.codec is None:

@@ -2,6 +2,13 @@
 
 The translator can mint a device's leaf certificate (CN = device id) from an X.509 enrollment CA's key, the
 way a manufacturer would at the factory, and use it for DPS and the hub.
+
+DPS takes the certificate's subject CN as the registration id, and "the subject common name of an X.509
+certificate is limited to 64 characters" (https://learn.microsoft.com/azure/iot-dps/iot-dps-https-x509-support).
+No CN scheme gets around that (the CN *is* the registration id and the hub device id), so a device whose id is
+longer than 64 characters cannot get a minted certificate: minting refuses it with `CommonNameTooLongError`
+and the bridge refuses the device (4.03 with the reason, a log line, no session). Such a device connects with
+a symmetric key (group key), or is imported (`devices import`) with a shorter id of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +23,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from translator.iotc.ids import MAX_COMMON_NAME
 from translator.iotc.sas import derive_device_key
+
+
+class CommonNameTooLongError(ValueError):
+    """The device id cannot be an X.509 subject CN (more than 64 characters)."""
+
+    def __init__(self, device_id: str) -> None:
+        super().__init__(
+            f"device id {device_id!r} has {len(device_id)} characters; an X.509 certificate's CN (which DPS "
+            f"takes as the registration id) holds at most {MAX_COMMON_NAME}: use a group key, or import the "
+            "device with a shorter id"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +100,8 @@ def mint_device_certificate(
     valid_days: int = 365,
 ) -> X509Identity:
     """Issue a leaf certificate with CN = `device_id` from an enrollment CA; reuse it while it is valid."""
+    if len(device_id) > MAX_COMMON_NAME:
+        raise CommonNameTooLongError(device_id)
     out_dir.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = out_dir / f"{device_id}.pem", out_dir / f"{device_id}-key.pem"
     now = dt.datetime.now(dt.UTC)
