@@ -16,6 +16,7 @@ from emulator import mqtt_codec as mqtt
 from emulator.config import EmulatorConfig
 from emulator.connection import ClientConnection, ProtocolViolation
 from emulator.faults import Faults
+from emulator.ids import valid_common_name, valid_registration_id
 from emulator.sas import SasError, derive_device_key, parse_sas, verify_sas
 from emulator.state import Application, utc_now_iso
 from emulator.topics import (
@@ -79,6 +80,8 @@ class DpsService:
     def authenticate(self, registration_id: str, password: str | None, certificate_cn: str | None) -> str:
         """'' when the device may register, else the reason it may not."""
         if certificate_cn is not None and password is None:
+            if not valid_common_name(certificate_cn):
+                return f"certificate CN {certificate_cn!r} is longer than 64 characters, which X.509 forbids"
             if certificate_cn == registration_id:
                 return ""
             return f"certificate CN {certificate_cn!r} is not the registration id"
@@ -231,6 +234,10 @@ class DpsSession:
             retry_after = max(1, round(throttled))
             log.info("dps %s: throttled (429), retry after %d s", registration_id, retry_after)
             self._respond(429, rid, _error(429, 429001, "Operations are being throttled."), retry_after)
+            return
+        if not valid_registration_id(registration_id):
+            log.warning("dps %r: not a valid registration id", registration_id)
+            self._respond(400, rid, _error(400, 400004, f"Invalid registration id {registration_id!r}"))
             return
         try:
             request = json.loads(body or b"{}")

@@ -19,6 +19,7 @@ from emulator import mqtt_codec as mqtt
 from emulator.config import EmulatorConfig
 from emulator.connection import ClientConnection, ProtocolViolation
 from emulator.faults import Faults
+from emulator.ids import valid_common_name, valid_device_id
 from emulator.sas import SasError, derive_device_key, parse_sas, verify_sas
 from emulator.state import COMPONENT_MARKER, Application, C2DMessage, Device, utc_now_iso
 from emulator.topics import (
@@ -171,6 +172,8 @@ class HubService:
 
     def _credentials_problem(self, username: HubUsername, password: str | None, cn: str | None) -> str:
         if cn is not None and password is None:
+            if not valid_common_name(cn):
+                return f"certificate CN {cn!r} is longer than 64 characters, which X.509 forbids"
             return "" if cn == username.device_id else f"certificate CN {cn!r} is not the device id"
         if password is None:
             return "no SAS token and no device certificate"
@@ -197,6 +200,10 @@ class HubService:
         self, connection: ClientConnection, connect: mqtt.Connect, username: HubUsername
     ) -> HubSession | int:
         device_id = username.device_id
+        if not valid_device_id(device_id):
+            # No such device can exist in the identity registry, so none can connect.
+            log.warning("hub %r: not a valid device id", device_id)
+            return mqtt.CONNACK_IDENTIFIER_REJECTED
         if connect.client_id != device_id:
             log.warning("hub %s: client id %r is not the device id", device_id, connect.client_id)
             return mqtt.CONNACK_IDENTIFIER_REJECTED

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from emulator.hub import MethodError, component_patch
+from emulator.ids import valid_device_id
 from emulator.sas import derive_device_key
 from emulator.state import COMPONENT_MARKER, Device, utc_now_iso
 
@@ -93,6 +94,8 @@ async def put_device(request: web.Request) -> web.Response:
     body = await _json_body(request)
     if not isinstance(body, dict):
         return _error(400, "BadRequest", "Body must be an object")
+    if not valid_device_id(request.match_info["device_id"]):
+        return _error(400, "BadRequest", "Invalid device id")
     device = emulator.application.ensure_device(request.match_info["device_id"])
     if isinstance(body.get("displayName"), str):
         device.display_name = body["displayName"]
