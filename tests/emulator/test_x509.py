@@ -85,6 +85,18 @@ async def test_hub_refuses_another_cn(world: X509World) -> None:
         await raw.close()
 
 
+@pytest.mark.filterwarnings("ignore:Attribute's length:UserWarning")  # the point of the test
+async def test_common_name_over_64_characters_is_refused(world: X509World) -> None:
+    """ "The subject common name of an X.509 certificate is limited to 64 characters"
+    (https://learn.microsoft.com/azure/iot-dps/iot-dps-https-x509-support): such a device cannot register."""
+    long_id = "x509-" + "d" * 60
+    certificate = make_device_cert(world.directory, world.enrollment, long_id)
+    async with dps_client(world.emulator, long_id, certificate=certificate) as client:
+        response = await register(client, long_id)
+    assert response.status == 401, response
+    assert world.emulator.application.device(long_id) is None
+
+
 async def test_certificate_from_another_ca_fails_the_handshake(world: X509World) -> None:
     rogue = make_ca(world.directory, "rogue-ca")
     certificate = make_device_cert(world.directory, rogue, DEVICE)
