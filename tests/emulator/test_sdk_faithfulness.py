@@ -52,10 +52,11 @@ async def wait_for(predicate_source: Any, *, limit: float = STEP_TIMEOUT) -> Any
             await asyncio.sleep(0.1)
 
 
+# A `urn:imei:` id as LwM2M fleets name devices: the SDK puts it raw into the username and every topic.
+@pytest.mark.parametrize("device_id", ["sdk-thermostat-01", "urn:imei:359000000000042"])
 async def test_sdk_device_life_against_emulator(
-    emulator: Emulator, rest: RestClient, sdk_python: Path
+    emulator: Emulator, rest: RestClient, sdk_python: Path, device_id: str
 ) -> None:
-    device_id = "sdk-thermostat-01"
     info = await rest.get("/emulator/info")
     env = {
         **os.environ,
