@@ -4,6 +4,10 @@ Columns (header names, case-insensitive; only `deviceId` is required):
 `deviceId, endpoint, codec, modelId, symmetricKey, certificate, privateKey, connectionString`.
 `endpoint` defaults to the device id. A `connectionString` (`HostName=...;DeviceId=...;SharedAccessKey=...`)
 makes the device a plain IoT Hub device: no DPS, straight to that hub.
+
+The device id is pinned as given (the endpoint → device id rule does not apply to it), so it is checked here
+against what the services accept (`translator/iotc/ids.py`): an IoT Hub device id, and a DPS registration id
+unless the row connects straight to a hub.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import io
 from dataclasses import dataclass
 
 from translator.iotc.dps import Assigned
+from translator.iotc.ids import id_problem
 from translator.store import DeviceEntry
 
 _COLUMNS = {
@@ -83,6 +88,9 @@ def parse_devices_csv(text: str) -> list[ImportedDevice]:
                 raise ImportError_(f"line {line}: connectionString: {error}") from None
             assignment = Assigned(parts["HostName"], parts["DeviceId"])
             key = parts["SharedAccessKey"]
+        problem = id_problem(device_id, via_dps=assignment is None)
+        if problem:
+            raise ImportError_(f"line {line}: deviceId {problem}")
         if bool(values.get("certificate")) != bool(values.get("private_key")):
             raise ImportError_(f"line {line}: certificate and privateKey go together")
         entry = DeviceEntry(

@@ -1,0 +1,29 @@
+"""`devices import`: a row pins any id the services accept, and is refused (with its line) otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+from translator.device_import import ImportError_, parse_devices_csv
+
+HUB = "HostName=h.azure-devices.net;DeviceId={};SharedAccessKey=a2V5"
+
+
+def test_a_row_pins_an_id_the_rule_would_not_make() -> None:
+    [device] = parse_devices_csv("deviceId,endpoint\nMyDevice-01,urn:imei:359000000000001\n")
+    assert device.entry.device_id == "MyDevice-01"
+    assert device.entry.endpoint == "urn:imei:359000000000001"
+
+
+@pytest.mark.parametrize("device_id", ["dev 1", "dev#1", "a" * 129, "ä"])
+def test_ids_no_service_accepts_are_refused(device_id: str) -> None:
+    with pytest.raises(ImportError_, match=r"line 2: deviceId .*IoT Hub device id"):
+        parse_devices_csv(f"deviceId\n{device_id}\n")
+
+
+def test_dps_devices_need_registration_ids() -> None:
+    """`dev$1` is a valid IoT Hub id, but DPS would refuse it as a registration id."""
+    with pytest.raises(ImportError_, match="DPS registration id"):
+        parse_devices_csv("deviceId\ndev$1\n")
+    [device] = parse_devices_csv(f"deviceId,connectionString\ndev$1,{HUB.format('dev$1')}\n")
+    assert device.assignment is not None
