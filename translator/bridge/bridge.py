@@ -319,7 +319,7 @@ class Bridge:
         self.metrics.records_in.inc(len(records))
         life = self.lives.get(device.device_id)
         if life is not None:
-            return life.deliver(records)
+            return life.deliver(records, changes_only=source is TelemetrySource.NOTIFY)
         return asyncio.ensure_future(self._deliver_later(device, records, source))
 
     async def _deliver_later(
@@ -331,7 +331,7 @@ class Bridge:
         life = await self._life(device.device_id, registration, device.endpoint)
         if life is None:
             return
-        safe = life.deliver(records)
+        safe = life.deliver(records, changes_only=source is TelemetrySource.NOTIFY)
         if safe is not None:
             await safe
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from translator.bridge.setup import RegistrationSetUp
 from translator.coap import (
     BackPressure,
     DeadlineExpiredError,
@@ -39,6 +40,7 @@ from translator.coap import (
 )
 from translator.coap.errors import dotted
 from translator.codec import Codec, CommandError, DeviceMapper, Operation, TelemetryMessage
+from translator.codec.changes import ChangeFilter
 from translator.iotc.errors import HubError
 from translator.iotc.methods import Invocation
 from translator.iotc.property_bag import PropertyBag
@@ -105,12 +107,14 @@ class DeviceLife:
         self._replay_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._worker: asyncio.Task[None] | None = None
-        self._setup: asyncio.Task[None] | None = None
+        self._changes = ChangeFilter(codec) if codec is not None else None
+        self._setup = RegistrationSetUp(self)
         self._log = logging.LoggerAdapter(log, {"device_id": device_id})
 
     def adopt_codec(self, codec: Codec | None) -> None:
         self.codec = codec
         self.mapper = DeviceMapper(codec, device_id=self.device_id) if codec is not None else None
+        self._changes = ChangeFilter(codec) if codec is not None else None
 
     @property
     def endpoint(self) -> str:
@@ -125,11 +129,9 @@ class DeviceLife:
             self.spawn(self._run_offline(command), f"offline-{command.name}")
 
     def registered(self, registration: Registration) -> None:
-        """A (re-)registration: its observations are new, so read properties and observe again."""
+        """A (re-)registration: its observations are new; set up, or resume when nothing changed."""
         self.registration = registration
-        if self._setup is not None:
-            self._setup.cancel()
-        self._setup = self.spawn(self._set_up(registration), "setup")
+        self._setup.start(registration)
 
     async def close(self) -> None:
         if self._replay_timer is not None:
@@ -165,59 +167,29 @@ class DeviceLife:
         as how long a request may wait for a sleeping device, not as a point in time."""
         return max(0.0, deadline - self.bridge.clock())
 
-    # -- registration: static properties and observations -----------------------------------------
-
-    async def _set_up(self, registration: Registration) -> None:
-        if self.codec is None:
-            return
-        instances = registration.objects.instances
-        devices = self.bridge.coap.devices
-        deadline = self.bridge.downlink_deadline()
-        endpoint = registration.endpoint
-        # Static properties: one Read per object instance that has any, then one reported patch.
-        wanted = sorted(
-            {path.parent for path in self.codec.property_paths(instances) if path.parent is not None}
-        )
-        for instance in wanted:
-            try:
-                records = await devices.read(endpoint, instance, deadline=self.within(deadline))
-            except DownlinkError as error:
-                self._log.warning("read %s for properties failed: %s", instance, error)
-                continue
-            self.deliver(records)
-        observations = self.codec.observations(instances)
-        for observation in observations:
-            if not observation.attributes:
-                continue
-            try:
-                await devices.write_attributes(
-                    endpoint, observation.path, observation.attributes, deadline=self.within(deadline)
-                )
-            except DownlinkError as error:
-                self._log.warning("write-attributes %s failed: %s", observation.path, error)
-        paths = [observation.path for observation in observations]
-        if not paths:
-            return
-        if len(paths) > 1 and registration.version_tuple >= (1, 1):
-            try:
-                await devices.observe_composite(endpoint, paths, deadline=self.within(deadline))
-            except DownlinkError as error:
-                self._log.warning("observe failed: %s", error)
-        else:
-            for path in paths:  # one refused path (an optional resource the device lacks) stops no other
-                try:
-                    await devices.observe(endpoint, path, deadline=self.within(deadline))
-                except DownlinkError as error:
-                    self._log.warning("observe %s failed: %s", path, error)
-        self._log.info("observing %d paths", len(paths))
-
     # -- telemetry --------------------------------------------------------------------------------
 
-    def deliver(self, records: Sequence[TelemetryRecord]) -> Awaitable[None] | None:
+    def deliver(
+        self, records: Sequence[TelemetryRecord], *, changes_only: bool = False
+    ) -> Awaitable[None] | None:
         """Map records and queue their telemetry; the awaitable completes once it is safe (acknowledged by
-        the hub, or in the outbox)."""
+        the hub, or in the outbox). `changes_only` (notifications, set-up Reads): values the device repeats
+        unchanged are not forwarded again (`translator.codec.changes`)."""
         lwm2m = [record for record in records if isinstance(record, Record)]
         named = [record for record in records if isinstance(record, NamedRecord)]
+        changes = self._changes if changes_only else None
+        selection = None
+        if changes is not None and lwm2m:
+            selection = changes.select(lwm2m, self.bridge.clock())
+            lwm2m = list(selection.records)
+        delivered = self._deliver_mapped(lwm2m, named)
+        if changes is not None and selection is not None:
+            changes.commit(selection)  # not reached on back-pressure: the device sends them again
+        return delivered
+
+    def _deliver_mapped(
+        self, lwm2m: Sequence[Record], named: Sequence[NamedRecord]
+    ) -> Awaitable[None] | None:
         messages: list[TelemetryMessage] = []
         if lwm2m and self.mapper is not None:
             uplink = self.mapper.uplink(lwm2m)

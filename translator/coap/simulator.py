@@ -4,7 +4,13 @@ One `SimulatedDevice` is one endpoint with its own UDP socket: it registers, upd
 sends (`/dp`), answers Read / Discover / Write / Write-Attributes / Execute / Create / Delete /
 Observe (notifications when a value changes) and, optionally, Read-/Observe-Composite. Queue mode is
 simulated the way Anjay behaves: `sleep()` closes the socket, `wake()` re-opens it on the same port
-and sends an Update.
+and sends an Update (or a full Register, as the LwM2M 1.2 client does; its observations are gone then).
+
+With `SimulatorOptions(attributes=True)` notifications follow the attributes written with Write-Attributes
+(or set by the device itself in `attributes`) the way the LwM2M 1.2 client does: a change notifies only
+when the resource's gt/lt/st condition fires (any change when none is set), not before pmin has passed
+since the observation's last notification, and every pmax at the latest. An Observe-Composite notifies
+*every* member whenever *any* member fires, judged by that member's own attributes.
 
 Values live in a flat map of resource paths; the encoding is the project's LwM2M core (the simulator is
 a test peer for the CoAP layer; the content formats are checked against real clients' captures
@@ -90,6 +96,7 @@ class SimulatorOptions:
     formats: frozenset[int] = DEFAULT_FORMATS
     composite: str = "ok"  # "ok", "unsupported" (4.05), "silent" (empty ACK, never answers: Wakaama)
     con_notifications: bool = False  # real clients send NON notifications
+    attributes: bool = False  # honour pmin/pmax/gt/lt/st like the 1.2 client (off: notify every change)
     default_format: int = ContentFormat.SENML_JSON
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -135,6 +142,8 @@ class SimulatedDevice:
         self._bind = bind
         self._context: Any = None
         self._observers: dict[tuple[Path, ...], set[Any]] = {}
+        self._watches: dict[Any, _Watch] = {}  # per observation, with `attributes`
+        self.notifications = 0  # notifications sent after the first answers
         self.port = 0
 
     # --- life cycle --------------------------------------------------------------------------------
@@ -157,6 +166,9 @@ class SimulatedDevice:
         if self._context is not None:
             context, self._context = self._context, None
             self._observers.clear()
+            for watch in self._watches.values():
+                watch.stop()
+            self._watches.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(3.0):
                     await context.shutdown()
@@ -268,12 +280,52 @@ class SimulatedDevice:
         return await (self.register() if register else self.update())
 
     def set_value(self, path: Path, value: Value) -> None:
-        """Change a value; observers of it (or of an ancestor) are notified."""
+        """Change a value; observers of it (or of an ancestor) are notified (when its attributes say so)."""
         self.values[path] = value
         for paths, observers in list(self._observers.items()):
             if any(path.startswith(p) for p in paths):
                 for obs in list(observers):
-                    obs.trigger()
+                    watch = self._watches.get(obs)
+                    if watch is None:
+                        self.notifications += 1
+                        obs.trigger()
+                    else:
+                        self._consider(watch, path, value)
+
+    def effective_attributes(self, path: Path) -> dict[str, float]:
+        """The attributes in force for `path`: those of the object, overridden by the instance's, then the
+        resource's (LwM2M attribute inheritance)."""
+        merged: dict[str, float] = {}
+        for level in range(1, len(path) + 1):
+            for name, text in self.attributes.get(Path.of(path[:level]), {}).items():
+                with contextlib.suppress(ValueError):
+                    merged[name] = float(text)
+        return merged
+
+    def _consider(self, watch: _Watch, path: Path, value: Value) -> None:
+        attributes = self.effective_attributes(path)
+        if not _fires(attributes, watch.sent.get(path), value):
+            return
+        loop = asyncio.get_running_loop()
+        due = watch.last + attributes.get("pmin", 0.0)
+        if loop.time() >= due:
+            self._notify(watch)
+        elif watch.pending is None:
+            watch.pending = loop.call_later(due - loop.time(), self._notify, watch)
+
+    def _notify(self, watch: _Watch, *, first: bool = False) -> None:
+        """Send the whole observation (every member of a composite) now; pmax starts again."""
+        watch.stop()
+        loop = asyncio.get_running_loop()
+        watch.last = loop.time()
+        watch.sent = {p: v for p, v in self.values.items() if any(p.startswith(m) for m in watch.paths)}
+        if not first:
+            self.notifications += 1
+            watch.observation.trigger()
+        periods = [self.effective_attributes(m).get("pmax") for m in watch.paths]
+        pmax = min((p for p in periods if p is not None and p > 0), default=None)
+        if pmax is not None:
+            watch.periodic = loop.call_later(pmax, self._notify, watch)
 
     @property
     def observed(self) -> list[tuple[Path, ...]]:
@@ -290,7 +342,17 @@ class SimulatedDevice:
             return
         observers = self._observers.setdefault(paths, set())
         observers.add(serverobservation)
-        serverobservation.accept(lambda: observers.discard(serverobservation))
+        if self.options.attributes:
+            watch = self._watches[serverobservation] = _Watch(paths, serverobservation)
+            self._notify(watch, first=True)  # the first answer is the render that follows
+
+        def cancelled() -> None:
+            observers.discard(serverobservation)
+            ended = self._watches.pop(serverobservation, None)
+            if ended is not None:
+                ended.stop()
+
+        serverobservation.accept(cancelled)
 
     def _request_paths(self, request: Any) -> tuple[Path, ...]:
         if request.code == AioCode.FETCH:
@@ -440,6 +502,42 @@ class SimulatedDevice:
         if cf not in (ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR) or cf not in self.options.formats:
             return self._reply(AioCode.NOT_ACCEPTABLE)
         return self._reply(AioCode.CONTENT, encode(cf, records, base_path=Path(), registry=self.registry), cf)
+
+
+@dataclass(eq=False)
+class _Watch:
+    """One observation's notification state when attributes are honoured."""
+
+    paths: tuple[Path, ...]
+    observation: Any
+    last: float = 0.0  # loop time of the last notification
+    sent: dict[Path, Value] = field(default_factory=dict)  # the values it carried
+    pending: asyncio.TimerHandle | None = None  # a notification waiting for pmin
+    periodic: asyncio.TimerHandle | None = None  # the pmax notification
+
+    def stop(self) -> None:
+        for handle in (self.pending, self.periodic):
+            if handle is not None:
+                handle.cancel()
+        self.pending = self.periodic = None
+
+
+def _fires(attributes: Mapping[str, float], old: Value | None, new: Value) -> bool:
+    """Whether a change from `old` (last notified) to `new` meets the gt/lt/st conditions (any change
+    when none is set, or for values that are not numbers)."""
+    conditions = [name for name in ("gt", "lt", "st") if name in attributes]
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, new))
+    if old is None or not conditions or not numeric:
+        return old != new
+    assert isinstance(old, int | float) and isinstance(new, int | float)
+    fired = False
+    if "st" in attributes:
+        fired |= abs(new - old) >= attributes["st"]
+    if "gt" in attributes:
+        fired |= (old > attributes["gt"]) != (new > attributes["gt"])
+    if "lt" in attributes:
+        fired |= (old < attributes["lt"]) != (new < attributes["lt"])
+    return fired
 
 
 # --- the `simulate` command ------------------------------------------------------------------------------

@@ -1,0 +1,138 @@
+"""A registration's set-up: static properties, notification attributes, observations.
+
+The first registration of a device (or one with a new object list) gets the full set-up: one Read per
+object instance with properties (delivered as reported properties and first telemetry), the codec's
+attributes written with Write-Attributes, then the observations grouped by `plan_observations`.
+
+A full Register from an endpoint whose set-up already completed for the same object list — what a
+queue-mode LwM2M 1.2 client sends at every wake — only resumes: the Register ended the previous
+registration's observations (LwM2M: observations survive an Update, not a Register; docs/coap.md), so the
+groups are observed again, but nothing is read (the properties were reported already), and no attribute is
+written (the device keeps its attributes across registrations, including those it set itself). The
+observations' first answers carry the current values; the device's change filter forwards only what
+changed while it slept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+
+from translator.coap import DownlinkError, Registration
+from translator.codec.observation_plan import ObservationGroup, plan_observations
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from translator.bridge.device import DeviceLife
+
+log = logging.getLogger(__name__)
+
+
+def set_up_key(registration: Registration) -> Hashable:
+    """What must be equal for a new registration to resume the previous one's set-up."""
+    objects = registration.objects
+    return (
+        registration.version,
+        tuple(sorted(objects.instances)),
+        tuple(sorted(objects.objects.items(), key=lambda item: item[0])),
+    )
+
+
+class RegistrationSetUp:
+    """One device's set-up task; remembers for which object list the last full set-up completed."""
+
+    def __init__(self, life: DeviceLife) -> None:
+        self._life = life
+        self._done_for: Hashable | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._log = logging.LoggerAdapter(log, {"device_id": life.device_id})
+
+    def start(self, registration: Registration) -> bool:
+        """Set up for `registration` (cancelling a set-up still running); True when it only resumes."""
+        if self._task is not None:
+            self._task.cancel()
+        key = set_up_key(registration)
+        resume = self._done_for == key
+        self._task = self._life.spawn(self._run(registration, key, resume), "setup")
+        return resume
+
+    async def _run(self, registration: Registration, key: Hashable, resume: bool) -> None:
+        codec = self._life.codec
+        if codec is None:
+            return
+        if not resume:
+            self._done_for = None  # an interrupted full set-up is done again in full next time
+            await self._read_properties(registration)
+            await self._write_attributes(registration)
+        instances = registration.objects.instances
+        groups = plan_observations(
+            codec.observations(instances), composite=registration.version_tuple >= (1, 1)
+        )
+        await self._observe(registration, groups)
+        self._done_for = key
+        self._log.info(
+            "%s: observing %d paths in %d requests",
+            "resumed" if resume else "set up",
+            sum(len(group.paths) for group in groups),
+            len(groups),
+        )
+
+    async def _read_properties(self, registration: Registration) -> None:
+        """One Read per object instance with properties; the values go out once (reported properties,
+        and the telemetry the Read happens to carry, which the observations' first answers then do not
+        repeat)."""
+        life = self._life
+        assert life.codec is not None
+        deadline = life.bridge.downlink_deadline()
+        wanted = sorted(
+            {
+                path.parent
+                for path in life.codec.property_paths(registration.objects.instances)
+                if path.parent is not None
+            }
+        )
+        for instance in wanted:
+            try:
+                records = await life.bridge.coap.devices.read(
+                    registration.endpoint, instance, deadline=life.within(deadline)
+                )
+            except DownlinkError as error:
+                self._log.warning("read %s for properties failed: %s", instance, error)
+                continue
+            life.deliver(records, changes_only=True)
+
+    async def _write_attributes(self, registration: Registration) -> None:
+        life = self._life
+        assert life.codec is not None
+        deadline = life.bridge.downlink_deadline()
+        for observation in life.codec.observations(registration.objects.instances):
+            if not observation.attributes:
+                continue
+            try:
+                await life.bridge.coap.devices.write_attributes(
+                    registration.endpoint,
+                    observation.path,
+                    observation.attributes,
+                    deadline=life.within(deadline),
+                )
+            except DownlinkError as error:
+                self._log.warning("write-attributes %s failed: %s", observation.path, error)
+
+    async def _observe(self, registration: Registration, groups: list[ObservationGroup]) -> None:
+        life = self._life
+        devices = life.bridge.coap.devices
+        deadline = life.bridge.downlink_deadline()
+        for group in groups:  # one refused group (a resource the device lacks) stops no other
+            try:
+                if group.composite:
+                    await devices.observe_composite(
+                        registration.endpoint, group.paths, deadline=life.within(deadline)
+                    )
+                else:
+                    await devices.observe(
+                        registration.endpoint, group.paths[0], deadline=life.within(deadline)
+                    )
+            except DownlinkError as error:
+                self._log.warning("observe %s failed: %s", ",".join(map(str, group.paths)), error)
