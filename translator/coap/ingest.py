@@ -11,6 +11,8 @@ Plain CBOR ingest (for sensors that do not speak LwM2M):
 * Each map is one reading; keys are text names, values integers, floats, booleans, text or bytes.
 * `t` (optional) is the reading's time in Unix seconds (a number). As in SenML, a value below 2**28 is
   relative to now (so `-30` means 30 s ago); no `t` means "now" as the translator receives it.
+* NaN, infinities and times outside 1970..9999 refuse the whole request (4.00 naming the reading), as
+  for every LwM2M content format (`translator.lwm2m.representable`).
 * A key starting with `/` is an LwM2M path (`"/3303/0/5700": 21.5`) and becomes an ordinary Record, so a
   simple sensor can reuse the IPSO mapping; other keys become `NamedRecord`s.
 * Answers: 2.04 once the sink has the data safe; 4.00 for a malformed payload; 4.15 for another
@@ -32,8 +34,10 @@ from translator.lwm2m import (
     Path,
     Record,
     ResourceLookup,
+    UnrepresentableValue,
     decode,
 )
+from translator.lwm2m.representable import problem
 
 SEND_FORMATS = frozenset({ContentFormat.SENML_JSON, ContentFormat.SENML_CBOR, ContentFormat.LWM2M_CBOR})
 CBOR = 60
@@ -63,11 +67,14 @@ def decode_send(
 def _time(value: Any, now: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:  # noqa: PLR0124 - NaN
         raise BadRequest("ingest: 't' must be a number")
-    t = float(value)
+    try:
+        t = float(value)
+    except OverflowError:  # an integer beyond any float: no calendar holds it either
+        raise UnrepresentableValue("ingest: 't' is not between 1970 and 9999") from None
     return now + t if abs(t) < _RELATIVE_LIMIT else t
 
 
-def _reading(item: Any, now: float, out: list[TelemetryRecord]) -> None:
+def _reading(index: int, item: Any, now: float, out: list[TelemetryRecord]) -> None:
     if not isinstance(item, dict):
         raise BadRequest("ingest: each reading must be a CBOR map")
     time = _time(item["t"], now) if "t" in item else None
@@ -80,6 +87,8 @@ def _reading(item: Any, now: float, out: list[TelemetryRecord]) -> None:
             raise BadRequest(f"ingest: value of {name!r} is not a scalar")
         if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
             raise BadRequest(f"ingest: integer {name!r} out of range")
+        if (why := problem(value, time)) is not None:
+            raise UnrepresentableValue(f"ingest: reading {index} {name!r}: {why}"[:160])
         if name.startswith("/"):
             try:
                 path = Path.parse(name)
@@ -108,10 +117,10 @@ def decode_ingest(
     if isinstance(doc, list):
         if not doc or len(doc) > MAX_READINGS:
             raise BadRequest("ingest: a batch must hold 1..1024 readings")
-        for item in doc:
-            _reading(item, now, out)
+        for index, item in enumerate(doc):
+            _reading(index, item, now, out)
     else:
-        _reading(doc, now, out)
+        _reading(0, doc, now, out)
     if not out:
         raise BadRequest("ingest: no values")
     return out

@@ -5,7 +5,7 @@ maps `Lwm2mFormatError.kind` to its answer; the codec layer consumes `Record`s.
 """
 
 from translator.lwm2m.ddf import load_ddf_directory, load_ddf_file, parse_ddf
-from translator.lwm2m.errors import DdfError, ErrorKind, Lwm2mFormatError
+from translator.lwm2m.errors import DdfError, ErrorKind, Lwm2mFormatError, UnrepresentableValue
 from translator.lwm2m.formats import (
     SINGLE_VALUE_FORMATS,
     SUPPORTED_FORMATS,
@@ -45,6 +45,7 @@ __all__ = [
     "ResourceLookup",
     "ResourceModel",
     "ResourceType",
+    "UnrepresentableValue",
     "Value",
     "VersionedLookup",
     "builtin_models",

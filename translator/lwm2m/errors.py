@@ -44,6 +44,10 @@ class Lwm2mFormatError(ValueError):
         return f"Lwm2mFormatError({self.reason!r}, kind={self.kind.value})"
 
 
+class UnrepresentableValue(Lwm2mFormatError):
+    """A well-formed value that cannot go on: NaN, an infinity, or a time outside 1970..9999."""
+
+
 class DdfError(ValueError):
     """An OMA DDF object definition that cannot be loaded."""
 

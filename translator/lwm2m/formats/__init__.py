@@ -5,7 +5,8 @@
 
 Every failure is a `Lwm2mFormatError` whose `kind` suggests the CoAP answer: 4.15 for a content format
 this module does not know, 4.06 when records cannot be represented in the requested format, 4.00 for a
-malformed payload or value.
+malformed payload or value — including a well-formed value that cannot go on (NaN, an infinity, a time
+outside 1970..9999: `UnrepresentableValue`, see `translator.lwm2m.representable`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from translator.lwm2m.formats import (
 from translator.lwm2m.paths import ROOT, Path
 from translator.lwm2m.records import Record
 from translator.lwm2m.registry import ResourceLookup
+from translator.lwm2m.representable import check_records
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD",
@@ -125,11 +127,14 @@ def decode(
     if type(payload) is not bytes:
         payload = bytes(payload)  # bytearray/memoryview: the decoders slice and .decode() bytes
     try:
-        return decoder(payload, base_path, registry, now)
+        records = decoder(payload, base_path, registry, now)
     except Lwm2mFormatError:
         raise
     except _INPUT_ERRORS as exc:
         raise Lwm2mFormatError(f"content format {content_format}: {type(exc).__name__}: {exc}") from None
+    # The one place every decoded LwM2M value passes (Send, notifications, Read answers): see representable.
+    check_records(records, ContentFormat(content_format).name)
+    return records
 
 
 def encode(
