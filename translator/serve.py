@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 
 from translator.bridge import Bridge, CodecCatalog
 from translator.coap import Lwm2mServer
+from translator.codec import CodecError
 from translator.iotc.backoff import BackoffPolicy
 from translator.iotc.dps_client import DpsEndpoint
 from translator.iotc.pool import PoolSettings, SessionPool
 from translator.iotc.sas import TokenPolicy
 from translator.iotc.session import HubEndpoint, SessionSettings
-from translator.lwm2m import ObjectRegistry
+from translator.lwm2m import ObjectRegistry, RegisteredObjects
 from translator.ops.collector import SettlePolicy, settle_after_waves, tune_gc
 from translator.ops.http import OpsServer
 from translator.ops.metrics import Metrics
@@ -110,7 +111,13 @@ class Translator:
         self.bridge = Bridge(
             settings, store=self.store, pool=self.pool, catalog=self.catalog, metrics=self.metrics
         )
-        self.coap = Lwm2mServer(settings.coap, self.bridge, registry=self.registry)
+        self.coap = Lwm2mServer(
+            settings.coap,
+            self.bridge,
+            registry=self.registry,
+            objects_check=self.objects_check,
+            on_refused=self.metrics.count_refused,
+        )
         self.bridge.attach(self.coap)
         await self.coap.start()
         await self.bridge.resume()
@@ -126,6 +133,23 @@ class Translator:
             name="gc-settle",
         )
         log.info("translator ready: LwM2M on udp %s:%d", settings.coap.host, self.coap.port)
+
+    def objects_check(self, objects: RegisteredObjects) -> str | None:
+        """Whether a registration's objects make a device template IoT Central accepts; why not if not.
+
+        Checked at Register/Update so the device hears 4.00 once (and the operator reads one log line),
+        instead of every later Send failing with 5.00 when the bridge cannot build the codec. The limit
+        that matters: an interface holds at most 300 contents, and every object instance is a component
+        of the root interface (DTDL v2, the version IoT Central uses,
+        https://azure.github.io/opendigitaltwins-dtdl/DTDL/v2/DTDL.v2.html#interface ; components:
+        https://learn.microsoft.com/en-us/azure/iot-central/core/concepts-device-templates).
+        Checked against the default codec: an imported device with its own codec file is refused too.
+        """
+        try:
+            self.catalog.for_objects(objects.instances, dict(objects.objects))
+        except CodecError as error:
+            return f"its objects do not fit an IoT Central device template: {error}"
+        return None
 
     async def stop(self) -> None:
         if self._settler is not None:

@@ -17,6 +17,7 @@ from typing import Any
 from translator.coap import wire
 from translator.coap.dedup import DedupCache
 from translator.coap.errors import Code, answer_for
+from translator.coap.hooks import RefusalHook, ignore_refusal, refusal_kind
 from translator.coap.hotpath import DatagramTap
 from translator.coap.registration import Peer
 
@@ -27,9 +28,16 @@ _Inflight = tuple[float, wire.Datagram, Peer, "bytes | None", bool]
 
 class Responder:
     def __init__(
-        self, tap: DatagramTap, dedup: DedupCache, *, sink_timeout: float, clock: Callable[[], float]
+        self,
+        tap: DatagramTap,
+        dedup: DedupCache,
+        *,
+        sink_timeout: float,
+        clock: Callable[[], float],
+        on_refused: RefusalHook = ignore_refusal,
     ) -> None:
         self._tap = tap
+        self._on_refused = on_refused
         self._dedup = dedup
         self._sink_timeout = sink_timeout
         self._clock = clock
@@ -67,6 +75,7 @@ class Responder:
 
     def answer_error(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, exc: BaseException) -> None:
         code, reason, max_age = answer_for(exc)
+        self._on_refused(code, refusal_kind(exc))
         if code == Code.INTERNAL_SERVER_ERROR:
             log.error("hot path: %s from %s", reason, peer, exc_info=exc)
         self.answer(msg, peer, pktinfo, code, reason=reason, max_age=max_age)

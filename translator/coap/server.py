@@ -35,12 +35,14 @@ from aiocoap.numbers.codes import Code as AioCode
 from translator.coap import wire
 from translator.coap.dedup import DedupCache
 from translator.coap.errors import (
+    BadRequest,
     Code,
     PayloadTooLarge,
     RequestRejected,
     UnknownRegistration,
     answer_for,
 )
+from translator.coap.hooks import ObjectsCheck, RefusalHook, ignore_refusal, refusal_kind
 from translator.coap.hotpath import DatagramTap
 from translator.coap.identity import (
     Admission,
@@ -62,7 +64,7 @@ from translator.coap.registration import (
 from translator.coap.responder import Responder
 from translator.coap.settings import CoapSettings
 from translator.coap.sink import DeregisterReason, TelemetryRecord, TelemetrySink, TelemetrySource
-from translator.lwm2m import ObjectRegistry
+from translator.lwm2m import ObjectRegistry, RegisteredObjects
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +105,13 @@ class Lwm2mServer:
         resolver: IdentityResolver | None = None,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
+        objects_check: ObjectsCheck | None = None,
+        on_refused: RefusalHook = ignore_refusal,
     ) -> None:
         self.settings = settings
         self._sink = sink
+        self._objects_check = objects_check
+        self._on_refused = on_refused
         self._registry = registry or ObjectRegistry.builtin()
         self._resolver: IdentityResolver = resolver or ClaimedEndpointResolver()
         self._admission = Admission(auto=settings.auto_register, allow=settings.allow)
@@ -120,7 +126,9 @@ class Lwm2mServer:
             lifetime=settings.dedup_lifetime,
         )
         self.tap = DatagramTap(self if settings.hot_path else _NoHotRequests(self))
-        self._responder = Responder(self.tap, self._dedup, sink_timeout=settings.sink_timeout, clock=clock)
+        self._responder = Responder(
+            self.tap, self._dedup, sink_timeout=settings.sink_timeout, clock=clock, on_refused=on_refused
+        )
         self.devices = DeviceManager(
             settings=settings,
             sink=sink,
@@ -287,6 +295,7 @@ class Lwm2mServer:
             raise RequestRejected(f"no resource /{'/'.join(path)}", Code.NOT_FOUND)
         except Exception as exc:
             code, reason, max_age = answer_for(exc)
+            self._on_refused(code, refusal_kind(exc))
             if code == Code.INTERNAL_SERVER_ERROR:
                 log.exception("request %s /%s failed", AioCode(method), "/".join(path))
             else:
@@ -311,6 +320,7 @@ class Lwm2mServer:
         payload = bytes(request.payload)
         self._check_size(payload)
         objects = parse_objects(request.opt.content_format, payload)
+        self._admit_objects(identity.endpoint, objects)
         now = self._clock()
         outcome = self.store.register(identity, params, objects, peer, now)
         self.registrations_total += 1
@@ -338,12 +348,23 @@ class Lwm2mServer:
         loop.call_soon(self.devices.wake, dev, now)
         return aiocoap.Message(code=AioCode.CREATED, location_path=reg.location)
 
+    def _admit_objects(self, endpoint: str, objects: RegisteredObjects | None) -> None:
+        """Refuse now (4.00) objects the owner cannot serve, rather than answer every later Send 5.00."""
+        if objects is None or self._objects_check is None:
+            return
+        reason = self._objects_check(objects)
+        if reason is not None:
+            raise BadRequest(f"endpoint {endpoint}: {reason}")
+
     def _update(self, request: Any, reg_id: str) -> Any:
         peer: Peer = request.remote.sockaddr
         params = parse_query(tuple(request.opt.uri_query), update=True)
         payload = bytes(request.payload)
         self._check_size(payload)
         objects = parse_objects(request.opt.content_format, payload)
+        if objects is not None:
+            known = self.store.get(reg_id)
+            self._admit_objects(known.endpoint if known is not None else f"rd/{reg_id}", objects)
         now = self._clock()
         reg = self.store.update(reg_id, params, objects, peer, now)
         dev = self._devices.get(reg.endpoint)

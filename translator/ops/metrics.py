@@ -48,6 +48,13 @@ class Metrics:
             "iotc_translator_replayed", "Outbox messages replayed to IoT Central", registry=r
         )
         self.errors = Counter("iotc_translator_errors", "Errors by kind", ["kind"], registry=r)
+        # `kind` is the refusal's error class, e.g. UnrepresentableValue for NaN, infinities, bad times.
+        self.refused = Counter(
+            "iotc_translator_coap_refused",
+            "Device requests answered with an error code, by code and kind",
+            ["code", "kind"],
+            registry=r,
+        )
         self.commands = Histogram(
             "iotc_translator_command_seconds",
             "Time from a command's arrival to its answer",
@@ -55,6 +62,10 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=r,
         )
+
+    def count_refused(self, code: int, kind: str) -> None:
+        """The CoAP face's `on_refused` hook."""
+        self.refused.labels(code=f"{code >> 5}.{code & 0x1F:02d}", kind=kind).inc()
 
     def add_callback(
         self, read: Callable[[], dict[str, dict[tuple[str, ...], float]]], labels: dict[str, list[str]]

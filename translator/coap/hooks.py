@@ -1,0 +1,27 @@
+"""What the CoAP face asks of its owner without knowing the codec or the metrics.
+
+* `ObjectsCheck`: whether a registration's objects can be served at all (e.g. whether they fit an IoT
+  Central device template); a reason to refuse the Register/Update with 4.00, or None.
+* `RefusalHook`: told of every device request answered with an error code, for the metrics endpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from translator.coap.errors import CoapFaceError
+from translator.lwm2m import Lwm2mFormatError, RegisteredObjects
+
+ObjectsCheck = Callable[[RegisteredObjects], str | None]
+RefusalHook = Callable[[int, str], None]
+
+
+def refusal_kind(exc: BaseException) -> str:
+    """A bounded label for why a request was refused: the class name of one of our typed errors."""
+    if isinstance(exc, CoapFaceError | Lwm2mFormatError | TimeoutError):
+        return type(exc).__name__
+    return "internal"
+
+
+def ignore_refusal(code: int, kind: str) -> None:
+    return None
