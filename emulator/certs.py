@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from emulator.private_files import private_dir, write_private
+
 log = logging.getLogger(__name__)
 
 CA_CERT_FILE = "ca.pem"
@@ -30,8 +32,7 @@ class ServerTls:
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600)
+    write_private(path, data)  # 0600 from creation, not chmod-ed after the key was on disk
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -80,7 +81,7 @@ def ensure_server_tls(state_dir: Path, hub_names: list[str]) -> ServerTls:
     The server certificate is re-issued from the same CA when the hub names change, so clients keep trusting
     the CA they were given.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     ca_path, ca_key_path = state_dir / CA_CERT_FILE, state_dir / CA_KEY_FILE
     cert_path, key_path = state_dir / SERVER_CERT_FILE, state_dir / SERVER_KEY_FILE
     not_before, not_after = _validity()

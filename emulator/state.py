@@ -8,11 +8,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from emulator.private_files import private_dir, write_private
 
 STATE_FILE = "application.json"
 COMPONENT_MARKER = "__t"
@@ -157,8 +158,5 @@ def load_application(state_dir: Path, *, id_scope: str, primary: str, secondary:
 
 
 def save_application(state_dir: Path, application: Application) -> None:
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / STATE_FILE
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(application.to_json())
-    os.replace(temporary, path)  # atomic: a crash leaves the old file or the new one, never half of one
+    # The group keys derive every device key: private from the first byte (0600 in a 0700 directory).
+    write_private(private_dir(state_dir) / STATE_FILE, application.to_json().encode())

@@ -82,6 +82,18 @@ def test_translator_service(compose: dict[str, Any], tmp_path: Path) -> None:
     assert str(args.state_dir) in mounts
 
 
+def test_unauthenticated_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    """The emulator's REST API (group and device keys) and the translator's metrics listen on all
+    interfaces inside their containers, so the host side of the mapping is what keeps them private."""
+    services = compose["services"]
+    for name, port in (("emulator", "8080"), ("translator", "9100")):
+        mappings = [str(m) for m in services[name]["ports"] if str(m).split(":")[-1] == port]
+        assert mappings == [f"127.0.0.1:{port}:{port}"], (name, mappings)
+    # Devices must reach CoAP, and MQTT clients the emulator's TLS port (authenticated by SAS or X.509).
+    assert "5683:5683/udp" in services["translator"]["ports"]
+    assert "8883:8883" in services["emulator"]["ports"]
+
+
 def test_dockerfile_runs_the_cli() -> None:
     text = (REPO / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["iotc-translator"]' in text

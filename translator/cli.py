@@ -97,9 +97,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import logging
 
     from translator.codec import CodecError
+    from translator.ops.logs import configure_logging
     from translator.serve import run
 
     try:
@@ -107,9 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"iotc-translator: configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level, log_sql=settings.log_sql)
     try:
         run(settings)
     except CodecError as error:

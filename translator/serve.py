@@ -25,6 +25,7 @@ from translator.lwm2m import ObjectRegistry, RegisteredObjects
 from translator.ops.collector import SettlePolicy, settle_after_waves, tune_gc
 from translator.ops.http import OpsServer
 from translator.ops.metrics import Metrics
+from translator.private_files import private_dir
 from translator.settings import IotcSettings, Settings
 from translator.store import SqliteStore
 
@@ -87,6 +88,7 @@ class Translator:
         )
 
     async def start(self) -> None:
+        private_dir(self.settings.state_dir)  # keys live here (store, minted certificates, emulator)
         if not self.settings.iotc.configured:
             self.iotc = await self._start_emulator()
         settings = replace(self.settings, iotc=self.iotc)

@@ -90,6 +90,7 @@ class EmulatorSettings:
 class Settings:
     state_dir: Path = Path("state")
     log_level: str = "INFO"
+    log_sql: bool = False  # DEBUG logs of SQL with its parameters (device keys, payloads): only when asked
     event_loop: str = "auto"  # "uvloop", "asyncio", or "auto": uvloop when installed
     coap: CoapSettings = field(default_factory=CoapSettings)
     iotc: IotcSettings = field(default_factory=IotcSettings)

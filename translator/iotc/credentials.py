@@ -25,6 +25,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from translator.iotc.ids import MAX_COMMON_NAME
 from translator.iotc.sas import derive_device_key
+from translator.private_files import private_dir, write_private
 
 
 class CommonNameTooLongError(ValueError):
@@ -102,7 +103,7 @@ def mint_device_certificate(
     """Issue a leaf certificate with CN = `device_id` from an enrollment CA; reuse it while it is valid."""
     if len(device_id) > MAX_COMMON_NAME:
         raise CommonNameTooLongError(device_id)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     cert_path, key_path = out_dir / f"{device_id}.pem", out_dir / f"{device_id}-key.pem"
     now = dt.datetime.now(dt.UTC)
     if cert_path.exists() and key_path.exists():
@@ -126,12 +127,13 @@ def mint_device_certificate(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    key_path.write_bytes(
+    # 0600 from creation: written then chmod-ed, the key was readable by others in between.
+    write_private(
+        key_path,
         key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        ),
     )
-    key_path.chmod(0o600)
     cert_path.write_bytes(
         certificate.public_bytes(serialization.Encoding.PEM)
         + ca_cert.public_bytes(serialization.Encoding.PEM)

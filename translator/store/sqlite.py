@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from translator.iotc.dps import Assigned
+from translator.private_files import create_private, private_dir
 from translator.store.base import (
     DeviceEntry,
     OutboxFullError,
@@ -81,7 +82,12 @@ class SqliteStore:
     # -- life cycle -------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Imported device keys are stored in clear: the file (and SQLite's -wal/-shm, which copy its
+            # mode) is 0600 from creation, in a 0700 directory.
+            create_private(private_dir(self.path.parent) / self.path.name)
+        except OSError as error:
+            raise StoreError(f"cannot create the store {self.path}: {error}") from error
         try:
             self._db = await aiosqlite.connect(self.path)
             await self._db.execute("PRAGMA journal_mode=WAL")
