@@ -32,11 +32,16 @@ def problem(value: object, time: float | None) -> str | None:
 
 def check_records(records: Sequence[Record], fmt: str) -> None:
     """Refuse the payload at its first record that cannot travel on (`UnrepresentableValue`, 4.00)."""
-    for index, record in enumerate(records):
-        value = record.value
-        time = record.time
-        # Inlined fast test for the common case; `problem` says what is wrong.
+    # On the hot path for every message: tuple unpacking and an inlined test (x - x is NaN for NaN and
+    # ±inf, 0.0 for every finite float) cost ~1 µs per 6-record Send; `problem` then says what is wrong.
+    for _, value, time in records:
         if (type(value) is float and value - value != 0.0) or (
             time is not None and not MIN_TIME <= time <= MAX_TIME
         ):
-            raise UnrepresentableValue(f"{fmt}: record {index} ({record.path}): {problem(value, time)}")
+            break
+    else:
+        return
+    for index, record in enumerate(records):
+        why = problem(record.value, record.time)
+        if why is not None:
+            raise UnrepresentableValue(f"{fmt}: record {index} ({record.path}): {why}")
