@@ -46,6 +46,7 @@ class Code(enum.IntEnum):
     NOT_IMPLEMENTED = 161  # 5.01
     SERVICE_UNAVAILABLE = 163  # 5.03
     GATEWAY_TIMEOUT = 164  # 5.04
+    PROXYING_NOT_SUPPORTED = 165  # 5.05
 
     @property
     def dotted(self) -> str:

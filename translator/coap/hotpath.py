@@ -11,8 +11,12 @@ datagram is parsed by the small hand parser in `wire.py`, and
   observation's token is ours from the first byte) or of an active observation are handled here;
 * a notification for a token nobody knows is answered with RST, which stops the client sending it
   (a forgotten NON observation would otherwise flow forever);
-* everything else (registration, block-wise, management responses, malformed input) goes to aiocoap
-  untouched.
+* a message the server must refuse (a format error, a bad critical option, a datagram the kernel
+  truncated) is answered or ignored here as `gate` decides, and never reaches aiocoap;
+* every other request is checked against the dedup cache (aiocoap's own per-request cache is off, see
+  `aiocoap_dedup`) and goes to aiocoap with the rest (registration, block-wise, management responses).
+
+A datagram costs at most one rate-limited log line, whatever it holds.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from translator.coap import wire
+from translator.coap import gate, wire
+from translator.coap.dedup import DedupCache
 from translator.coap.errors import Code
+from translator.coap.ratelog import LogBudget
 from translator.coap.registration import Peer
 
 log = logging.getLogger(__name__)
@@ -39,11 +46,19 @@ MAX_RETRANSMIT = 4
 # Datagrams read per readiness event: enough to empty the queue under load in few wake-ups, few enough
 # that the TCP side (hub acknowledgements) is not starved.
 DRAIN_BATCH = 64
-RECV_SIZE = 4096  # a full MTU datagram with room to spare (block-wise keeps CoAP messages below this)
+UDP_MAX = 65_527  # the largest UDP payload (65,535 minus the UDP header)
+ERRQUEUE_SIZE = 4096  # the error queue returns our own (small) datagrams
 ANC_SIZE = 1024
 MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
 IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+
+
+def _host(address: Any) -> str:
+    try:
+        return f"{address[0]} port {address[1]}"
+    except (TypeError, IndexError):
+        return repr(address)[:80]
 
 
 class ExchangeFailed(Exception):
@@ -80,8 +95,26 @@ class _Exchange:
 class DatagramTap:
     """Owns the hot path between the socket and aiocoap. Attach after the context started."""
 
-    def __init__(self, handler: HotHandler, *, next_mid: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self,
+        handler: HotHandler,
+        *,
+        next_mid: Callable[[], int] | None = None,
+        dedup: DedupCache | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        recv_size: int = UDP_MAX,
+        entity_limit: int | None = None,
+    ) -> None:
         self._handler = handler
+        self._dedup = dedup
+        self._clock = clock
+        # One buffer for every read: a datagram up to `recv_size` is read whole (a bigger one is cut by
+        # the kernel, flagged MSG_TRUNC, and refused) and only its own length is copied out.
+        self.recv_size = recv_size
+        self._entity_limit = entity_limit or recv_size  # Size1 of the 4.13 for a truncated datagram
+        self._buffer = bytearray(recv_size)
+        self._view = memoryview(self._buffer)
+        self._log_budget = LogBudget(clock=clock)
         self._interface: Any = None
         self._sock: socket.socket | None = None
         self._slow: Callable[[bytes, list[Any], int, Any], None] | None = None
@@ -92,7 +125,16 @@ class DatagramTap:
         self._token_counter = random.randrange(1 << 32)
         self._own_mid = random.randrange(1 << 16)
         self._next_mid = next_mid or self._own_next_mid
-        self.counters: dict[str, int] = {"hot": 0, "slow": 0, "notifications": 0, "rst_unknown": 0}
+        self.counters: dict[str, int] = {
+            "hot": 0,
+            "slow": 0,
+            "notifications": 0,
+            "rst_unknown": 0,
+            "refused": 0,
+            "ignored": 0,
+            "duplicates": 0,
+            "failed": 0,
+        }
 
     # --- wiring ------------------------------------------------------------------------------------
 
@@ -152,9 +194,11 @@ class DatagramTap:
         received = self._received if self._interface is not None else self._slow
         if received is None:
             return
+        buffers = (self._buffer,)
+        view = self._view
         for count in range(DRAIN_BATCH):
             try:
-                data, ancdata, flags, address = sock.recvmsg(RECV_SIZE, ANC_SIZE)
+                size, ancdata, flags, address = sock.recvmsg_into(buffers, ANC_SIZE)
             except (BlockingIOError, InterruptedError):
                 if count == 0:
                     self._read_error_queue(sock, None)  # woke up with nothing to read: an error is queued
@@ -162,12 +206,12 @@ class DatagramTap:
             except OSError as exc:  # an ICMP error on an earlier send (IP_RECVERR): find out whose
                 self._read_error_queue(sock, exc)
                 return
-            received(data, ancdata, flags, address)
+            received(bytes(view[:size]), ancdata, flags, address)
 
     def _read_error_queue(self, sock: socket.socket, error: OSError | None) -> None:
         interface = self._interface
         try:
-            data, ancdata, flags, address = sock.recvmsg(RECV_SIZE, ANC_SIZE, MSG_ERRQUEUE)
+            data, ancdata, flags, address = sock.recvmsg(ERRQUEUE_SIZE, ANC_SIZE, MSG_ERRQUEUE)
         except (BlockingIOError, InterruptedError):
             if error is not None and interface is not None:
                 interface.error_received(error)
@@ -272,13 +316,51 @@ class DatagramTap:
     # --- the datagram path -------------------------------------------------------------------------
 
     def _received(self, data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        # Nothing may escape to the event loop: it would log a traceback per datagram, and under asyncio's
+        # selector loop stop the tap's reader for good.
         try:
-            msg = wire.parse(data)
-            if msg is not None and not msg.special and self._dispatch(msg, address, ancdata):
-                self.counters["hot"] += 1
+            self._route(data, ancdata, flags, address)
+        except Exception as exc:
+            self.counters["failed"] += 1
+            held = self._log_budget.allow(type(exc).__name__)
+            if held is not None:
+                log.error(
+                    "a datagram from %s failed: %s: %s (%d more since the last report)",
+                    _host(address),
+                    type(exc).__name__,
+                    exc,
+                    held,
+                    exc_info=exc if held == 0 else None,
+                )
+
+    def _route(self, data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+        if flags & socket.MSG_TRUNC:
+            self.counters["refused"] += 1
+            answer = gate.truncated(data, self._entity_limit, self._next_mid)
+            if answer is not None:
+                self.send(answer, address, self._pktinfo(ancdata) if ancdata else None)
+            return
+        msg = wire.parse(data)
+        if msg is None:  # no CoAP header: silently ignored (RFC 7252 §3)
+            self.counters["ignored"] += 1
+            return
+        if msg.fault:
+            self.counters["refused"] += 1
+            answer = gate.refusal(msg, self._next_mid)
+            if answer is not None:
+                self.send(answer, address, self._pktinfo(ancdata) if ancdata else None)
+            return
+        if not msg.special and self._dispatch(msg, address, ancdata):
+            self.counters["hot"] += 1
+            return
+        dedup = self._dedup
+        if dedup is not None and 0 < msg.code < 32 and self._interface is not None:
+            cached = dedup.check(address, msg.mid, self._clock())
+            if cached is not None:
+                self.counters["duplicates"] += 1
+                if cached and msg.mtype == wire.CON:
+                    self.send(cached, address, self._pktinfo(ancdata) if ancdata else None)
                 return
-        except Exception:  # the hot path must never take the socket down
-            log.exception("hot path failed on a datagram from %s; handing it to aiocoap", address)
         self.counters["slow"] += 1
         if self._slow is not None:
             self._slow(data, ancdata, flags, address)

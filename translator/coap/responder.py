@@ -70,7 +70,10 @@ class Responder:
             data = wire.encode(wire.ACK, code, msg.mid, msg.token, options, payload)
         else:
             data = wire.encode(wire.NON, code, self._mid(), msg.token, options, payload)
-        self._dedup.store(peer, msg.mid, data)
+        if code >> 5 == 4:
+            self._dedup.forget(peer, msg.mid)  # refused, no effect: a retransmission is answered afresh
+        else:
+            self._dedup.store(peer, msg.mid, data)
         self._tap.send(data, peer, pktinfo)
 
     def answer_error(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, exc: BaseException) -> None:

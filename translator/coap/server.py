@@ -32,7 +32,8 @@ import aiocoap
 import aiocoap.interfaces
 from aiocoap.numbers.codes import Code as AioCode
 
-from translator.coap import wire
+from translator.coap import aiocoap_dedup, wire
+from translator.coap.blockwise import Block1Assembler, ShortResponses
 from translator.coap.dedup import DedupCache
 from translator.coap.errors import (
     BadRequest,
@@ -43,7 +44,7 @@ from translator.coap.errors import (
     answer_for,
 )
 from translator.coap.hooks import ObjectsCheck, RefusalHook, ignore_refusal, refusal_kind
-from translator.coap.hotpath import DatagramTap
+from translator.coap.hotpath import UDP_MAX, DatagramTap
 from translator.coap.identity import (
     Admission,
     ClaimedEndpointResolver,
@@ -53,7 +54,9 @@ from translator.coap.identity import (
 )
 from translator.coap.ingest import decode_ingest, decode_send
 from translator.coap.management import Device, DeviceManager
+from translator.coap.memo import BoundedMemo
 from translator.coap.queue import DownlinkQueue
+from translator.coap.ratelog import LogBudget, RateLimitFilter
 from translator.coap.registration import (
     Peer,
     Registration,
@@ -68,7 +71,12 @@ from translator.lwm2m import ObjectRegistry, RegisteredObjects
 
 log = logging.getLogger(__name__)
 
-MAX_INGEST_IDENTITIES = 100_000
+MAX_INGEST_IDENTITIES = 10_000
+INGEST_IDENTITY_LIFETIME = 600.0
+# Room for the header and options of a request whose payload is `max_payload`: a bigger datagram is cut by
+# the kernel and refused with 4.13.
+HEADER_ROOM = 2048
+AIOCOAP_LOGGER = "translator.coap.aiocoap"
 
 
 def _host(peer: Peer) -> str:
@@ -82,6 +90,15 @@ class _Root(aiocoap.interfaces.Resource):  # type: ignore[misc]
     def __init__(self, server: Lwm2mServer) -> None:
         super().__init__()
         self._server = server
+        settings = server.settings
+        # aiocoap's Resource._render_to_pipe uses these two; its own keep unbounded state (blockwise.py)
+        self._block1 = Block1Assembler(
+            max_payload=settings.max_payload,
+            max_transfers=settings.block_transfers,
+            lifetime=settings.block_lifetime,
+            clock=server._clock,
+        )
+        self._block2 = ShortResponses()
 
     async def needs_blockwise_assembly(self, request: Any) -> bool:
         return True  # registration payloads may come in blocks; aiocoap reassembles them
@@ -119,13 +136,24 @@ class Lwm2mServer:
         self._wallclock = wallclock
         self.store = RegistrationStore(grace=settings.grace)
         self._devices: dict[str, Device] = {}
-        self._ingest_ids: dict[str, DeviceIdentity] = {}
+        self._ingest_ids = BoundedMemo[str, DeviceIdentity](
+            max_entries=MAX_INGEST_IDENTITIES, lifetime=INGEST_IDENTITY_LIFETIME
+        )
         self._dedup = DedupCache(
             per_peer=settings.dedup_per_peer,
             max_peers=settings.dedup_max_peers,
+            max_entries=settings.dedup_max_entries,
             lifetime=settings.dedup_lifetime,
         )
-        self.tap = DatagramTap(self if settings.hot_path else _NoHotRequests(self))
+        self.tap = DatagramTap(
+            self if settings.hot_path else _NoHotRequests(self),
+            dedup=self._dedup,
+            clock=clock,
+            recv_size=min(UDP_MAX, settings.max_payload + HEADER_ROOM),
+            entity_limit=settings.max_payload,
+        )
+        self._root: _Root | None = None
+        self._log_filter = RateLimitFilter(LogBudget(clock=clock))
         self._responder = Responder(
             self.tap, self._dedup, sink_timeout=settings.sink_timeout, clock=clock, on_refused=on_refused
         )
@@ -147,11 +175,15 @@ class Lwm2mServer:
     # --- life cycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        self._root = _Root(self)
+        # aiocoap logs a line per unexpected message; a flood of them must not become a flood of lines
+        logging.getLogger(AIOCOAP_LOGGER).addFilter(self._log_filter)
         self._context = await aiocoap.Context.create_server_context(
-            _Root(self), bind=self.settings.bind, transports=["udp6"], loggername="translator.coap.aiocoap"
+            self._root, bind=self.settings.bind, transports=["udp6"], loggername=AIOCOAP_LOGGER
         )
         token_manager = self._context.request_interfaces[0]
         message_manager = token_manager.token_interface
+        aiocoap_dedup.take_over(message_manager, self._dedup)
         interface = message_manager.message_interface
         # With hot_path off the tap still reads the socket and carries Observe exchanges.
         self.tap.attach(interface, receive_buffer=self.settings.receive_buffer)
@@ -192,6 +224,7 @@ class Lwm2mServer:
                     await context.shutdown()
             except TimeoutError:
                 log.warning("aiocoap context shutdown timed out")
+        logging.getLogger(AIOCOAP_LOGGER).removeFilter(self._log_filter)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -222,6 +255,8 @@ class Lwm2mServer:
             "registrations": len(self.store),
             "dedup_entries": len(self._dedup),
             "dedup_peers": self._dedup.peers,
+            "block_transfers": len(self._root._block1) if self._root is not None else 0,
+            "ingest_identities": len(self._ingest_ids),
             "sink_inflight": self._responder.inflight,
         }
 
@@ -249,6 +284,9 @@ class Lwm2mServer:
                 if now - last_sweep > 10.0:
                     last_sweep = now
                     self._dedup.sweep(now)
+                    self._ingest_ids.sweep(now)
+                    if self._root is not None:
+                        self._root._block1.expire(now)
             except Exception:
                 log.exception("housekeeping failed")
 
@@ -403,15 +441,14 @@ class Lwm2mServer:
         for item in query:
             if item.startswith("ep="):
                 claimed = item[3:]
+        now = self._clock()
         if claimed is not None:
-            known = self._ingest_ids.get(claimed)
+            known = self._ingest_ids.get(claimed, now)
             if known is not None:
                 return known
         identity = self._resolver.resolve(claimed, None)
         self._admission.check(identity)
-        if len(self._ingest_ids) >= MAX_INGEST_IDENTITIES:
-            self._ingest_ids.clear()
-        self._ingest_ids[identity.endpoint] = identity
+        self._ingest_ids.put(identity.endpoint, identity, now)
         return identity
 
     def _telemetry(

@@ -15,7 +15,7 @@ class CoapSettings:
     request_timeout: float = 10.0  # default bound of one downlink exchange
     composite_timeout: float = 5.0  # composite ops: some clients ACK and never answer
     sink_timeout: float = 10.0  # a confirmable telemetry message not confirmed by then gets 5.03
-    max_payload: int = 64 * 1024  # bigger request payloads get 4.13
+    max_payload: int = 64 * 1024  # bigger request payloads get 4.13 (block-wise: as soon as it passes)
     auto_register: bool = True  # False: only endpoints / device ids in `allow` may register
     allow: tuple[str, ...] = ()
     tick: float = 1.0  # housekeeping period (expiry, deadlines, sweeps)
@@ -23,7 +23,10 @@ class CoapSettings:
     receive_buffer: int = 4 * 1024 * 1024  # UDP SO_RCVBUF for bursts (capped at rmem_max); 0: system default
     dedup_per_peer: int = 32
     dedup_max_peers: int = 50_000
+    dedup_max_entries: int = 200_000  # message ids remembered in all (~0.2 KB each)
     dedup_lifetime: float = 247.0
+    block_transfers: int = 256  # Block1 transfers open at once (each holds up to max_payload); more: 5.03
+    block_lifetime: float = 60.0  # a Block1 transfer not continued for this long is dropped
 
     @property
     def bind(self) -> tuple[str, int]:
