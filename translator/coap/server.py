@@ -285,8 +285,8 @@ class Lwm2mServer:
                     last_sweep = now
                     self._dedup.sweep(now)
                     self._ingest_ids.sweep(now)
-                    if self._root is not None:
-                        self._root._block1.expire(now)
+                if self._root is not None:
+                    self._root._block1.expire(now)  # looks at the oldest only: cheap every tick
             except Exception:
                 log.exception("housekeeping failed")
 
