@@ -5,6 +5,7 @@
     python -m benchmarks.bench_throughput --scenario soak --soak-duration 600
     python -m benchmarks.bench_throughput --scenario fanout
     python -m benchmarks.bench_throughput --scenario sessions --devices 10000 --idle 30
+    python -m benchmarks.bench_throughput --scenario abuse --abuse-scale 0.2 --abuse-settle 20
     python -m benchmarks.bench_throughput --hub mosquitto    # a plain MQTT broker instead of the emulator
 
 Three processes on this machine: the translator (`iotc-translator serve`, through a thin wrapper in this
@@ -25,6 +26,12 @@ then drives same-run baselines in place of the translator: a raw UDP echo server
 asyncio loop) and a bare aiocoap `Site` answering `POST /rd` 2.01 and `POST /dp` 2.04, so every figure is
 also a ratio. `--scenario soak` adds an RSS and GC-pause trace at 50 % load; `--scenario fanout` sends one
 command per device through the emulator's REST API (`resetMinMax` → LwM2M Execute on /3303/0/5605).
+
+`--scenario abuse` (default 20 control devices) registers the control devices, then runs each flood of
+`--abuse-kinds` (get, block1, register, random; benchmarks/abuse.py, in its own process, sizes scaled by
+`--abuse-scale`) while the control devices send `--control-rate` messages/s: the translator's and the
+emulator's RSS before, at peak and `--abuse-settle` seconds (default 60) after each flood, and the control
+devices' latency (p50/p99) and refusals during it.
 
 `--scenario sessions` (default 10,000 devices) measures what N open device sessions cost: it registers every
 device (cold, DPS included), waits until all N hub sessions are connected, then stays idle for `--idle`
@@ -1354,6 +1361,13 @@ async def run_translator(args: argparse.Namespace, log: Callable[[str], None]) -
 
         # warm-up: every device once, so caches and first-publish paths are out of the way
         await gen.saturate(1, 0.0, args.warmup)
+        if args.scenario == "abuse":
+            pids_now = {"translator": translator_process.pid, "emulator": emulator_process.pid}
+            result["abuse"] = await abuse(
+                gen, args, pids=pids_now, coap_port=coap_port, cpu=stack.cpu_client, log=log
+            )
+            stop_process(translator_process)
+            return result
         metrics_before = await asyncio.to_thread(prometheus, f"{ops}/metrics")
         gc_since = time.time()
 
@@ -1405,6 +1419,83 @@ async def run_translator(args: argparse.Namespace, log: Callable[[str], None]) -
             log(f"work directory kept: {stack.work}")
         else:
             shutil.rmtree(stack.work, ignore_errors=True)
+
+
+ABUSE_FLOODS = {  # kind: (datagrams, seconds) at --abuse-scale 1
+    "get": (150_000, 30.0),
+    "block1": (40_000, 20.0),
+    "register": (20_000, 20.0),
+    "random": (100_000, 20.0),
+}
+
+
+async def peak_rss(pids: dict[str, int], peak: dict[str, int], stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for name, pid in pids.items():
+            with contextlib.suppress(OSError):
+                peak[name] = max(peak[name], rss_bytes(pid))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.25)
+
+
+async def abuse(
+    gen: LoadGenerator,
+    args: argparse.Namespace,
+    *,
+    pids: dict[str, int],
+    coap_port: int,
+    cpu: int | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Each flood in its own process (benchmarks/abuse.py) while the control devices send at a steady rate:
+    RSS before / peak / `--abuse-settle` seconds after, and the control devices' latency during the flood."""
+    out: dict[str, Any] = {}
+    for kind in args.abuse_kinds:
+        count, seconds = ABUSE_FLOODS[kind]
+        count, seconds = max(1, int(count * args.abuse_scale)), max(1.0, seconds * args.abuse_scale)
+        before = {name: rss_bytes(pid) for name, pid in pids.items()}
+        peak = dict(before)
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(peak_rss(pids, peak, stop))
+        log(f"abuse: {kind} flood, {count} datagrams in {seconds:.0f} s")
+        command = [sys.executable, "-m", "benchmarks.abuse", kind, "--port", str(coap_port)]
+        command += ["--count", str(count), "--seconds", str(seconds)]
+        flooder = await asyncio.create_subprocess_exec(*pinned(cpu, command), stdout=subprocess.PIPE)
+        codes_before, lost_before = Counter(gen.codes), gen.lost
+        first, last = await gen.paced(args.control_rate, 0.5, seconds - 0.5)
+        control = {
+            **latency_figures(gen.latencies),
+            "sent_per_s": args.control_rate,
+            "acked": last.acked - first.acked,
+            "other_codes": dict(gen.codes - codes_before),
+            "lost": gen.lost - lost_before,
+        }
+        stdout, _ = await asyncio.wait_for(flooder.communicate(), timeout=seconds + 120)
+        flood = json.loads(stdout.decode().strip().splitlines()[-1])
+        during = {name: rss_bytes(pid) for name, pid in pids.items()}
+        await asyncio.sleep(args.abuse_settle)
+        stop.set()
+        await sampler
+        after = {name: rss_bytes(pid) for name, pid in pids.items()}
+        mb = 2**20
+        out[kind] = {
+            "flood": flood,
+            "rss_mb": {
+                name: {
+                    "before": round(before[name] / mb, 1),
+                    "peak": round(peak[name] / mb, 1),
+                    "at_flood_end": round(during[name] / mb, 1),
+                    f"after_{args.abuse_settle:g}s": round(after[name] / mb, 1),
+                }
+                for name in pids
+            },
+            "control": control,
+        }
+        log(
+            f"  translator RSS {out[kind]['rss_mb']['translator']}, control p99 {control['p99_ms']} ms"
+            f" ({control['acked']} acked, other codes {control['other_codes']}, lost {control['lost']})"
+        )
+    return out
 
 
 async def soak(
@@ -1813,8 +1904,17 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--scenario", choices=("throughput", "soak", "fanout", "sessions"), default="throughput"
+        "--scenario", choices=("throughput", "soak", "fanout", "sessions", "abuse"), default="throughput"
     )
+    parser.add_argument(
+        "--abuse-kinds",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=list(ABUSE_FLOODS),
+        help="abuse: floods to run, of " + ",".join(ABUSE_FLOODS),
+    )
+    parser.add_argument("--abuse-scale", type=float, default=1.0, help="abuse: flood size and length factor")
+    parser.add_argument("--abuse-settle", type=float, default=60.0, help="abuse: seconds before RSS 'after'")
+    parser.add_argument("--control-rate", type=float, default=50.0, help="abuse: control messages/s")
     parser.add_argument("--devices", type=int, help="default 1000; sessions: 10000")
     parser.add_argument("--window", type=int, default=1, help="CONs in flight per device at saturation")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of saturation measurement")
@@ -1870,13 +1970,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sessions = args.scenario == "sessions"
     if args.devices is None:
-        args.devices = 10_000 if sessions else 1000
+        args.devices = 10_000 if sessions else 20 if args.scenario == "abuse" else 1000
     if args.idle is None:
         args.idle = 30.0 if sessions else 5.0
     if args.profile is None:
-        args.profile = "none" if sessions else "py-spy"
+        args.profile = "none" if sessions or args.scenario == "abuse" else "py-spy"
     if args.baselines is None:
-        args.baselines = [] if sessions else ["echo-uvloop", "echo-asyncio", "aiocoap"]
+        quiet = sessions or args.scenario == "abuse"
+        args.baselines = [] if quiet else ["echo-uvloop", "echo-asyncio", "aiocoap"]
     if args.lifetime is None:
         args.lifetime = 86_400 if sessions else 3600
     if args.register_timeout is None:
