@@ -1421,11 +1421,12 @@ async def run_translator(args: argparse.Namespace, log: Callable[[str], None]) -
             shutil.rmtree(stack.work, ignore_errors=True)
 
 
-ABUSE_FLOODS = {  # kind: (datagrams, seconds) at --abuse-scale 1
+# kind: (datagrams, seconds) at --abuse-scale 1; the registration flood last (its devices stay registered)
+ABUSE_FLOODS = {
     "get": (150_000, 30.0),
     "block1": (40_000, 20.0),
-    "register": (20_000, 20.0),
     "random": (100_000, 20.0),
+    "register": (20_000, 20.0),
 }
 
 
@@ -1728,7 +1729,9 @@ def table(report: dict[str, Any]) -> str:
                 f"  p99 at 50 % ×{figures['p99_at_50_ratio']}"
             )
     translator = runs.get("translator", {})
-    if "sessions" in translator:
+    if "abuse" in translator:
+        lines.append(abuse_table(translator["abuse"]))
+    elif "sessions" in translator:
         lines.append(sessions_table(translator))
     elif "registration" in translator:
         reg = translator["registration"]
@@ -1764,6 +1767,24 @@ def table(report: dict[str, Any]) -> str:
             for detail, part in prof.get("details_percent", {}).items():
                 if detail.startswith(stage + ":") and part >= 1.0:
                     lines.append(f"      {detail:<34} {part:>5.1f} %  ≈ {us * part / 100:6.1f} µs/msg")
+    return "\n".join(lines)
+
+
+def abuse_table(floods: dict[str, Any]) -> str:
+    lines = [
+        "\nflood      datagrams  answers  translator RSS MB before/peak/after  emulator RSS MB"
+        "          control p50/p99 ms  acked  lost"
+    ]
+    for kind, run in floods.items():
+        rss = run["rss_mb"]
+        t, e = (list(rss[name].values()) for name in ("translator", "emulator"))
+        control = run["control"]
+        lines.append(
+            f"{kind:<10} {run['flood']['sent']:>9}  {run['flood']['answers']:>7}"
+            f"  {t[0]:>7} / {t[1]:>7} / {t[3]:>7}"
+            f"            {e[0]:>6} / {e[1]:>7} / {e[3]:>7}"
+            f"  {control['p50_ms']:>7} / {control['p99_ms']:>8}  {control['acked']:>5}  {control['lost']:>4}"
+        )
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ from translator.coap.dedup import PENDING, DedupCache
 from translator.coap.errors import Code
 from translator.coap.memo import BoundedMemo
 from translator.coap.ratelog import LogBudget, RateLimitFilter
+from translator.lwm2m import ObjectRegistry
 
 
 def _mid() -> int:
@@ -103,3 +104,10 @@ def test_log_budget_and_filter() -> None:
     ]
     flt = RateLimitFilter(LogBudget(10.0, clock=lambda: 0.0))
     assert [flt.filter(r) for r in records] == [True, False, False, False, False]
+
+
+def test_registry_shares_lookups_per_object_list() -> None:
+    registry = ObjectRegistry.builtin()
+    first = registry.for_versions({3: None, 3303: "1.1"})
+    assert registry.for_versions({3303: "1.1", 3: None}) is first
+    assert registry.for_versions({3: None}) is not first

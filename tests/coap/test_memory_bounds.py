@@ -164,3 +164,19 @@ async def test_block1_transfers_capped_and_aged(sink: RecordingSink) -> None:
         finally:
             for peer in peers:
                 peer.close()
+
+
+async def test_registrations_capped_known_endpoints_still_welcome(sink: RecordingSink) -> None:
+    async with Lwm2mServer(replace(FAST, max_registrations=3), sink) as server:
+        peer = await UdpClient.connect(server.port)
+        try:
+            for n in range(3):
+                reply = await peer.request(Code.POST, ["rd"], query=[f"ep=cap{n}"], payload=b"</3/0>")
+                assert reply.code == Code.CREATED
+            reply = await peer.request(Code.POST, ["rd"], query=["ep=cap9"], payload=b"</3/0>")
+            assert (reply.code, reply.max_age) == (Code.SERVICE_UNAVAILABLE, 60)
+            reply = await peer.request(Code.POST, ["rd"], query=["ep=cap1"], payload=b"</3/0>")
+            assert reply.code == Code.CREATED
+            assert len(server.store) == 3
+        finally:
+            peer.close()

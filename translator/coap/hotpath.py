@@ -4,7 +4,8 @@ aiocoap stays the protocol engine for registration and device management. This t
 socket and aiocoap's message layer (it wraps the udp6 interface's `datagram_msg_received`): every
 datagram is parsed by the small hand parser in `wire.py`, and
 
-* telemetry requests (CON/NON `POST /dp`, `POST /ingest`) go to the server's hot handler, which answers
+* requests go to the server's hot handler first: it answers those for no resource (4.04) at once, and
+  telemetry requests (CON/NON `POST /dp`, `POST /ingest`), which it answers
   with pre-encoded bytes and a compact dedup cache instead of aiocoap's per-request task, deep copies
   and 3 KB dedup entries;
 * responses carrying a token of one of *our* exchanges (Observe and its cancellation, sent raw so the
@@ -34,7 +35,6 @@ from typing import Any, Protocol
 
 from translator.coap import gate, wire
 from translator.coap.dedup import DedupCache
-from translator.coap.errors import Code
 from translator.coap.ratelog import LogBudget
 from translator.coap.registration import Peer
 
@@ -67,7 +67,7 @@ class ExchangeFailed(Exception):
 
 class HotHandler(Protocol):
     def hot_request(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None) -> bool:
-        """Handle a CON/NON POST the tap parsed; False to hand it to aiocoap."""
+        """Handle a CON/NON request the tap parsed; False to hand it to aiocoap."""
         ...
 
     def notification(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, observer: Any) -> None:
@@ -374,9 +374,7 @@ class DatagramTap:
 
     def _dispatch(self, msg: wire.Datagram, peer: Peer, ancdata: list[Any]) -> bool:
         code = msg.code
-        if code == Code.POST:
-            if msg.mtype > wire.NON:
-                return False
+        if code < 32 and code:  # a request (in a CON or NON: the parser refused one in an ACK)
             return self._handler.hot_request(msg, peer, self._pktinfo(ancdata) if ancdata else None)
         if code == 0:
             if msg.mtype in {wire.ACK, wire.RST}:

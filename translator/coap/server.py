@@ -36,6 +36,7 @@ from translator.coap import aiocoap_dedup, wire
 from translator.coap.blockwise import Block1Assembler, ShortResponses
 from translator.coap.dedup import DedupCache
 from translator.coap.errors import (
+    BackPressure,
     BadRequest,
     Code,
     PayloadTooLarge,
@@ -77,6 +78,15 @@ INGEST_IDENTITY_LIFETIME = 600.0
 # the kernel and refused with 4.13.
 HEADER_ROOM = 2048
 AIOCOAP_LOGGER = "translator.coap.aiocoap"
+
+
+def _served(path: Sequence[str]) -> bool:
+    """Whether a request path names a resource of this server (what `_render` routes)."""
+    if not path:
+        return False
+    if path[0] == "rd":
+        return len(path) <= 2
+    return len(path) == 1 and path[0] in {"dp", "ingest"}
 
 
 def _host(peer: Peer) -> str:
@@ -154,6 +164,7 @@ class Lwm2mServer:
         )
         self._root: _Root | None = None
         self._log_filter = RateLimitFilter(LogBudget(clock=clock))
+        self._refusal_log = LogBudget(clock=clock)  # one "refused" line per kind per 10 s
         self._responder = Responder(
             self.tap, self._dedup, sink_timeout=settings.sink_timeout, clock=clock, on_refused=on_refused
         )
@@ -311,6 +322,15 @@ class Lwm2mServer:
         if len(payload) > self.settings.max_payload:
             raise PayloadTooLarge(f"payload of {len(payload)} bytes exceeds {self.settings.max_payload}")
 
+    def _check_room(self, identity: DeviceIdentity) -> None:
+        # A bound on what a flood of new endpoint names can hold (~3 KB each on this side); devices
+        # already registered re-register as before.
+        if (
+            len(self.store) >= self.settings.max_registrations
+            and self.store.by_endpoint(identity.endpoint) is None
+        ):
+            raise BackPressure("registration table full", retry_after=60)
+
     async def _render(self, request: Any) -> Any:
         path = tuple(request.opt.uri_path)
         method = int(request.code)
@@ -336,7 +356,7 @@ class Lwm2mServer:
             self._on_refused(code, refusal_kind(exc))
             if code == Code.INTERNAL_SERVER_ERROR:
                 log.exception("request %s /%s failed", AioCode(method), "/".join(path))
-            else:
+            elif self._refusal_log.allow((method, path[:1], code)) is not None:
                 log.info(
                     "refused %s /%s from %s: %s %s",
                     AioCode(method),
@@ -357,6 +377,7 @@ class Lwm2mServer:
         self._admission.check(identity)
         payload = bytes(request.payload)
         self._check_size(payload)
+        self._check_room(identity)
         objects = parse_objects(request.opt.content_format, payload)
         self._admit_objects(identity.endpoint, objects)
         now = self._clock()
@@ -505,11 +526,14 @@ class Lwm2mServer:
 
     def hot_request(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None) -> bool:
         path = msg.uri_path
-        if len(path) != 1:
+        if not _served(path):
+            # Answered here, not by aiocoap (~0.25 ms each): a flood of these must not starve the devices.
+            refusal = RequestRejected(f"no resource /{'/'.join(path)}", Code.NOT_FOUND)
+            self._responder.answer_error(msg, peer, pktinfo, refusal)
+            return True
+        if msg.code != Code.POST or len(path) != 1 or path[0] == "rd":
             return False
         kind = path[0]
-        if kind not in {"dp", "ingest"}:
-            return False
         cached = self._dedup.check(peer, msg.mid, self._clock())
         if cached is not None:
             if cached:

@@ -25,6 +25,7 @@ class CoapSettings:
     dedup_max_peers: int = 50_000
     dedup_max_entries: int = 200_000  # message ids remembered in all (~0.2 KB each)
     dedup_lifetime: float = 247.0
+    max_registrations: int = 100_000  # registered endpoints; a new one beyond gets 5.03 Max-Age 60
     block_transfers: int = 256  # Block1 transfers open at once (each holds up to max_payload); more: 5.03
     block_lifetime: float = 60.0  # a Block1 transfer not continued for this long is dropped
 

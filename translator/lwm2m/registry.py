@@ -52,6 +52,9 @@ def builtin_models() -> tuple[ObjectModel, ...]:
     )
 
 
+MAX_SHARED_LOOKUPS = 1024
+
+
 class ObjectRegistry:
     """Object models keyed by (object id, object version).
 
@@ -59,7 +62,7 @@ class ObjectRegistry:
     every device without locks. Lookups without a version use the newest version known.
     """
 
-    __slots__ = ("_by_key", "_latest", "_resources")
+    __slots__ = ("_by_key", "_latest", "_lookups", "_resources")
 
     def __init__(self, models: Iterable[ObjectModel] = ()) -> None:
         by_key: dict[tuple[int, str], ObjectModel] = {}
@@ -74,6 +77,9 @@ class ObjectRegistry:
         self._latest = latest
         # The per-record lookup of every decoder: one dict probe.
         self._resources = {(m.id, r.id): r for m in latest.values() for r in m.resources}
+        # Lookups are immutable and a fleet registers a handful of object lists: one lookup per list, not
+        # one per device (~3 KB each: 20,000 registrations held 60 MB of identical dicts).
+        self._lookups: dict[tuple[tuple[int, str | None], ...], VersionedLookup] = {}
 
     @classmethod
     def builtin(cls) -> ObjectRegistry:
@@ -106,8 +112,15 @@ class ObjectRegistry:
         return self._resources.get((object_id, resource_id))
 
     def for_versions(self, versions: Mapping[int, str | None]) -> VersionedLookup:
-        """A lookup bound to the object versions one client registered (`</3303>;ver=1.1`)."""
-        return VersionedLookup(self, versions)
+        """A lookup bound to the object versions one client registered (`</3303>;ver=1.1`); shared by every
+        client that registered the same versions."""
+        key = tuple(sorted(versions.items(), key=lambda item: item[0]))
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            if len(self._lookups) >= MAX_SHARED_LOOKUPS:
+                del self._lookups[next(iter(self._lookups))]  # any bound will do: these are a cache
+            lookup = self._lookups[key] = VersionedLookup(self, versions)
+        return lookup
 
     def __iter__(self) -> Iterator[ObjectModel]:
         return iter(sorted(self._by_key.values(), key=lambda m: (m.id, version_key(m.version))))
