@@ -180,3 +180,19 @@ async def test_registrations_capped_known_endpoints_still_welcome(sink: Recordin
             assert len(server.store) == 3
         finally:
             peer.close()
+
+
+async def test_duplicate_of_an_aiocoap_request_is_answered_from_the_cache(
+    server: Lwm2mServer, client: UdpClient
+) -> None:
+    # aiocoap's own duplicate detection is off: the tap's cache must answer the retransmission instead.
+    register = wire.encode(
+        wire.CON, Code.POST, 0x6001, b"\x61", [(wire.OPT_URI_PATH, b"rd"), (wire.OPT_URI_QUERY, b"ep=dup")]
+    )
+    client.send(register)
+    first = await client.recv()
+    client.send(register)
+    second = await client.recv()
+    assert (first.code, first.mid) == (second.code, second.mid) == (Code.CREATED, 0x6001)
+    assert server.registrations_total == 1
+    assert server.stats()["duplicates"] == 1
