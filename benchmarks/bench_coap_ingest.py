@@ -51,8 +51,11 @@ class CountingSink:
     def on_deregistered(self, registration: Any, reason: Any) -> None:
         pass
 
-    def on_records(self, device: Any, records: Any, source: Any, *, confirmable: bool) -> None:
+    def on_records(self, device: Any, records: Any, source: Any, *, confirmable: bool) -> Any:
+        from translator.coap import Outcome
+
         self.records += len(records)
+        return Outcome.NOTHING
 
 
 def _rss_kb() -> int:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from translator.coap import (
     BackPressure,
+    Delivery,
     DeregisterReason,
     DeviceIdentity,
+    Outcome,
     Registration,
     TelemetryRecord,
     TelemetrySource,
@@ -27,8 +29,10 @@ class RecordingSink:
         self.updated: list[Registration] = []
         self.deregistered: list[tuple[Registration, DeregisterReason]] = []
         self.batches: list[tuple[DeviceIdentity, list[TelemetryRecord], TelemetrySource, bool]] = []
-        self.mode = "none"  # "none", "future" (held until release), "backpressure"
-        self.held: list[asyncio.Future[None]] = []
+        # "none" (nothing to send), "future" (held until release), "backpressure", "broken" (answers None,
+        # as a sink that forgot its promise would)
+        self.mode = "none"
+        self.held: list[asyncio.Future[Outcome]] = []
 
     def on_registered(self, registration: Registration) -> None:
         self.registered.append(registration)
@@ -46,15 +50,17 @@ class RecordingSink:
         source: TelemetrySource,
         *,
         confirmable: bool,
-    ) -> Awaitable[None] | None:
+    ) -> Delivery:
         if self.mode == "backpressure":
             raise BackPressure("outbox full", retry_after=7)
         self.batches.append((device, list(records), source, confirmable))
         if self.mode == "future":
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
             self.held.append(fut)
             return fut
-        return None
+        if self.mode == "broken":
+            return None  # type: ignore[return-value]
+        return Outcome.NOTHING
 
     def records(self, source: TelemetrySource | None = None) -> list[TelemetryRecord]:
         return [r for _, recs, src, _ in self.batches if source in (None, src) for r in recs]

@@ -9,7 +9,7 @@ import cbor2
 
 from tests.coap.conftest import FAST
 from tests.coap.support import RecordingSink, UdpClient, wait_until
-from translator.coap import Lwm2mServer, NamedRecord, TelemetrySource, wire
+from translator.coap import Lwm2mServer, NamedRecord, Outcome, TelemetrySource, wire
 from translator.coap.errors import Code
 from translator.coap.simulator import SimulatedDevice
 from translator.lwm2m import ContentFormat, Path, Record
@@ -86,7 +86,7 @@ async def test_ack_only_after_sink_confirms(server: Lwm2mServer, sink: Recording
         await client.nothing(0.2)  # not safe yet: no answer
         client.send(request)  # a retransmission while pending: dropped, not delivered twice
         await client.nothing(0.1)
-        sink.held[0].set_result(None)
+        sink.held[0].set_result(Outcome.PUBLISHED)
         reply = await client.recv()
         assert (reply.mtype, reply.code, reply.mid) == (wire.ACK, Code.CHANGED, mid)
         client.send(request)  # a late duplicate: the stored answer again
@@ -172,3 +172,30 @@ async def test_notification_ordering_on_the_wire(server: Lwm2mServer, sink: Reco
         assert (rst.mtype, rst.mid) == (wire.RST, stray)
     finally:
         client.close()
+
+
+async def test_only_an_outcome_is_acknowledged(sink: RecordingSink) -> None:
+    """The one place that decides 2.04 (sink.acknowledged): a sink answering anything but an Outcome —
+    None now, or a future that yields None — gets 5.00 on the hot and the aiocoap path, never 2.04."""
+    body = b'[{"n":"/3/0/9","v":1}]'
+    for hot in (True, False):
+        async with Lwm2mServer(replace(FAST, hot_path=hot), sink) as srv:
+            client = await _registered_client(srv)
+            try:
+                sink.mode = "broken"
+                reply = await client.request(Code.POST, ["dp"], content_format=110, payload=body)
+                assert reply.code == Code.INTERNAL_SERVER_ERROR, (hot, reply.code)
+                sink.mode = "future"
+                pending = asyncio.ensure_future(
+                    client.request(Code.POST, ["dp"], content_format=110, payload=body, timeout=5.0)
+                )
+                await wait_until(lambda: sink.held and not sink.held[-1].done(), what="sink call")
+                sink.held[-1].set_result(None)  # type: ignore[arg-type]
+                reply = await pending
+                assert reply.code == Code.INTERNAL_SERVER_ERROR, (hot, reply.code)
+                sink.mode = "none"  # a deliberate Outcome.NOTHING is acknowledged
+                reply = await client.request(Code.POST, ["dp"], content_format=110, payload=body)
+                assert reply.code == Code.CHANGED
+            finally:
+                client.close()
+                sink.held.clear()

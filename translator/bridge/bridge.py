@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from translator.bridge.codecs import CodecCatalog
+from translator.bridge.delivery import TelemetryDelivery
 from translator.bridge.device import DeviceLife
 from translator.coap import (
+    Delivery,
     DeregisterReason,
     DeviceIdentity,
     Forbidden,
+    Outcome,
     Registration,
     TelemetryRecord,
     TelemetrySource,
@@ -74,7 +77,7 @@ class Bridge:
         self.lives: dict[str, DeviceLife] = {}
         self._starting: dict[str, asyncio.Task[DeviceLife | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._direct: dict[DeviceLife, float] = {}  # lives with a direct publish in flight → its deadline
+        self._direct: dict[TelemetryDelivery, float] = {}  # a direct publish in flight → its deadline
         self._sweeper: asyncio.Task[None] | None = None
         self._messages_in = {
             source: metrics.messages_in.labels(source=source.value) for source in TelemetrySource
@@ -100,26 +103,26 @@ class Bridge:
     def command_deadline(self) -> float:
         return self.clock() + self.settings.iotc.command_deadline
 
-    def watch_direct(self, life: DeviceLife, deadline: float) -> None:
+    def watch_direct(self, delivery: TelemetryDelivery, deadline: float) -> None:
         """One periodic sweep bounds every direct publish, instead of a timer per message."""
-        self._direct[life] = deadline
+        self._direct[delivery] = deadline
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_direct(), name="direct-sweep")
 
-    def unwatch_direct(self, life: DeviceLife) -> None:
-        self._direct.pop(life, None)
+    def unwatch_direct(self, delivery: TelemetryDelivery) -> None:
+        self._direct.pop(delivery, None)
 
     async def _sweep_direct(self) -> None:
         while True:
             await asyncio.sleep(DIRECT_SWEEP_PERIOD)
             now = self.clock()
-            for life, deadline in list(self._direct.items()):
+            for delivery, deadline in list(self._direct.items()):
                 if deadline <= now:
                     try:
-                        life.expire_direct(now)
+                        delivery.expire_direct(now)
                     except Exception:  # the sweep bounds every device's publishes: it must outlive one
-                        log.exception("device %s: handing a late publish on failed", life.device_id)
-                        self._direct.pop(life, None)
+                        log.exception("device %s: handing a late publish on failed", delivery.device_id)
+                        self._direct.pop(delivery, None)
 
     async def close(self) -> None:
         if self._sweeper is not None:
@@ -250,7 +253,7 @@ class Bridge:
             # Started without a registration (resumed for its outbox, or plain CBOR): now it has objects.
             entry = await self.store.device_for_endpoint(registration.endpoint)
             life.adopt_codec(self.codec_for(registration, entry))
-            self.pool.pin(life.device_id)
+        self.pool.pin(life.device_id)  # its codec may have come with its first records already
         current = self.coap.registration(registration.endpoint)
         if current is None:
             # De-registered or expired while its life was being set up: end it now (a pinned session for a
@@ -314,26 +317,43 @@ class Bridge:
         source: TelemetrySource,
         *,
         confirmable: bool,
-    ) -> Awaitable[None] | None:
+    ) -> Delivery:
         self._messages_in[source].inc()
         self.metrics.records_in.inc(len(records))
         life = self.lives.get(device.device_id)
         if life is not None:
+            self._codec_before_records(life, device, source)
             return life.deliver(records, changes_only=source is TelemetrySource.NOTIFY)
         return asyncio.ensure_future(self._deliver_later(device, records, source))
 
     async def _deliver_later(
         self, device: DeviceIdentity, records: Sequence[TelemetryRecord], source: TelemetrySource
-    ) -> None:
+    ) -> Outcome:
         registration = (
             self.coap.registration(device.endpoint) if source is not TelemetrySource.INGEST else None
         )
         life = await self._life(device.device_id, registration, device.endpoint)
         if life is None:
+            raise RuntimeError(f"device {device.device_id}: no life to deliver to")
+        # The life may be one resumed for its outbox, started before this registration existed.
+        self._codec_before_records(life, device, source)
+        delivered = life.deliver(records, changes_only=source is TelemetrySource.NOTIFY)
+        return delivered if isinstance(delivered, Outcome) else await delivered
+
+    def _codec_before_records(
+        self, life: DeviceLife, device: DeviceIdentity, source: TelemetrySource
+    ) -> None:
+        """A life without a codec (resumed after a restart for its outbox, before the device registered
+        again) takes it from the device's current registration before any record is mapped: the records in
+        hand must not wait for `_registered` to catch up, nor be mapped by no codec. Without a registration
+        `DeviceLife.deliver` refuses them (5.03 + Max-Age)."""
+        if life.codec is not None or source is TelemetrySource.INGEST:
             return
-        safe = life.deliver(records, changes_only=source is TelemetrySource.NOTIFY)
-        if safe is not None:
-            await safe
+        registration = self.coap.registration(device.endpoint)
+        if registration is not None:
+            # No import entry names a codec for this device (the life would have loaded it at start), so
+            # the codec is the default one for its objects, as `_registered` would choose.
+            life.adopt_codec(self.codec_for(registration, None))
 
     # -- operations -------------------------------------------------------------------------------
 

@@ -41,23 +41,29 @@ from translator.coap.registration import RegisterParams, Registration, Registrat
 from translator.coap.server import Lwm2mServer
 from translator.coap.settings import CoapSettings
 from translator.coap.sink import (
+    BrokenPromiseError,
+    Delivery,
     DeregisterReason,
     NamedRecord,
     NullSink,
+    Outcome,
     TelemetryRecord,
     TelemetrySink,
     TelemetrySource,
+    acknowledged,
 )
 
 __all__ = [
     "Admission",
     "BackPressure",
     "BadRequest",
+    "BrokenPromiseError",
     "ClaimedEndpointResolver",
     "CoapFaceError",
     "CoapSettings",
     "Code",
     "DeadlineExpiredError",
+    "Delivery",
     "DeregisterReason",
     "DeviceIdentity",
     "DeviceManager",
@@ -72,6 +78,7 @@ __all__ = [
     "NotRegisteredError",
     "NullSink",
     "ObservationHandle",
+    "Outcome",
     "PayloadTooLarge",
     "RegisterParams",
     "Registration",
@@ -85,6 +92,7 @@ __all__ = [
     "UnknownRegistration",
     "UnsupportedContentFormat",
     "UnsupportedVersion",
+    "acknowledged",
     "answer_for",
     "decode_ingest",
     "decode_send",

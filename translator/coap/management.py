@@ -308,7 +308,7 @@ class DeviceManager:
         except Exception:
             log.exception("endpoint=%s: sink refused records", dev.registration.endpoint)
             return
-        if result is not None:
+        if isinstance(result, Awaitable):
             self.adopt(result)
 
     # --- aiocoap requests --------------------------------------------------------------------------
@@ -824,9 +824,8 @@ class DeviceManager:
             log.exception("endpoint=%s: sink failed on a notification", obs.endpoint)
             self._responder.notification_done(msg, peer, pktinfo, False)
             return
-        if result is None or not con:
-            if result is not None:
+        if not con:
+            if isinstance(result, Awaitable):
                 self.adopt(result)
-            self._responder.notification_done(msg, peer, pktinfo, True)
             return
         self._responder.await_sink(result, msg, peer, pktinfo, notification=True)

@@ -1,9 +1,9 @@
 """Answers on the hot path: pre-encoded responses, the dedup cache, and waiting for the sink.
 
-A confirmable telemetry message (Send, ingest, CON notification) is answered only when the sink's
-awaitable completes: 2.04 (or an empty ACK for a notification). Back-pressure gets 5.03 with Max-Age (a
-notification gets no ACK, so the device retransmits it). A sink that does not finish within
-`sink_timeout` is answered 5.03 Max-Age 1 by the periodic sweep.
+A confirmable telemetry message (Send, ingest, CON notification) is answered only when the sink's answer
+is an `Outcome` (sink.acknowledged), at once or when its awaitable completes: 2.04 (or an empty ACK for a
+notification). Back-pressure gets 5.03 with Max-Age (a notification gets no ACK, so the device retransmits
+it). A sink that does not finish within `sink_timeout` is answered 5.03 Max-Age 1 by the periodic sweep.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from translator.coap.errors import Code, answer_for
 from translator.coap.hooks import RefusalHook, ignore_refusal, refusal_kind
 from translator.coap.hotpath import DatagramTap
 from translator.coap.registration import Peer
+from translator.coap.sink import BrokenPromiseError, Delivery, Outcome, acknowledged
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +97,17 @@ class Responder:
 
     def await_sink(
         self,
-        result: Awaitable[None],
+        result: Delivery,
         msg: wire.Datagram,
         peer: Peer,
         pktinfo: bytes | None,
         *,
         notification: bool = False,
     ) -> None:
+        """Answer a confirmable message once the sink's answer is known (now, if it is not awaitable)."""
+        if isinstance(result, Outcome) or not isinstance(result, Awaitable):
+            self._conclude(msg, peer, pktinfo, notification=notification, answer=result, exc=None)
+            return
         key = (peer, msg.mid)
         if isinstance(result, asyncio.Future):
             future: asyncio.Future[Any] = result
@@ -120,6 +125,24 @@ class Responder:
         _, msg, peer, pktinfo, notification = entry
         exc: BaseException | None
         exc = asyncio.CancelledError() if future.cancelled() else future.exception()
+        answer = None if exc is not None else future.result()
+        self._conclude(msg, peer, pktinfo, notification=notification, answer=answer, exc=exc)
+
+    def _conclude(
+        self,
+        msg: wire.Datagram,
+        peer: Peer,
+        pktinfo: bytes | None,
+        *,
+        notification: bool,
+        answer: object,
+        exc: BaseException | None,
+    ) -> None:
+        if exc is None:
+            try:
+                acknowledged(answer)
+            except BrokenPromiseError as broken:
+                exc = broken
         if notification:
             self.notification_done(msg, peer, pktinfo, exc is None)
         elif exc is None:

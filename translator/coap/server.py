@@ -24,7 +24,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -67,7 +67,13 @@ from translator.coap.registration import (
 )
 from translator.coap.responder import Responder
 from translator.coap.settings import CoapSettings
-from translator.coap.sink import DeregisterReason, TelemetryRecord, TelemetrySink, TelemetrySource
+from translator.coap.sink import (
+    DeregisterReason,
+    TelemetryRecord,
+    TelemetrySink,
+    TelemetrySource,
+    acknowledged,
+)
 from translator.lwm2m import ObjectRegistry, RegisteredObjects
 
 log = logging.getLogger(__name__)
@@ -514,12 +520,14 @@ class Lwm2mServer:
             bytes(request.payload),
         )
         result = self._sink.on_records(device, records, source, confirmable=confirmable)
-        if result is not None:
-            if confirmable:
+        if confirmable:
+            answer: object = result
+            if isinstance(result, Awaitable):
                 async with asyncio.timeout(self.settings.sink_timeout):
-                    await result
-            else:
-                self.devices.adopt(result)
+                    answer = await result
+            acknowledged(answer)  # anything but an Outcome raises: 5.00, never 2.04
+        elif isinstance(result, Awaitable):
+            self.devices.adopt(result)
         return aiocoap.Message(code=AioCode.CHANGED)
 
     # --- the hot path (DatagramTap handler) ---------------------------------------------------------
@@ -549,12 +557,12 @@ class Lwm2mServer:
         except Exception as exc:
             responder.answer_error(msg, peer, pktinfo, exc)
             return True
-        if result is None or not confirmable:
-            if result is not None:
+        if confirmable:
+            responder.await_sink(result, msg, peer, pktinfo)
+        else:  # best effort: answered at once, delivered in the background
+            if isinstance(result, Awaitable):
                 self.devices.adopt(result)
             responder.answer(msg, peer, pktinfo, Code.CHANGED)
-        else:
-            responder.await_sink(result, msg, peer, pktinfo)
         return True
 
     def notification(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, observer: Any) -> None:
