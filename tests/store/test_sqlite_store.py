@@ -96,3 +96,51 @@ async def test_a_corrupt_file_fails_at_open_with_the_path(tmp_path: Path) -> Non
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreError, match=r"broken\.db"):
         await SqliteStore(path).open()
+
+
+async def _rows(store: SqliteStore) -> list[tuple[str, bytes]]:
+    async with store.db.execute("SELECT device_id, payload FROM outbox ORDER BY sequence") as rows:
+        return [(str(device), bytes(payload)) async for device, payload in rows]
+
+
+async def test_a_disk_full_episode_commits_no_refused_message_later(tmp_path: Path) -> None:
+    """Issue 12 §5: after a disk-full episode devices got duplicates. One way: a group commit's INSERTs
+    share the connection with other writes, and another write's commit (a registration saved meanwhile)
+    committed rows of a batch that then failed — messages whose devices had been told 5.03, and which they
+    sent again, were in the outbox after all. Each write is its own transaction now, and a failed one is
+    rolled back: nothing refused is ever kept, and the outbox depth stays true."""
+    async with SqliteStore(tmp_path / "translator.db") as store:
+        await store.outbox_append("dev-0", b"before")
+        async with store.db.execute("PRAGMA page_count") as rows:
+            row = await rows.fetchone()
+        assert row is not None
+        await store.db.execute(f"PRAGMA max_page_count = {int(row[0]) + 2}")  # the disk is (nearly) full
+        payload = b"x" * 1500
+        outcomes = await asyncio.gather(
+            *(store.outbox_append(f"dev-{n % 3}", payload + bytes([n])) for n in range(12)),
+            store.save_registration(RegistrationRecord("ep-1", "dev-1", {}, 1.0)),
+            return_exceptions=True,
+        )
+        kept = [payload + bytes([n]) for n, outcome in enumerate(outcomes[:12]) if isinstance(outcome, int)]
+        refused = [outcome for outcome in outcomes[:12] if isinstance(outcome, BaseException)]
+        assert refused and all(isinstance(error, StoreError) for error in refused), outcomes
+        await store.db.execute("PRAGMA max_page_count = 1073741823")  # space again
+        await store.outbox_append("dev-0", b"after")
+        assert [payload for _, payload in await _rows(store)] == [b"before", *kept, b"after"]
+        assert await store.outbox_depth() == 2 + len(kept)
+
+
+async def test_a_read_only_store_refuses_a_removal_without_keeping_it_half_done(tmp_path: Path) -> None:
+    """A removal that cannot be written raises StoreError, and leaves no open transaction behind for a
+    later commit to finish: the rows are still there, and removed once the store can be written again."""
+    async with SqliteStore(tmp_path / "translator.db") as store:
+        sequences = [await store.outbox_append("dev-1", bytes([n])) for n in range(3)]
+        await store.db.execute("PRAGMA query_only = ON")  # as a filesystem remounted read-only refuses
+        with pytest.raises(StoreError):
+            await store.outbox_remove(sequences[:2])
+        await store.db.execute("PRAGMA query_only = OFF")
+        assert len(await store.outbox_peek("dev-1")) == 3
+        assert await store.outbox_depth("dev-1") == 3
+        await store.outbox_remove(sequences[:2])
+        assert [m.payload for m in await store.outbox_peek("dev-1")] == [bytes([2])]
+        assert await store.outbox_depth("dev-1") == 1

@@ -2,6 +2,11 @@
 
 Outbox appends are group-committed: appends arriving while a commit is under way share the next transaction,
 so each message is on disk (synchronous=FULL) before its caller returns, at a fraction of an fsync each.
+
+Every write is one transaction of its own, under one lock: on one connection, another write's commit would
+otherwise commit rows of a group commit still under way, and if that group then failed (disk full), its
+callers were told "not kept" about rows that were — their devices sent them again, and they were delivered
+twice. A write that fails is rolled back, so nothing it did reaches a later commit.
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class SqliteStore:
         self._db: aiosqlite.Connection | None = None
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[int]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._transaction = asyncio.Lock()  # one write transaction at a time on the connection
         self._depth = 0
         self._device_depth: dict[str, int] = {}
 
@@ -130,8 +136,18 @@ class SqliteStore:
         return self._db
 
     async def _write(self, sql: str, parameters: tuple[Any, ...] = ()) -> None:
-        await self.db.execute(sql, parameters)
-        await self.db.commit()
+        async with self._transaction:
+            try:
+                await self.db.execute(sql, parameters)
+                await self.db.commit()
+            except Exception as error:
+                await self._roll_back()
+                raise StoreError(f"store write failed: {error}") from error
+
+    async def _roll_back(self) -> None:
+        # SQLite may have rolled back already (SQLITE_FULL, IOERR): then this fails, harmlessly.
+        with contextlib.suppress(Exception):
+            await self.db.rollback()
 
     # -- assignments ------------------------------------------------------------------------------
 
@@ -202,11 +218,16 @@ class SqliteStore:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                sequences = []
-                for row, _ in batch:
-                    cursor = await self.db.execute(_INSERT_OUTBOX, row)
-                    sequences.append(cursor.lastrowid)
-                await self.db.commit()
+                async with self._transaction:
+                    try:
+                        sequences = []
+                        for row, _ in batch:
+                            cursor = await self.db.execute(_INSERT_OUTBOX, row)
+                            sequences.append(cursor.lastrowid)
+                        await self.db.commit()
+                    except Exception:
+                        await self._roll_back()
+                        raise
             except Exception as error:
                 failure = StoreError(f"outbox write failed: {error}")
                 for _, done in batch:
@@ -226,11 +247,16 @@ class SqliteStore:
             self._device_depth.pop(device_id, None)
 
     async def outbox_peek(self, device_id: str, limit: int = 100) -> list[OutboxMessage]:
-        async with self.db.execute(
-            "SELECT sequence, device_id, payload, component, creation_time, properties, enqueued FROM outbox"
-            " WHERE device_id = ? ORDER BY sequence LIMIT ?",
-            (device_id, limit),
-        ) as rows:
+        # Under the lock: the connection sees its own uncommitted rows, and a group commit under way may
+        # still fail; only committed messages may be replayed.
+        async with (
+            self._transaction,
+            self.db.execute(
+                "SELECT sequence, device_id, payload, component, creation_time, properties, enqueued FROM outbox"
+                " WHERE device_id = ? ORDER BY sequence LIMIT ?",
+                (device_id, limit),
+            ) as rows,
+        ):
             return [
                 OutboxMessage(row[0], row[1], bytes(row[2]), row[3], row[4], json.loads(row[5]), row[6])
                 async for row in rows
@@ -240,12 +266,18 @@ class SqliteStore:
         if not sequences:
             return
         marks = ",".join("?" * len(sequences))
-        async with self.db.execute(
-            f"SELECT device_id, COUNT(*) FROM outbox WHERE sequence IN ({marks}) GROUP BY device_id",
-            sequences,
-        ) as rows:
-            counts = [(str(device_id), int(count)) async for device_id, count in rows]
-        await self._write(f"DELETE FROM outbox WHERE sequence IN ({marks})", tuple(sequences))
+        async with self._transaction:
+            try:
+                async with self.db.execute(
+                    f"SELECT device_id, COUNT(*) FROM outbox WHERE sequence IN ({marks}) GROUP BY device_id",
+                    sequences,
+                ) as rows:
+                    counts = [(str(device_id), int(count)) async for device_id, count in rows]
+                await self.db.execute(f"DELETE FROM outbox WHERE sequence IN ({marks})", tuple(sequences))
+                await self.db.commit()
+            except Exception as error:
+                await self._roll_back()
+                raise StoreError(f"outbox removal failed: {error}") from error
         for device_id, count in counts:
             self._uncount(device_id, count)
 
