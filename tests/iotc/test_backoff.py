@@ -56,6 +56,36 @@ def test_reset_and_stable_connection_start_over() -> None:
     assert backoff.next_delay() < 1
 
 
+def test_a_connection_the_hub_proved_good_starts_afresh() -> None:
+    """Issue 12 §5: back-to-back faults had grown the backoff to its cap, and a session connected for 23 s
+    then waited 56 s. A PUBACK proves the connection good: the next failure starts at attempt 0, however
+    short the connection was."""
+    clock = FakeClock()
+    backoff = Backoff(BackoffPolicy(base=1, cap=64), _top, clock)
+    for _ in range(7):
+        backoff.next_delay()
+    backoff.connected()
+    clock.now = 2.0
+    backoff.proven()
+    assert backoff.next_delay() < 1
+    assert backoff.attempt == 1
+    backoff.proven()  # nothing to reset: still cheap and harmless
+    assert backoff.next_delay() < 1
+
+
+def test_a_quiet_connection_counts_as_good_after_ten_seconds() -> None:
+    clock = FakeClock()
+    backoff = Backoff(BackoffPolicy(base=1, cap=64), _top, clock)
+    for _ in range(7):
+        backoff.next_delay()
+    backoff.connected()
+    clock.now = 9.0  # shorter than stable_after: still the grown ceiling
+    assert backoff.next_delay() == pytest.approx(64, rel=1e-3)
+    backoff.connected()
+    clock.now = 19.5
+    assert backoff.next_delay() < 1
+
+
 def test_bad_random_source_is_caught() -> None:
     backoff = Backoff(BackoffPolicy(), lambda: 1.0, FakeClock())
     with pytest.raises(ValueError, match="outside"):

@@ -191,6 +191,25 @@ async def test_throttled_hub_is_retried_with_backoff(
     assert session.metrics.connects == 2
 
 
+async def test_a_puback_resets_the_reconnect_backoff(
+    emulator: Emulator, rest: RestClient, pool: SessionPool
+) -> None:
+    """Issue 12 §5: refusals grow the backoff; the first PUBACK after the reconnect proves the connection
+    good, so the next fault starts from the shortest delay again instead of the grown one."""
+    session = await pool.session(spec(emulator, "dev-b"))
+    await session.wait_connected(STEP)
+    await rest.request("POST", "/emulator/faults/throttle", {"seconds": 1.0, "scope": "hub"})
+    await rest.request("POST", "/emulator/faults/disconnect/dev-b")
+
+    async def refused() -> None:
+        while not session.metrics.failures.get("refused"):
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(refused(), STEP)
+    await session.send_telemetry(b'{"after": "throttle"}', timeout=STEP)
+    assert session._backoff.attempt == 0
+
+
 async def test_hub_move_reprovisions(emulator: Emulator, rest: RestClient, pool: SessionPool) -> None:
     session = await pool.session(spec(emulator, "dev-h"))
     await session.wait_connected(STEP)

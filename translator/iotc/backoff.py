@@ -26,8 +26,10 @@ class BackoffPolicy:
     base: float = 1.0
     cap: float = 60.0
     multiplier: float = 2.0
-    # A connection that stayed up this long counts as healthy: the next failure starts afresh.
-    stable_after: float = 30.0
+    # A connection that stayed up this long counts as healthy: the next failure starts afresh. Short, so a
+    # blip after a good stretch does not inherit the wait of an earlier outage (issue 12: 56 s right after 23 s
+    # connected); a connection the hub proved good (a PUBACK, see Backoff.proven) counts at once.
+    stable_after: float = 10.0
 
     def __post_init__(self) -> None:
         if not (self.base > 0 and self.cap >= self.base and self.multiplier >= 1):
@@ -80,6 +82,12 @@ class Backoff:
     def connected(self) -> None:
         """Note a successful connection; if it lasts `stable_after`, the next failure starts afresh."""
         self._connected_at = self._clock()
+
+    def proven(self) -> None:
+        """The hub acknowledged something on this connection: it works, so the next failure starts afresh.
+        Called per PUBACK: one comparison when there is nothing to reset."""
+        if self._attempt:
+            self._attempt = 0
 
     def reset(self) -> None:
         """Start over at attempt 0 (after an explicit success, or a deliberate reconnect)."""

@@ -407,6 +407,7 @@ class DeviceSession:
                         self.metrics.publish_failures += 1
                         continue  # at least once: the same message goes again on the next connection
                     self.metrics.published += 1
+                    self._backoff.proven()
                     return
             finally:
                 self._publishing -= 1
@@ -449,6 +450,7 @@ class DeviceSession:
             self._drained.set()
         if outcome is None:
             self.metrics.published += 1
+            self._backoff.proven()
         else:
             self.metrics.publish_failures += 1
         on_ack(outcome)
