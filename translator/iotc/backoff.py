@@ -27,8 +27,8 @@ class BackoffPolicy:
     cap: float = 60.0
     multiplier: float = 2.0
     # A connection that stayed up this long counts as healthy: the next failure starts afresh. Short, so a
-    # blip after a good stretch does not inherit the wait of an earlier outage (issue 12: 56 s right after 23 s
-    # connected); a connection the hub proved good (a PUBACK, see Backoff.proven) counts at once.
+    # blip after a good stretch does not inherit the wait of an earlier outage (issue 12: 56 s right after
+    # 23 s connected); a connection the hub proved good (a PUBACK, see Backoff.proven) counts at once.
     stable_after: float = 10.0
 
     def __post_init__(self) -> None:

@@ -252,8 +252,8 @@ class SqliteStore:
         async with (
             self._transaction,
             self.db.execute(
-                "SELECT sequence, device_id, payload, component, creation_time, properties, enqueued FROM outbox"
-                " WHERE device_id = ? ORDER BY sequence LIMIT ?",
+                "SELECT sequence, device_id, payload, component, creation_time, properties, enqueued"
+                " FROM outbox WHERE device_id = ? ORDER BY sequence LIMIT ?",
                 (device_id, limit),
             ) as rows,
         ):
