@@ -32,6 +32,20 @@ def test_only_changed_values_go_out() -> None:
     ) == [Record(TEMPERATURE, 22.0)]
 
 
+def test_a_forgotten_selection_is_news_again_but_a_newer_value_stays_remembered() -> None:
+    """A delivery refused after its values were committed (the hub away, the store failing) is forgotten:
+    the device tells the value again and it must go out. A newer value committed meanwhile is kept."""
+    changes = ChangeFilter(CODEC)
+    refused = changes.select([Record(TEMPERATURE, 30.0), Record(MINIMUM, 20.0)], 0.0)
+    changes.commit(refused)
+    newer = changes.select([Record(MINIMUM, 19.0)], 0.5)
+    changes.commit(newer)
+    changes.forget(refused)
+    assert _forward(changes, [Record(TEMPERATURE, 30.0), Record(MINIMUM, 19.0)], 1.0) == [
+        Record(TEMPERATURE, 30.0)
+    ]
+
+
 def test_pmax_makes_an_unchanged_telemetry_value_a_heartbeat_but_never_a_property() -> None:
     changes = ChangeFilter(CODEC)
     steady = [Record(TEMPERATURE, 21.5), Record(MINIMUM, 20.0), Record(UNITS, "Cel")]

@@ -74,3 +74,40 @@ async def test_a_read_only_store_pauses_the_replay_and_sends_nothing_twice(
             int(e["body"]["temperature"]) - 1000 for e in events["value"] if "temperature" in e["body"]
         ]
         assert readings == list(range(5)), "each kept message delivered once, in order"
+
+
+async def test_a_refused_notification_is_not_taken_for_a_repeat(
+    emulator: Emulator, rest: RestClient, translator: Translator
+) -> None:
+    """A notification the translator cannot keep (hub away, store failing) is refused (no ACK). The change
+    filter must not count its value as forwarded: before, the device's next notification of the same value
+    looked like a repeat, was acknowledged as "nothing to send", and the value never reached the hub."""
+    async with simulated(translator, "rep-1", values={TEMPERATURE: 21.5}, con_notifications=True) as device:
+        await session_connected(translator, "rep-1")
+
+        async def observing() -> bool:
+            return any(TEMPERATURE in paths for paths in device.observed)
+
+        await eventually(observing, what="the observation of the temperature")
+        start = await log_position(rest)
+        status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 60})
+        assert status == 200
+        errors = _store_errors(translator)
+        await translator.store.db.execute("PRAGMA query_only = ON")  # writes fail, as on a full disk
+        device.set_value(TEMPERATURE, 30.0)
+
+        async def refused() -> bool:
+            return _store_errors(translator) > errors
+
+        await eventually(refused, what="the notification refused by the failing store")
+        await translator.store.db.execute("PRAGMA query_only = OFF")
+        device.set_value(TEMPERATURE, 30.0)  # the device tells it again
+
+        async def kept() -> bool:
+            return await translator.store.outbox_depth("rep-1") >= 1
+
+        await eventually(kept, what="the value kept in the outbox this time")
+        await rest.request("POST", "/emulator/faults/clear")
+        await telemetry_matching(
+            rest, "rep-1", lambda e: e["body"].get("temperature") == 30.0, after=start, timeout=30
+        )

@@ -126,7 +126,7 @@ class DeviceLife:
             lwm2m = list(selection.records)
         delivered = self._deliver_mapped(lwm2m, named)
         if changes is not None and selection is not None:
-            _remember_when_safe(changes, selection, delivered)
+            _remember(changes, selection, delivered)
         return delivered
 
     def _deliver_mapped(self, lwm2m: Sequence[Record], named: Sequence[NamedRecord]) -> Delivery:
@@ -316,18 +316,19 @@ def _quietly_done(tasks: set[asyncio.Task[Any]]) -> Any:
     return done
 
 
-def _remember_when_safe(changes: ChangeFilter, selection: Selection, delivered: Delivery) -> None:
-    """Values count as forwarded only once they are safe: a notification refused (5.03, or left
-    unacknowledged) comes again, and must not then look like a repeat and be acknowledged as nothing."""
-    if isinstance(delivered, Outcome):
-        changes.commit(selection)
-    elif isinstance(delivered, asyncio.Future):
+def _remember(changes: ChangeFilter, selection: Selection, delivered: Delivery) -> None:
+    """Values count as forwarded at once (the observation's first answer right after the set-up's Read is a
+    repeat, even while the Read's publish waits for its PUBACK), and are forgotten again if their delivery
+    fails: the device retransmits a refused notification, which must then not look like a repeat and be
+    acknowledged as nothing to send."""
+    changes.commit(selection)
+    if isinstance(delivered, asyncio.Future):
 
-        def safe(future: asyncio.Future[Any]) -> None:
-            if not future.cancelled() and future.exception() is None:
-                changes.commit(selection)
+        def refused(future: asyncio.Future[Any]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                changes.forget(selection)
 
-        delivered.add_done_callback(safe)
+        delivered.add_done_callback(refused)
 
 
 def _retrieved(task: asyncio.Future[Any]) -> None:

@@ -60,6 +60,13 @@ class ChangeFilter:
         for path, value, moment in selection.remember:
             self._last[path] = (value, moment)
 
+    def forget(self, selection: Selection) -> None:
+        """The values were not forwarded after all (refused): the next time they come, they are news."""
+        for path, value, _ in selection.remember:
+            last = self._last.get(path)
+            if last is not None and _same(last[0], value):
+                del self._last[path]
+
 
 def _same(a: Value, b: Value) -> bool:
     # bool is an int in Python: True == 1 must not hide a Boolean resource turning into an Integer.
