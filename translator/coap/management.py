@@ -7,7 +7,8 @@ device. Results are typed values; failures are `DownlinkError`s (see errors.py).
 Requests go through aiocoap (retransmission, block-wise), except Observe and its cancellation, which are
 sent raw through the datagram tap so the observation's token is ours from the first byte: notifications
 then take the hot path, and a cancellation can reuse the token (GET/FETCH with Observe=1), which
-aiocoap's client API cannot do.
+aiocoap's client API cannot do. Execute is sent raw too: it is not idempotent, and only the tap's
+exchange stops retransmitting when its deadline passes (aiocoap's goes on after a cancel).
 """
 
 from __future__ import annotations
@@ -459,10 +460,21 @@ class DeviceManager:
             raise ValueError("Execute targets a resource /o/i/r")
 
         async def op(dev: Device) -> None:
+            # Sent raw through the tap, not aiocoap: when the deadline passes the tap's exchange stops
+            # retransmitting, while aiocoap 0.4 keeps retransmitting a cancelled request, and a client
+            # without duplicate detection runs every retransmitted Execute again (a reboot after the 504).
             payload = arguments.encode() if arguments else b""
-            cf = ContentFormat.TEXT if payload else None
-            response = await self._request(dev, Code.POST, path, content_format=cf, payload=payload)
-            self._check(dev, response, f"execute {path}")
+            options = wire.path_options(_path_segments(path))
+            if payload:
+                options.append((wire.OPT_CONTENT_FORMAT, wire.uint(ContentFormat.TEXT)))
+            reg = dev.registration
+            try:
+                response = await self._tap.request(reg.peer, Code.POST, options, payload)
+            except ExchangeFailed as exc:
+                raise DeviceTimeoutError(reg.endpoint, f"execute {path}: {exc}") from None
+            if not 64 <= response.code < 96:
+                reason = response.payload[:120].decode("utf-8", "replace")
+                raise DeviceResponseError(reg.endpoint, response.code, reason or f"execute {path}")
 
         await self._submit(endpoint, f"execute {path}", op, timeout, deadline)
 

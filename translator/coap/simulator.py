@@ -33,6 +33,7 @@ import aiocoap
 import aiocoap.interfaces
 from aiocoap.numbers.codes import Code as AioCode
 
+from translator.coap import wire
 from translator.lwm2m import (
     ContentFormat,
     Link,
@@ -538,6 +539,40 @@ def _fires(attributes: Mapping[str, float], old: Value | None, new: Value) -> bo
     if "lt" in attributes:
         fired |= (old < attributes["lt"]) != (new < attributes["lt"])
     return fired
+
+
+class AnswerlessClient(asyncio.DatagramProtocol):
+    """A client without duplicate detection whose answers never reach the server (a lossy uplink, like a
+    cellular link in a bad spot): every request datagram it receives, retransmissions included, is
+    executed once more. Bind it to a registered device's port after closing that device."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, str]] = []  # (method, path) of every request datagram
+        self._transport: asyncio.DatagramTransport | None = None
+
+    @classmethod
+    async def bind(cls, address: tuple[str, int]) -> AnswerlessClient:
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_datagram_endpoint(cls, local_addr=address)
+        return protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self._transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        message = wire.parse(data)
+        if message is None or not 1 <= message.code < 32:
+            return
+        method = {1: "GET", 2: "POST", 3: "PUT", 4: "DELETE", 5: "FETCH"}.get(message.code, str(message.code))
+        self.received.append((method, "/" + "/".join(message.uri_path)))
+
+    def executions(self, path: Path) -> int:
+        return self.received.count(("POST", str(path)))
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
 
 # --- the `simulate` command ------------------------------------------------------------------------------
