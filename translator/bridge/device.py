@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from translator.bridge.delivery import TelemetryDelivery
+from translator.bridge.desired import write_desired
 from translator.bridge.setup import RegistrationSetUp
 from translator.coap import (
     BackPressure,
@@ -193,6 +194,8 @@ class DeviceLife:
         """After every (re)connect: replay the outbox, then settle desired properties not acknowledged yet."""
         self.telemetry.on_connected()
         twin = await session.get_twin()
+        if self.mapper is not None:
+            self.mapper.adopt_twin(twin)
         components = self.codec.component_names if self.codec is not None else frozenset()
         pending = pending_acknowledgements(twin, components)
         if pending:
@@ -218,19 +221,9 @@ class DeviceLife:
                 await self.report(
                     pending.desired.acknowledge(AckCode.IN_PROGRESS, "waiting for the device to wake")
                 )
-            try:
-                await self.bridge.coap.devices.write(
-                    self.endpoint,
-                    pending.write.path,
-                    pending.write.records,
-                    deadline=self.within(self.bridge.downlink_deadline()),
-                )
-            except DeviceResponseError as error:
-                await self.report(pending.failed(str(error), AckCode.REJECTED))
-            except DownlinkError as error:
-                await self.report(pending.failed(str(error)))
-            else:
-                await self.report(pending.completed())
+            wait = functools.partial(self.within, self.bridge.downlink_deadline())
+            devices = self.bridge.coap.devices
+            await self.report(await write_desired(devices, self.endpoint, self.mapper, pending, wait))
 
     async def on_method(self, invocation: Invocation) -> tuple[int, Any]:
         started = time.monotonic()

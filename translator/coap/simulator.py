@@ -100,6 +100,9 @@ class SimulatorOptions:
     attributes: bool = False  # honour pmin/pmax/gt/lt/st like the 1.2 client (off: notify every change)
     default_format: int = ContentFormat.SENML_JSON
     extra: dict[str, str] = field(default_factory=dict)
+    # Writes under these paths are refused with the given CoAP code (0x80 = 4.00, 0xA0 = 5.00, …) and change
+    # nothing: a device enforcing its own range, or failing to store the value.
+    refuse_writes: dict[Path, int] = field(default_factory=dict)
 
 
 class _DeviceResource(aiocoap.interfaces.ObservableResource):  # type: ignore[misc]
@@ -447,6 +450,9 @@ class SimulatedDevice:
                 else:
                     attrs.pop(name, None)
             return self._reply(AioCode.CHANGED)
+        refused = self._refusal(path)
+        if refused is not None:
+            return refused
         records = self._decode_body(request, path)
         if not isinstance(records, list):
             return records
@@ -458,6 +464,12 @@ class SimulatedDevice:
                 self.set_value(rec.path, rec.value)
         return self._reply(AioCode.CHANGED)
 
+    def _refusal(self, path: Path) -> Any:
+        for refused, code in self.options.refuse_writes.items():
+            if refused.startswith(path) or path.startswith(refused):
+                return self._reply(AioCode(code), b"refused by the device")
+        return None
+
     def _post(self, request: Any, path: Path) -> Any:
         if len(path) == 3:
             model = self.registry.resource_model(path[0], path[2])
@@ -468,6 +480,9 @@ class SimulatedDevice:
         if len(path) == 2:
             if not self._under(path):
                 return self._reply(AioCode.NOT_FOUND)
+            refused = self._refusal(path)
+            if refused is not None:
+                return refused
             records = self._decode_body(request, path)
             if not isinstance(records, list):
                 return records

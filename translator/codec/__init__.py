@@ -32,6 +32,7 @@ from translator.codec.mapper import (
     PendingWrite,
     TelemetryMessage,
     Uplink,
+    ack_code_for,
     status_for_coap,
 )
 from translator.codec.names import is_dtdl_name
@@ -80,6 +81,7 @@ __all__ = [
     "UnknownCommand",
     "Uplink",
     "ValueRejected",
+    "ack_code_for",
     "check_codec",
     "default_codec",
     "default_kind",

@@ -29,7 +29,10 @@ from translator.iotc.twin import (
     Acknowledgement,
     DesiredProperty,
     JsonObject,
+    Twin,
+    desired_properties,
     merge_patches,
+    pending_acknowledgements,
     reported_patch,
 )
 from translator.lwm2m import Path, Record, ResourceModel, Value
@@ -80,9 +83,16 @@ class PendingWrite:
     def completed(self) -> JsonObject:
         return self.desired.acknowledge(AckCode.COMPLETED, "completed")
 
-    def failed(self, reason: str, code: int = AckCode.FAILED) -> JsonObject:
-        """The acknowledgement when the device refused (4.xx: pass 400) or could not be reached (500)."""
-        return self.desired.acknowledge(code, reason)
+    def failed(self, reason: str, code: int = AckCode.FAILED, value: Any = ...) -> JsonObject:
+        """The acknowledgement when the device refused (4.xx: pass 400) or could not be reached (500);
+        `value` is what the device holds, when known (Ellipsis: not known, the desired value goes)."""
+        return self.desired.acknowledge(code, reason, value)
+
+
+def ack_code_for(coap_code: int) -> AckCode:
+    """The acknowledgement code for a refused write: the device's fault (5.xx) is 500, the request's (4.xx)
+    400, as docs/codec.md says."""
+    return AckCode.FAILED if coap_code >= 0xA0 else AckCode.REJECTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +184,10 @@ class DeviceMapper:
         self.device_id = device_id
         self._log = logger or _LOG
         self._desired_versions: dict[tuple[str | None, str], int] = {}
+        # Per writable property: the value of our last acknowledgement (so the device reporting that same
+        # value does not overwrite a 200 with a 203), and the last value the device reported.
+        self._acknowledged: dict[tuple[str | None, str], Any] = {}
+        self._device_values: dict[tuple[str | None, str], Any] = {}
         self._logged_unmapped: set[tuple[int, int]] = set()
         self.unmapped_count = 0
 
@@ -200,10 +214,12 @@ class DeviceMapper:
                 values = reported.setdefault(entry.component, {})
                 _put(values, entry.name, value, record.path if entry.resource.multiple else None)
         self.unmapped_count += unmapped
-        patches = [
-            reported_patch({name: self._reported(comp, name, v) for name, v in values.items()}, comp)
-            for comp, values in reported.items()
-        ]
+        patches: list[JsonObject] = []
+        for comp, values in reported.items():
+            entries = {name: self._reported(comp, name, v) for name, v in values.items()}
+            kept = {name: entry for name, entry in entries.items() if entry is not ...}
+            if kept:
+                patches.append(reported_patch(kept, comp))
         return Uplink(
             telemetry=tuple(
                 TelemetryMessage(comp, values, None if t is None else datetime.fromtimestamp(t, UTC))
@@ -214,12 +230,18 @@ class DeviceMapper:
         )
 
     def _reported(self, component: str | None, name: str, value: Any) -> Any:
+        """The reported entry for a property value; Ellipsis when nothing is to be reported."""
         entry = self.codec.entry_named(component, name)
         if not (isinstance(entry, Property) and entry.writable):
             return value
+        key = (component, name)
+        self._device_values[key] = value
+        if key in self._acknowledged and self._acknowledged[key] == value:
+            return ...  # already acknowledged with this very value: a 203 would only hide the 200
+        self._acknowledged.pop(key, None)
         # A writable property is reported in acknowledgement form; ac 203 says "the device's own value",
         # av the last desired version we handled so pending_acknowledgements sees it as current.
-        version = self._desired_versions.get((component, name), 0)
+        version = self._desired_versions.get(key, 0)
         return Acknowledgement(value, AckCode.DEVICE_DEFAULT, version, DEVICE_REPORTED).document()
 
     def _note_unmapped(self, path: Path) -> None:
@@ -236,6 +258,39 @@ class DeviceMapper:
         )
 
     # desired properties
+
+    def acknowledged(self, prop: DesiredProperty, value: Any = ...) -> None:
+        """Remember that `prop` was acknowledged with `value` (Ellipsis: its desired value)."""
+        self._desired_versions[(prop.component, prop.name)] = max(
+            prop.version, self._desired_versions.get((prop.component, prop.name), 0)
+        )
+        self._acknowledged[(prop.component, prop.name)] = prop.value if value is ... else value
+
+    def adopt_twin(self, twin: Twin) -> None:
+        """After a (re)connect, learn what the twin already settled: the desired versions (so a value the
+        device reports is acknowledged at the current version) and the values acknowledged 200 (so the
+        device reporting the same value at its next registration does not turn them into 203s)."""
+        components = self.codec.component_names
+        pending = {(p.component, p.name) for p in pending_acknowledgements(twin, components)}
+        for prop in desired_properties(twin.desired, components):
+            key = (prop.component, prop.name)
+            entry = self.codec.entry_named(prop.component, prop.name)
+            if key in pending or not (isinstance(entry, Property) and entry.writable):
+                continue
+            self._desired_versions[key] = max(prop.version, self._desired_versions.get(key, 0))
+            ack = Acknowledgement.from_document(twin.reported_value(prop.name, prop.component))
+            if ack is not None and ack.ac == AckCode.COMPLETED:
+                self._acknowledged.setdefault(key, ack.value)
+
+    def held_value(self, prop: DesiredProperty, records: Sequence[Record] | None) -> Any:
+        """The JSON value the device holds for `prop`: from `records` (a read-back) when they have it,
+        else the last value the device reported, else Ellipsis (unknown)."""
+        entry = self.codec.entry_named(prop.component, prop.name)
+        if isinstance(entry, Property) and records:
+            value = _resource_value(entry.resource, records, entry.scaling)
+            if value is not None and value != {}:
+                return value
+        return self._device_values.get((prop.component, prop.name), ...)
 
     def desired(self, properties: Iterable[DesiredProperty]) -> DesiredPlan:
         """Desired properties → LwM2M writes, plus immediate refusals (ac 400 with the reason)."""
