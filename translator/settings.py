@@ -224,6 +224,8 @@ def _validate(settings: Settings) -> Settings:
             raise SettingsError(f"{name}: must be positive")
     if settings.coap.receive_buffer < 0:
         raise SettingsError("coap.receive_buffer: must be 0 (system default) or a size in bytes")
+    if settings.coap.unbounded_lifetime <= 0:
+        raise SettingsError("coap.unbounded_lifetime: must be positive (seconds a lifetime-0 device is kept)")
     if iotc.reconnect_max < iotc.reconnect_min:
         raise SettingsError("iotc.reconnect_max: must be at least iotc.reconnect_min")
     if iotc.max_sessions < 1 or iotc.token_ttl < 300:

@@ -5,11 +5,22 @@ again, and a device's lifetime follows what the translator wrote to it."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from typing import Any
+
+import pytest
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
-from tests.e2e.conftest import eventually, properties, session_connected, simulated
+from tests.e2e.conftest import (
+    COAP_CLIENT,
+    coap_address,
+    eventually,
+    free_udp_port,
+    properties,
+    session_connected,
+    simulated,
+)
 from translator.coap.simulator import AnswerlessClient, default_values
 from translator.lwm2m import Path
 from translator.serve import Translator
@@ -147,3 +158,87 @@ async def _reconciled(translator: Translator, device_id: str) -> bool:
         return False
     name = f"session-{device_id}-after-connect"
     return not any(task.get_name() == name for task in asyncio.all_tasks())
+
+
+SERVER_LIFETIME = Path(1, 0, 1)
+
+
+def server_values(lifetime: int) -> dict[Path, Any]:
+    values = default_values()
+    values.update({Path(1, 0, 0): 1, SERVER_LIFETIME: lifetime, Path(1, 0, 7): "U"})
+    return values
+
+
+async def test_the_lifetime_written_to_the_device_keeps_its_registration(
+    emulator: Emulator, rest: RestClient, translator: Translator
+) -> None:
+    """The 1.1 client obeys a lifetime written to /1/0/1 but never sends lt= in its Updates: the
+    registration must live by the written lifetime, not expire under the device at the old one."""
+    async with simulated(translator, "obedient-1", values=server_values(2), lifetime=2) as device:
+        assert translator.coap is not None
+        registration = translator.coap.registration("obedient-1")
+        assert registration is not None and registration.lifetime == 2
+        updater = asyncio.create_task(device.stay_registered())
+        try:
+            await session_connected(translator, "obedient-1")
+            path = "/api/devices/obedient-1/components/lwm2mServer_0/properties"
+            status, _ = await rest.request("PATCH", path, {"lifetime": 30})
+            assert status == 202
+
+            async def written() -> bool:
+                return device.values[SERVER_LIFETIME] == 30
+
+            await eventually(written, what="the lifetime written")
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 5.0  # past the old lifetime (2 s, grace 0) by far; the device waits 15 s
+
+            async def kept() -> bool:
+                current = translator.coap.registration("obedient-1") if translator.coap else None
+                assert current is not None and current.reg_id == registration.reg_id, "registration expired"
+                return loop.time() >= until
+
+            await eventually(kept, what="five seconds of registration")
+            current = translator.coap.registration("obedient-1")
+            assert current is not None and current.lifetime == 30
+        finally:
+            updater.cancel()
+
+
+async def test_a_lifetime_the_server_would_refuse_is_never_written(
+    emulator: Emulator, rest: RestClient, translator: Translator
+) -> None:
+    async with simulated(translator, "obedient-2", values=server_values(300)) as device:
+        await session_connected(translator, "obedient-2")
+        path = "/api/devices/obedient-2/components/lwm2mServer_0/properties"
+        status, _ = await rest.request("PATCH", path, {"lifetime": 400_000_000})
+        assert status == 202
+
+        async def refused() -> dict[str, Any]:
+            view = await properties(rest, "obedient-2", "lwm2mServer_0")
+            meta = dict(view.get("$metadata", {}).get("lifetime", {}))
+            assert meta.get("ackCode") == 400 and meta.get("ackVersion") == meta.get("desiredVersion"), meta
+            return view
+
+        view = await eventually(refused, what="the refusal")
+        assert view["lifetime"] == 300
+        assert ("PUT", str(SERVER_LIFETIME)) not in device.requests
+        assert device.values[SERVER_LIFETIME] == 300
+
+
+@pytest.mark.skipif(COAP_CLIENT is None, reason="libcoap3-bin (coap-client-notls) not installed")
+async def test_lifetime_zero_is_infinite_not_a_bad_request(translator: Translator) -> None:
+    """lt=0 is "infinite" in the OMA Server object: libcoap's client registers with it and gets 2.01."""
+    assert COAP_CLIENT is not None
+    host, port = coap_address(translator)
+    local = str(free_udp_port())
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [COAP_CLIENT, "-B", "15", "-p", local, "-m", "post", "-t", "40", "-e", "</3303/0>",
+         f"coap://{host}:{port}/rd?ep=forever-1&lt=0&lwm2m=1.1"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "4.00" not in done.stdout + done.stderr, done
+    assert translator.coap is not None
+    registration = translator.coap.registration("forever-1")
+    assert registration is not None and registration.lifetime == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 
-from translator.coap import DeviceManager, DeviceResponseError, DownlinkError
+from translator.coap import DeviceManager, DeviceResponseError, DownlinkError, ServerRefusedError
 from translator.codec import DeviceMapper, PendingWrite, ack_code_for
 from translator.iotc.twin import AckCode, JsonObject
 from translator.lwm2m import Record
@@ -45,6 +45,8 @@ async def write_desired(
         if value is not ...:
             mapper.acknowledged(pending.desired, value)
         return pending.failed(str(error), ack_code_for(error.code), value)
+    except ServerRefusedError as error:
+        return pending.failed(str(error), AckCode.REJECTED, mapper.held_value(pending.desired, None))
     except DownlinkError as error:
         return pending.failed(str(error), AckCode.FAILED, mapper.held_value(pending.desired, None))
     mapper.acknowledged(pending.desired)

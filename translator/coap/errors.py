@@ -200,3 +200,9 @@ class DevicePayloadError(DownlinkError):
     """The device's answer could not be decoded (or a value could not be encoded for it)."""
 
     status_hint = 502
+
+
+class ServerRefusedError(DownlinkError):
+    """Not sent: the request would set something this server itself refuses (a lifetime out of range)."""
+
+    status_hint = 400

@@ -35,8 +35,10 @@ from translator.coap.errors import (
     DownlinkError,
     NotRegisteredError,
     RegistrationEndedError,
+    ServerRefusedError,
 )
 from translator.coap.hotpath import DatagramTap, ExchangeFailed
+from translator.coap.lifetime import lifetime_problem, written_lifetime
 from translator.coap.negotiation import composite_formats, read_formats, write_formats
 from translator.coap.observe import ObservationSequence
 from translator.coap.queue import DownlinkQueue
@@ -140,8 +142,10 @@ class DeviceManager:
         responder: Responder,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
+        lifetime_written: Callable[[str, int], None] | None = None,
     ) -> None:
         self._settings = settings
+        self._lifetime_written = lifetime_written
         self._sink = sink
         self._devices = devices
         # Endpoints that hold requests for a sleeping device: the housekeeping tick looks only at these,
@@ -423,6 +427,12 @@ class DeviceManager:
         """Write: replace (PUT) or, with `partial`, partial update (POST) of an instance."""
         code = Code.POST if partial else Code.PUT
         name = f"{'write-update' if partial else 'write'} {path}"
+        lifetime = written_lifetime(path, records)
+        problem = None if lifetime is None else lifetime_problem(lifetime)
+        if problem is not None:
+            raise ServerRefusedError(
+                endpoint, f"{name}: {problem}, which this server would refuse at Register"
+            )
 
         async def op(dev: Device) -> None:
             reg = dev.registration
@@ -441,6 +451,8 @@ class DeviceManager:
                     continue
                 self._check(dev, response, name)
                 dev.formats[kind] = cf
+                if lifetime is not None and self._lifetime_written is not None:
+                    self._lifetime_written(endpoint, lifetime)
                 return
             raise last or DevicePayloadError(endpoint, f"{name}: records fit no format the device takes")
 

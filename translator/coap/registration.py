@@ -20,11 +20,12 @@ from translator.coap.errors import (
     UnsupportedVersion,
 )
 from translator.coap.identity import DeviceIdentity
+from translator.coap.lifetime import lifetime_problem
 from translator.lwm2m import Lwm2mFormatError, RegisteredObjects, parse_registration
 
 SUPPORTED_VERSIONS = ("1.0", "1.1", "1.2")
 DEFAULT_LIFETIME = 86400
-MAX_LIFETIME = 10 * 365 * 86400
+UNBOUNDED_KEEP = 7 * 86400.0  # lifetime 0 ("infinite"): kept this long after the device was last heard
 LINK_FORMAT = 40
 
 # A peer's socket address exactly as the socket reports it: (host, port) or (host, port, flow, scope).
@@ -47,8 +48,9 @@ def _lifetime(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise BadRequest(f"invalid lifetime {text!r}")
     value = int(text)
-    if not 1 <= value <= MAX_LIFETIME:
-        raise BadRequest(f"lifetime {value} out of range")
+    problem = lifetime_problem(value)
+    if problem is not None:
+        raise BadRequest(problem)
     return value
 
 
@@ -141,8 +143,9 @@ class Registration:
     def location(self) -> tuple[str, str]:
         return ("rd", self.reg_id)
 
-    def expires_at(self, grace: float) -> float:
-        return self.updated_at + self.lifetime + grace
+    def expires_at(self, grace: float, unbounded: float = UNBOUNDED_KEEP) -> float:
+        """When the registration ends; lifetime 0 ("infinite") ends `unbounded` seconds after the update."""
+        return self.updated_at + (self.lifetime or unbounded) + grace
 
     @property
     def version_tuple(self) -> tuple[int, int]:
@@ -168,6 +171,10 @@ class RegistrationStore:
 
     grace: float = 30.0
     new_id: Callable[[], str] = field(default_factory=_default_ids)
+    # Lifetime 0: how long a registration is kept past the last time the device was heard (`last_heard`,
+    # monotonic, None when not known: then past its last Register/Update).
+    unbounded: float = UNBOUNDED_KEEP
+    last_heard: Callable[[Registration], float | None] | None = None
     _by_id: dict[str, Registration] = field(default_factory=dict)
     _by_endpoint: dict[str, str] = field(default_factory=dict)
     _by_peer: dict[Peer, str] = field(default_factory=dict)
@@ -190,9 +197,32 @@ class RegistrationStore:
         reg_id = self._by_peer.get(peer)
         return None if reg_id is None else self._by_id.get(reg_id)
 
+    def _expiry(self, reg: Registration) -> float:
+        return reg.expires_at(self.grace, self.unbounded)
+
+    def _heard_lately(self, reg: Registration, now: float) -> bool:
+        """A lifetime-0 registration whose device was heard within `unbounded`: its expiry moves on."""
+        if reg.lifetime or self.last_heard is None:
+            return False
+        heard = self.last_heard(reg)
+        if heard is None or heard + self.unbounded + self.grace <= now:
+            return False
+        heapq.heappush(self._expiries, (heard + self.unbounded + self.grace, reg.reg_id))
+        return True
+
+    def set_lifetime(self, reg_id: str, lifetime: int) -> Registration | None:
+        """The server wrote a new lifetime to the device (/1/x/1): it counts from the last update on."""
+        reg = self._by_id.get(reg_id)
+        if reg is None or reg.lifetime == lifetime:
+            return reg
+        new = replace(reg, lifetime=lifetime)
+        self._unindex(reg)
+        self._index(new)
+        return new
+
     def _index(self, reg: Registration) -> None:
         # Every (re)index schedules its expiry; `expire` skips entries that a later update made stale.
-        heapq.heappush(self._expiries, (reg.expires_at(self.grace), reg.reg_id))
+        heapq.heappush(self._expiries, (self._expiry(reg), reg.reg_id))
         self._by_id[reg.reg_id] = reg
         self._by_endpoint[reg.endpoint] = reg.reg_id
         self._by_peer[reg.peer] = reg.reg_id
@@ -223,7 +253,7 @@ class RegistrationStore:
             reg_id=self.new_id(),
             identity=identity,
             peer=peer,
-            lifetime=params.lifetime or DEFAULT_LIFETIME,
+            lifetime=DEFAULT_LIFETIME if params.lifetime is None else params.lifetime,
             version=params.version or "1.0",
             binding=params.binding or "U",
             queue_mode=bool(params.queue_mode),
@@ -284,10 +314,10 @@ class RegistrationStore:
         while expiries and expiries[0][0] <= now:
             _, reg_id = heapq.heappop(expiries)
             reg = self._by_id.get(reg_id)
-            if reg is not None and reg.expires_at(self.grace) <= now:
+            if reg is not None and self._expiry(reg) <= now and not self._heard_lately(reg, now):
                 self._unindex(reg)
                 gone.append(reg)
         if len(expiries) > 4 * len(self._by_id) + 1024:  # many updates: drop the stale entries
-            self._expiries = [(r.expires_at(self.grace), r.reg_id) for r in self._by_id.values()]
+            self._expiries = [(self._expiry(r), r.reg_id) for r in self._by_id.values()]
             heapq.heapify(self._expiries)
         return gone

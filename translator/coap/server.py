@@ -150,7 +150,9 @@ class Lwm2mServer:
         self._admission = Admission(auto=settings.auto_register, allow=settings.allow)
         self._clock = clock
         self._wallclock = wallclock
-        self.store = RegistrationStore(grace=settings.grace)
+        self.store = RegistrationStore(
+            grace=settings.grace, unbounded=settings.unbounded_lifetime, last_heard=self._last_heard
+        )
         self._devices: dict[str, Device] = {}
         self._ingest_ids = BoundedMemo[str, DeviceIdentity](
             max_entries=MAX_INGEST_IDENTITIES, lifetime=INGEST_IDENTITY_LIFETIME
@@ -183,6 +185,7 @@ class Lwm2mServer:
             responder=self._responder,
             clock=clock,
             wallclock=wallclock,
+            lifetime_written=self._lifetime_written,
         )
         self.registrations_total = 0  # every successful Register since start, re-registrations included
         self._context: Any = None
@@ -276,6 +279,28 @@ class Lwm2mServer:
             "ingest_identities": len(self._ingest_ids),
             "sink_inflight": self._responder.inflight,
         }
+
+    # --- lifetime ----------------------------------------------------------------------------------
+
+    def _last_heard(self, reg: Registration) -> float | None:
+        dev = self._devices.get(reg.endpoint)
+        if dev is None or dev.queue.awake_until == float("-inf"):
+            return None
+        return dev.queue.awake_until - dev.queue.window
+
+    def _lifetime_written(self, endpoint: str, lifetime: int) -> None:
+        """The device took a new lifetime (/1/x/1) from us: its registration lives by it from now on."""
+        dev = self._devices.get(endpoint)
+        if dev is None:
+            return
+        reg = self.store.set_lifetime(dev.registration.reg_id, lifetime)
+        if reg is None or reg is dev.registration:
+            return
+        dev.registration = reg
+        log.info(
+            "endpoint=%s device=%s: lifetime %d s written to the device", endpoint, reg.device_id, lifetime
+        )
+        asyncio.get_running_loop().call_soon(self._emit, "on_updated", reg)
 
     # --- housekeeping ------------------------------------------------------------------------------
 
@@ -497,8 +522,8 @@ class Lwm2mServer:
                 now=self._wallclock(),
                 max_payload=self.settings.max_payload,
             )
-            if reg.queue_mode:
-                self.devices.wake(dev, self._clock())
+            # Every device, not only queue mode: a lifetime-0 registration lives as long as it is heard.
+            self.devices.wake(dev, self._clock())
             return reg.identity, list(records), TelemetrySource.SEND
         identity = self._ingest_identity(query)
         return (

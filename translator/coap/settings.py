@@ -10,6 +10,9 @@ class CoapSettings:
     host: str = "::"  # "::" serves IPv4 and IPv6; "0.0.0.0"/"127.0.0.1" or an IPv6 address restrict it
     port: int = 5683  # 0: an ephemeral port (tests)
     grace: float = 30.0  # seconds a registration survives past its lifetime
+    # Lifetime 0 ("infinite" in the OMA Server object): the registration is kept this long after the device
+    # was last heard (Register, Update, Send, notification), then it expires like any other.
+    unbounded_lifetime: float = 7 * 86400.0
     queue_window: float = 93.0  # a queue-mode client listens this long after it sent (MAX_TRANSMIT_WAIT)
     queue_deadline: float = 60.0  # default deadline of a request held for a sleeping client
     request_timeout: float = 10.0  # default bound of one downlink exchange

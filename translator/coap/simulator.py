@@ -274,6 +274,15 @@ class SimulatedDevice:
         )
         return await self._send(msg)
 
+    async def stay_registered(self) -> None:
+        """Update before the lifetime ends, the way the LwM2M 1.1 client does: the lifetime is whatever the
+        Server object holds (/1/0/1, which the server may write) and an Update never carries `lt=`."""
+        while True:
+            lifetime = self.values.get(Path(1, 0, 1), self.options.lifetime)
+            await asyncio.sleep(max(0.5, float(lifetime if isinstance(lifetime, int | float) else 60) / 2))
+            with contextlib.suppress(TimeoutError, aiocoap.error.Error):
+                await self.update()
+
     async def sleep(self) -> None:
         """Queue mode: stop listening (the socket closes, like Anjay after MAX_TRANSMIT_WAIT)."""
         await self.close()
