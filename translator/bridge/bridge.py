@@ -289,7 +289,15 @@ class Bridge:
             life.registration = registration
             if previous is not None and previous.objects.instances != registration.objects.instances:
                 # New objects (Create/Delete on the device): a new codec shape, so set up again.
-                life.registered(registration)
+                self._spawn(self._reshape(life, registration), f"reshape-{registration.device_id}")
+
+    async def _reshape(self, life: DeviceLife, registration: Registration) -> None:
+        """The device's object instances changed: its codec is rebuilt for them (a new instance gets its
+        component), then its properties are read and it is observed again."""
+        entry = await self.store.device_for_endpoint(registration.endpoint)
+        life.adopt_codec(self.codec_for(registration, entry))
+        if life.registration is registration:  # not updated again meanwhile (that update reshapes itself)
+            life.registered(registration)
 
     def on_deregistered(self, registration: Registration, reason: DeregisterReason) -> None:
         log.info("device %s: %s", registration.device_id, reason.value)

@@ -65,7 +65,10 @@ class DeviceLife:
 
     def adopt_codec(self, codec: Codec | None) -> None:
         self.codec = codec
-        self.mapper = DeviceMapper(codec, device_id=self.device_id) if codec is not None else None
+        if codec is not None and self.mapper is not None:
+            self.mapper.rebind(codec)  # keeps what it knows of desired versions and acknowledgements
+        else:
+            self.mapper = DeviceMapper(codec, device_id=self.device_id) if codec is not None else None
         self._changes = ChangeFilter(codec) if codec is not None else None
 
     @property

@@ -191,6 +191,13 @@ class DeviceMapper:
         self._logged_unmapped: set[tuple[int, int]] = set()
         self.unmapped_count = 0
 
+    def rebind(self, codec: Codec) -> None:
+        """The device's objects changed shape: map with `codec` from now on. What is known per property
+        (desired versions, acknowledged and reported values) stays: names of the instances kept do not
+        change."""
+        self.codec = codec
+        self._logged_unmapped.clear()
+
     # uplink
 
     def uplink(self, records: Iterable[Record]) -> Uplink:
