@@ -3,11 +3,23 @@ its component; telemetry keeps the time it was received; what is not translated 
 
 from __future__ import annotations
 
+import time
+
+import aiocoap
+from aiocoap.numbers.codes import Code as AioCode
+
 from emulator.app import Emulator
 from tests.conftest import RestClient
-from tests.e2e.conftest import eventually, log_position, session_connected, simulated, telemetry_matching
+from tests.e2e.conftest import (
+    eventually,
+    iso_ms,
+    log_position,
+    session_connected,
+    simulated,
+    telemetry_matching,
+)
 from translator.coap.simulator import SimulatedDevice
-from translator.lwm2m import Path
+from translator.lwm2m import ContentFormat, Path, Record, encode
 from translator.serve import Translator
 
 SECOND = Path(3303, 1, 5700)
@@ -35,3 +47,66 @@ async def test_an_instance_announced_in_an_update_gets_its_component(
             rest, "grow-1", lambda e: e["component"] == "temperature_1", after=start
         )
         assert event["body"]["temperature"] == 31.25
+
+
+TEMPERATURE = Path(3303, 0, 5700)
+
+
+async def _disconnected(translator: Translator, device_id: str) -> bool:
+    assert translator.pool is not None
+    session = translator.pool.get(device_id)
+    return session is not None and not session.is_connected
+
+
+async def test_telemetry_kept_in_the_outbox_keeps_the_time_it_was_received(
+    emulator: Emulator, rest: RestClient, translator: Translator
+) -> None:
+    """A notification without a device timestamp, received while the hub is away: it waits in the outbox and
+    is replayed later, stamped with when it came from the device (not with the replay time)."""
+    async with simulated(translator, "late-2") as device:
+        await session_connected(translator, "late-2")
+        await eventually(lambda: _observing(device, TEMPERATURE), what="the observation")
+        start = await log_position(rest)
+        status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 3})
+        assert status == 200
+        await eventually(lambda: _disconnected(translator, "late-2"), what="the hub gone")
+        before = time.time()
+        device.set_value(TEMPERATURE, 17.25)
+
+        async def outboxed() -> bool:
+            return await translator.store.outbox_depth("late-2") > 0
+
+        await eventually(outboxed, what="the notification in the outbox")
+        after = time.time()
+        [event] = await telemetry_matching(
+            rest, "late-2", lambda e: e["body"].get("temperature") == 17.25, after=start
+        )
+        stamped = event["properties"].get("iothub-creation-time-utc")
+        assert stamped is not None, event
+        assert iso_ms(before - 0.001) <= stamped <= iso_ms(after + 0.001), (stamped, before, after)
+
+
+async def test_the_first_messages_of_a_new_device_keep_the_time_they_were_received(
+    emulator: Emulator, rest: RestClient, translator: Translator
+) -> None:
+    """A Send right after the Register, without timestamps, arrives before the device's hub session exists
+    (DPS and the connect take a while): it goes out stamped with when it was received, not when the session
+    came up."""
+    start = await log_position(rest)
+    # DPS busy for a while: the session comes up well after the Send.
+    status, _ = await rest.request("POST", "/emulator/faults/throttle", {"seconds": 2, "scope": "dps"})
+    assert status == 200
+    async with simulated(translator, "new-1", values={TEMPERATURE: 19.5}) as device:
+        before = time.time()
+        payload = encode(ContentFormat.SENML_JSON, [Record(TEMPERATURE, 19.75)], base_path=Path())
+        message = aiocoap.Message(
+            code=AioCode.POST, uri=device._uri("dp"), content_format=ContentFormat.SENML_JSON, payload=payload
+        )
+        response = await device._send(message)
+        assert response.code == AioCode.CHANGED, response
+        [event] = await telemetry_matching(
+            rest, "new-1", lambda e: e["body"].get("temperature") == 19.75, after=start
+        )
+        stamped = event["properties"].get("iothub-creation-time-utc")
+        assert stamped is not None, event
+        assert iso_ms(before - 0.001) <= stamped <= iso_ms(before + 1.0), (stamped, before)

@@ -332,10 +332,14 @@ class Bridge:
         if life is not None:
             self._codec_before_records(life, device, source)
             return life.deliver(records, changes_only=source is TelemetrySource.NOTIFY)
-        return asyncio.ensure_future(self._deliver_later(device, records, source))
+        return asyncio.ensure_future(self._deliver_later(device, records, source, time.time()))
 
     async def _deliver_later(
-        self, device: DeviceIdentity, records: Sequence[TelemetryRecord], source: TelemetrySource
+        self,
+        device: DeviceIdentity,
+        records: Sequence[TelemetryRecord],
+        source: TelemetrySource,
+        received: float,
     ) -> Outcome:
         registration = (
             self.coap.registration(device.endpoint) if source is not TelemetrySource.INGEST else None
@@ -345,7 +349,7 @@ class Bridge:
             raise RuntimeError(f"device {device.device_id}: no life to deliver to")
         # The life may be one resumed for its outbox, started before this registration existed.
         self._codec_before_records(life, device, source)
-        delivered = life.deliver(records, changes_only=source is TelemetrySource.NOTIFY)
+        delivered = life.deliver(records, received, changes_only=source is TelemetrySource.NOTIFY)
         return delivered if isinstance(delivered, Outcome) else await delivered
 
     def _codec_before_records(

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,13 +71,16 @@ class _Direct:
     payload: bytes
     done: asyncio.Future[Outcome]
     deadline: float
+    received: float  # wall clock: the message's time if it must wait after all
 
 
 _Item = tuple[Sequence[TelemetryMessage], asyncio.Future[Outcome]] | _Replay | _Wake
 
 
-def _epoch(moment: datetime | None) -> float | None:
-    return None if moment is None else moment.timestamp()
+def _stamped(message: TelemetryMessage, received: float) -> TelemetryMessage:
+    if message.time is not None:
+        return message
+    return dataclasses.replace(message, time=datetime.fromtimestamp(received, UTC))
 
 
 def _refuse(done: asyncio.Future[Outcome], error: BaseException) -> None:
@@ -133,22 +138,33 @@ class TelemetryDelivery:
 
     # -- the entry ---------------------------------------------------------------------------------
 
-    def send(self, messages: Sequence[TelemetryMessage]) -> asyncio.Future[Outcome]:
+    def send(
+        self, messages: Sequence[TelemetryMessage], received: float | None = None
+    ) -> asyncio.Future[Outcome]:
         """Queue telemetry; the future yields an Outcome once it is safe (raises BackPressure when the
-        device must retry later)."""
+        device must retry later). `received` (wall clock): when it came from the device, if before now."""
         if self._closed:
             raise BackPressure(f"{self.device_id}: session closing", retry_after=CLOSING_RETRY)
+        late = received is not None
+        received = time.time() if received is None else received
         done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         if (
-            len(messages) == 1
+            not late
+            and len(messages) == 1
             and self._direct is None
             and self._retry is None
             and not self._working
             and self._outbox_empty
             and (self._queue is None or self._queue.empty())
-            and self._publish_direct(messages[0], done)
+            and self._publish_direct(messages[0], done, received)
         ):
             return done
+        # A message without the device's own time that waited for the session, or waits in the outbox, goes
+        # out with the time it was received (iothub-creation-time-utc), not the time the hub gets it.
+        messages = [
+            _stamped(message, received) if late else dataclasses.replace(message, received=received)
+            for message in messages
+        ]
         try:
             self._enqueue((messages, done))
         except asyncio.QueueFull:
@@ -162,13 +178,19 @@ class TelemetryDelivery:
 
     # -- the direct path ---------------------------------------------------------------------------
 
-    def _publish_direct(self, message: TelemetryMessage, done: asyncio.Future[Outcome]) -> bool:
+    def _publish_direct(
+        self, message: TelemetryMessage, done: asyncio.Future[Outcome], received: float
+    ) -> bool:
         session = self.session
         if session is None:
             return False
         payload = _JSON.encode(message.values).encode()
         direct = _Direct(
-            message, payload, done, self.bridge.clock() + self.bridge.settings.iotc.telemetry_timeout
+            message,
+            payload,
+            done,
+            self.bridge.clock() + self.bridge.settings.iotc.telemetry_timeout,
+            received,
         )
         if not session.publish_telemetry_nowait(
             payload,
@@ -250,10 +272,11 @@ class TelemetryDelivery:
         if retry is None:
             return
         direct, timed_out = retry
+        message = dataclasses.replace(direct.message, received=direct.received)
         if timed_out:
-            await self._settle(direct.done, self._keep(direct.payload, direct.message))
+            await self._settle(direct.done, self._keep(direct.payload, message))
         else:
-            await self._settle(direct.done, self._deliver_one(direct.message))
+            await self._settle(direct.done, self._deliver_one(message))
 
     async def _settle(self, done: asyncio.Future[Outcome], work: Awaitable[Outcome]) -> None:
         """The worker's one way to complete a promise: the Outcome its work proved, or a refusal."""
@@ -302,8 +325,9 @@ class TelemetryDelivery:
 
     async def _keep(self, payload: bytes, message: TelemetryMessage) -> Outcome:
         try:
+            moment = message.received if message.time is None else message.time.timestamp()
             await self.bridge.store.outbox_append(
-                self.device_id, payload, component=message.component, creation_time=_epoch(message.time)
+                self.device_id, payload, component=message.component, creation_time=moment
             )
         except OutboxFullError as error:
             self.bridge.metrics.errors.labels(kind="outbox_full").inc()

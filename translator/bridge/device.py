@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import time
@@ -116,11 +117,18 @@ class DeviceLife:
 
     # -- telemetry --------------------------------------------------------------------------------
 
-    def deliver(self, records: Sequence[TelemetryRecord], *, changes_only: bool = False) -> Delivery:
+    def deliver(
+        self,
+        records: Sequence[TelemetryRecord],
+        received: float | None = None,
+        *,
+        changes_only: bool = False,
+    ) -> Delivery:
         """Map records and hand their telemetry to the delivery; the answer is the promise behind the
         device's acknowledgement (translator.coap.sink): an Outcome, now or once the data is safe.
-        `changes_only` (notifications, set-up Reads): values the device repeats unchanged are not forwarded
-        again (`translator.codec.changes`) — a deliberate "nothing to send"."""
+        `received` (wall clock): when they came from the device, when that was before now (they waited for
+        the device's session). `changes_only` (notifications, set-up Reads): values the device repeats
+        unchanged are not forwarded again (`translator.codec.changes`) — a deliberate "nothing to send"."""
         lwm2m = [record for record in records if isinstance(record, Record)]
         named = [record for record in records if isinstance(record, NamedRecord)]
         changes = self._changes if changes_only else None
@@ -128,12 +136,14 @@ class DeviceLife:
         if changes is not None and lwm2m:
             selection = changes.select(lwm2m, self.bridge.clock())
             lwm2m = list(selection.records)
-        delivered = self._deliver_mapped(lwm2m, named)
+        delivered = self._deliver_mapped(lwm2m, named, received)
         if changes is not None and selection is not None:
             _remember(changes, selection, delivered)
         return delivered
 
-    def _deliver_mapped(self, lwm2m: Sequence[Record], named: Sequence[NamedRecord]) -> Delivery:
+    def _deliver_mapped(
+        self, lwm2m: Sequence[Record], named: Sequence[NamedRecord], received: float | None
+    ) -> Delivery:
         messages: list[TelemetryMessage] = []
         reported: Awaitable[Outcome] | None = None
         if lwm2m:
@@ -160,7 +170,7 @@ class DeviceLife:
             # Deliberately nothing to send: the codec maps these records to no telemetry (and the reported
             # properties, if any, are acknowledged by the hub first).
             return reported if reported is not None else Outcome.NOTHING
-        sent = self.telemetry.send(messages)
+        sent = self.telemetry.send(messages, received)
         if reported is None:
             return sent
         both = asyncio.ensure_future(_both(sent, reported))  # runs whether or not the caller awaits it
