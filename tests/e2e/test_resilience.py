@@ -38,7 +38,7 @@ SENSOR_ONLY: dict[Lwm2mPath, Value] = {TEMPERATURE: 21.5, Lwm2mPath(3303, 0, 570
 
 def _streamed(event: dict[str, Any]) -> bool:
     # Readings 1000 + n; the values read at registration may carry a (receive) time too, when outboxed.
-    return event["component"] == "temperature_0" and event["body"].get("temperature", 0) >= 1000
+    return event["component"] == "temperature_0" and float(event["body"].get("temperature", 0)) >= 1000
 
 
 async def _stream(device: SimulatedDevice, numbers: range, base: float, interval: float) -> None:
