@@ -178,7 +178,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _template_export(args: argparse.Namespace) -> int:
     from translator.codec import CodecError, default_codec, export_template, load_codec
+    from translator.codec.coverage import untranslated
     from translator.lwm2m import DdfError, Lwm2mFormatError, ObjectRegistry, parse_registration
+    from translator.lwm2m import Path as LwPath
 
     try:
         registry = ObjectRegistry.with_ddf_directory(args.ddf) if args.ddf else ObjectRegistry.builtin()
@@ -198,6 +200,14 @@ def _template_export(args: argparse.Namespace) -> int:
                 registered.instances, registry, versions=registered.objects, overrides=overrides
             )
         document = json.dumps(export_template(codec), indent=2, ensure_ascii=False) + "\n"
+        objects = (
+            registered.instances
+            if args.codec is None
+            else tuple(LwPath(o, 0) for o in sorted({e.pattern.object_id for e in codec.entries()}))
+        )
+        missing = untranslated(codec, objects, registry)
+        if missing:
+            print(f"iotc-translator: not translated: {missing.describe()}", file=sys.stderr)
     except (CodecError, DdfError, Lwm2mFormatError, OSError) as exc:
         print(f"iotc-translator: {exc}", file=sys.stderr)
         return 1

@@ -3,9 +3,11 @@ its component; telemetry keeps the time it was received; what is not translated 
 
 from __future__ import annotations
 
+import logging
 import time
 
 import aiocoap
+import pytest
 from aiocoap.numbers.codes import Code as AioCode
 
 from emulator.app import Emulator
@@ -110,3 +112,39 @@ async def test_the_first_messages_of_a_new_device_keep_the_time_they_were_receiv
         stamped = event["properties"].get("iothub-creation-time-utc")
         assert stamped is not None, event
         assert iso_ms(before - 0.001) <= stamped <= iso_ms(before + 1.0), (stamped, before)
+
+
+async def test_what_is_not_translated_is_said_once_per_registration(
+    emulator: Emulator, rest: RestClient, translator: Translator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Objects without a model (a vendor's 33605, object 10) and their values: one INFO line per
+    registration names them; no warning per resource, neither at registration nor when they are sent."""
+    caplog.set_level(logging.INFO, logger="translator")
+    values = {TEMPERATURE: 21.5, Path(3303, 0, 5701): "Cel", Path(10, 0, 0): 1, Path(33605, 0, 1): "x"}
+    async with simulated(translator, "vendor-1", values=values) as device:
+        await session_connected(translator, "vendor-1")
+        await eventually(lambda: _observing(device, TEMPERATURE), what="the observation")
+        start = await log_position(rest)
+        await device.send([Path(10), Path(33605), TEMPERATURE])
+        await telemetry_matching(rest, "vendor-1", lambda e: e["component"] == "temperature_0", after=start)
+        assert (await device.register()).code.is_successful()
+
+        def said() -> list[str]:
+            return [
+                r.getMessage()
+                for r in caplog.records
+                if r.name.startswith("translator") and "not translated" in r.getMessage()
+            ]
+
+        async def twice() -> bool:
+            return len(said()) == 2
+
+        await eventually(twice, what="one line per registration")
+        assert all("/10" in line and "/33605" in line for line in said()), said()
+        noisy = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name.startswith("translator") and r.levelno >= logging.WARNING
+            and ("/10/" in r.getMessage() or "/33605/" in r.getMessage())
+        ]  # fmt: skip
+        assert noisy == []

@@ -33,6 +33,7 @@ from translator.coap import (
 from translator.coap.errors import dotted
 from translator.codec import Codec, CommandError, DeviceMapper, Operation, TelemetryMessage
 from translator.codec.changes import ChangeFilter, Selection
+from translator.codec.coverage import untranslated
 from translator.iotc.errors import HubError
 from translator.iotc.methods import Invocation
 from translator.iotc.property_bag import PropertyBag
@@ -87,6 +88,10 @@ class DeviceLife:
     def registered(self, registration: Registration) -> None:
         """A (re-)registration: its observations are new; set up, or resume when nothing changed."""
         self.registration = registration
+        if self.codec is not None:
+            missing = untranslated(self.codec, registration.objects.instances, self.bridge.catalog.registry)
+            if missing:
+                self._log.info("%s: not translated: %s", self.device_id, missing.describe())
         self._setup.start(registration)
 
     async def close(self) -> None:

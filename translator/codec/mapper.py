@@ -257,7 +257,8 @@ class DeviceMapper:
         if key in self._logged_unmapped or len(self._logged_unmapped) >= MAX_LOGGED_UNMAPPED:
             return
         self._logged_unmapped.add(key)
-        self._log.warning(
+        # Not a warning: the bridge names what a codec does not translate once per registration (INFO).
+        self._log.debug(
             "device=%s unmapped resource %s: codec %s has no entry for it; counting, not forwarding",
             self.device_id,
             path,
