@@ -21,7 +21,7 @@ from tests.e2e.conftest import (
     telemetry_matching,
 )
 from translator.coap.simulator import SimulatedDevice
-from translator.lwm2m import ContentFormat, Path, Record, encode
+from translator.lwm2m import ContentFormat, Path, Record, Value, encode
 from translator.serve import Translator
 
 SECOND = Path(3303, 1, 5700)
@@ -120,7 +120,12 @@ async def test_what_is_not_translated_is_said_once_per_registration(
     """Objects without a model (a vendor's 33605, object 10) and their values: one INFO line per
     registration names them; no warning per resource, neither at registration nor when they are sent."""
     caplog.set_level(logging.INFO, logger="translator")
-    values = {TEMPERATURE: 21.5, Path(3303, 0, 5701): "Cel", Path(10, 0, 0): 1, Path(33605, 0, 1): "x"}
+    values: dict[Path, Value] = {
+        TEMPERATURE: 21.5,
+        Path(3303, 0, 5701): "Cel",
+        Path(10, 0, 0): 1,
+        Path(33605, 0, 1): "x",
+    }
     async with simulated(translator, "vendor-1", values=values) as device:
         await session_connected(translator, "vendor-1")
         await eventually(lambda: _observing(device, TEMPERATURE), what="the observation")
