@@ -153,3 +153,24 @@ async def test_what_is_not_translated_is_said_once_per_registration(
             and ("/10/" in r.getMessage() or "/33605/" in r.getMessage())
         ]  # fmt: skip
         assert noisy == []
+
+
+async def test_resources_the_devices_read_showed_absent_are_not_observed(
+    emulator: Emulator, rest: RestClient, translator: Translator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Device object read at registration has no Memory Free (/3/0/10) nor Power Source Voltage (/3/0/7):
+    neither Write-Attributes nor Observe is sent for them, and nothing is warned about."""
+    caplog.set_level(logging.INFO, logger="translator")
+    async with simulated(translator, "lean-1", strict_attributes=True, composite="unsupported") as device:
+        await session_connected(translator, "lean-1")
+        await eventually(lambda: _observing(device, TEMPERATURE), what="the set-up")
+        for absent in ("/3/0/10", "/3/0/7"):
+            assert ("PUT", absent) not in device.requests, device.requests
+            assert ("GET", absent) not in device.requests, device.requests
+        assert ("PUT", "/3/0/9") in device.requests  # battery level: present, attributes written
+        warned = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name.startswith("translator") and r.levelno >= logging.WARNING and "/3/0/" in r.getMessage()
+        ]
+        assert warned == []

@@ -2,7 +2,8 @@
 
 The first registration of a device (or one with a new object list) gets the full set-up: one Read per
 object instance with properties (delivered as reported properties and first telemetry), the codec's
-attributes written with Write-Attributes, then the observations grouped by `plan_observations`.
+attributes written with Write-Attributes, then the observations grouped by `plan_observations` — except
+those of resources the Read showed absent (`setup_filter.present_only`).
 
 A full Register from an endpoint whose set-up already completed for the same object list — what a
 queue-mode LwM2M 1.2 client sends at every wake — only resumes: the Register ended the previous
@@ -19,8 +20,11 @@ import logging
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
+from translator.bridge.setup_filter import present_only
 from translator.coap import DownlinkError, Registration
 from translator.codec.observation_plan import ObservationGroup, plan_observations
+from translator.codec.spec import Observation
+from translator.lwm2m import Path, Record
 
 if TYPE_CHECKING:
     import asyncio
@@ -46,6 +50,7 @@ class RegistrationSetUp:
     def __init__(self, life: DeviceLife) -> None:
         self._life = life
         self._done_for: Hashable | None = None
+        self._absent: frozenset[Path] = frozenset()  # left out of the observations (see present_only)
         self._task: asyncio.Task[None] | None = None
         self._log = logging.LoggerAdapter(log, {"device_id": life.device_id})
 
@@ -64,12 +69,17 @@ class RegistrationSetUp:
             return
         if not resume:
             self._done_for = None  # an interrupted full set-up is done again in full next time
-            await self._read_properties(registration)
-            await self._write_attributes(registration)
+            read = await self._read_properties(registration)
+            # Resources the device's own Read showed absent are neither given attributes nor observed
+            # (they would only earn 4.04s and warnings); a resumed set-up leaves out the same ones.
+            kept, absent = present_only(codec.observations(registration.objects.instances), read)
+            self._absent = frozenset(absent)
+            if absent:
+                self._log.info("not observed, absent on the device: %s", ", ".join(map(str, absent)))
+            await self._write_attributes(registration, kept)
         instances = registration.objects.instances
-        groups = plan_observations(
-            codec.observations(instances), composite=registration.version_tuple >= (1, 1)
-        )
+        observations = [o for o in codec.observations(instances) if o.path not in self._absent]
+        groups = plan_observations(observations, composite=registration.version_tuple >= (1, 1))
         await self._observe(registration, groups)
         self._done_for = key
         self._log.info(
@@ -79,7 +89,7 @@ class RegistrationSetUp:
             len(groups),
         )
 
-    async def _read_properties(self, registration: Registration) -> None:
+    async def _read_properties(self, registration: Registration) -> dict[Path, list[Record]]:
         """One Read per object instance with properties; the values go out once (reported properties,
         and the telemetry the Read happens to carry, which the observations' first answers then do not
         repeat)."""
@@ -93,6 +103,7 @@ class RegistrationSetUp:
                 if path.parent is not None
             }
         )
+        read: dict[Path, list[Record]] = {}
         for instance in wanted:
             try:
                 records = await life.bridge.coap.devices.read(
@@ -101,13 +112,14 @@ class RegistrationSetUp:
             except DownlinkError as error:
                 self._log.warning("read %s for properties failed: %s", instance, error)
                 continue
+            read[instance] = [r for r in records if isinstance(r, Record)]
             life.deliver(records, changes_only=True)
+        return read
 
-    async def _write_attributes(self, registration: Registration) -> None:
+    async def _write_attributes(self, registration: Registration, observations: list[Observation]) -> None:
         life = self._life
-        assert life.codec is not None
         deadline = life.bridge.downlink_deadline()
-        for observation in life.codec.observations(registration.objects.instances):
+        for observation in observations:
             if not observation.attributes:
                 continue
             try:

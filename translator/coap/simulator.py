@@ -103,6 +103,8 @@ class SimulatorOptions:
     # Writes under these paths are refused with the given CoAP code (0x80 = 4.00, 0xA0 = 5.00, …) and change
     # nothing: a device enforcing its own range, or failing to store the value.
     refuse_writes: dict[Path, int] = field(default_factory=dict)
+    # Write-Attributes on a resource the device lacks answers 4.04, as the real C clients do.
+    strict_attributes: bool = False
 
 
 class _DeviceResource(aiocoap.interfaces.ObservableResource):  # type: ignore[misc]
@@ -451,6 +453,8 @@ class SimulatedDevice:
 
     def _put(self, request: Any, path: Path) -> Any:
         if request.opt.uri_query:
+            if self.options.strict_attributes and not self._under(path):
+                return self._reply(AioCode.NOT_FOUND)
             attrs = self.attributes.setdefault(path, {})
             for item in request.opt.uri_query:
                 name, _, value = item.partition("=")
