@@ -31,15 +31,17 @@ async def _observing(device: SimulatedDevice, path: Path) -> bool:
     return any(any(path.startswith(p) for p in paths) for paths in device.observed)
 
 
+@pytest.mark.parametrize("announce", ["update", "register"])
 async def test_an_instance_announced_in_an_update_gets_its_component(
-    emulator: Emulator, rest: RestClient, translator: Translator
+    emulator: Emulator, rest: RestClient, translator: Translator, announce: str
 ) -> None:
     async with simulated(translator, "grow-1", composite="unsupported") as device:
         await session_connected(translator, "grow-1")
         await eventually(lambda: _observing(device, Path(3303, 0, 5700)), what="the first sensor observed")
-        # A second temperature sensor appears (created locally): the device says so in an Update.
+        # A second temperature sensor appears (created locally): the device says so in an Update (or
+        # registers again with the new object list).
         device.values.update({SECOND: 30.5, Path(3303, 1, 5701): "Cel"})
-        response = await device.update(with_objects=True)
+        response = await (device.update(with_objects=True) if announce == "update" else device.register())
         assert response.code.is_successful(), response
         await eventually(lambda: _observing(device, SECOND), what="the new instance observed")
         assert ("GET", "/3303/1") in device.requests  # its properties were read

@@ -129,8 +129,10 @@ async def test_a_settled_property_stays_settled_across_re_registration_and_recon
         writes = device.requests.count(("PUT", str(DIMMER)))
         assert writes == 1
 
-        # The device registers again with a colour changed locally: its instance is read and reported.
+        # The device registers again, with a second temperature sensor and a colour changed locally: a new
+        # object list gets the full set-up, so its instances are read and reported (the dimmer with them).
         device.values[COLOUR] = "red"
+        device.values.update({Path(3303, 1, 5700): 19.0, Path(3303, 1, 5701): "Cel"})
         assert (await device.register()).code.is_successful()
 
         async def colour_reported() -> bool:

@@ -253,6 +253,13 @@ class Bridge:
             # Started without a registration (resumed for its outbox, or plain CBOR): now it has objects.
             entry = await self.store.device_for_endpoint(registration.endpoint)
             life.adopt_codec(self.codec_for(registration, entry))
+        elif (
+            life.registration is not None
+            and life.registration.objects.instances != registration.objects.instances
+        ):
+            # Registered again with other objects: the codec follows (a new instance gets its component).
+            entry = await self.store.device_for_endpoint(registration.endpoint)
+            life.adopt_codec(self.codec_for(registration, entry))
         self.pool.pin(life.device_id)  # its codec may have come with its first records already
         current = self.coap.registration(registration.endpoint)
         if current is None:
