@@ -59,3 +59,30 @@ def test_settle_freezes_survivors_and_a_full_settle_frees_frozen_garbage() -> No
         assert gc.get_freeze_count() < frozen - 90
     finally:
         gc.unfreeze()
+
+
+async def test_heap_trim_runs_off_the_loop_until_cancelled() -> None:
+    import asyncio
+    import threading
+
+    from translator.ops.heap import libc_trim, trim_periodically
+
+    calls: list[str] = []
+    loop = asyncio.get_running_loop()
+    twice = asyncio.Event()
+
+    def trim() -> int:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 2:
+            loop.call_soon_threadsafe(twice.set)
+        return 1
+
+    task = asyncio.create_task(trim_periodically(trim, interval=0.01))
+    async with asyncio.timeout(5.0):
+        await twice.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert threading.main_thread().name not in calls
+    real = libc_trim()
+    assert real is None or real() in (0, 1)
+    await trim_periodically(None)  # no glibc: returns at once

@@ -23,6 +23,7 @@ from translator.iotc.sas import TokenPolicy
 from translator.iotc.session import HubEndpoint, SessionSettings
 from translator.lwm2m import ObjectRegistry, RegisteredObjects
 from translator.ops.collector import SettlePolicy, settle_after_waves, tune_gc
+from translator.ops.heap import libc_trim, trim_periodically
 from translator.ops.http import OpsServer
 from translator.ops.metrics import Metrics
 from translator.private_files import private_dir
@@ -58,6 +59,7 @@ class Translator:
         self.coap: Lwm2mServer | None = None
         self.ops: OpsServer | None = None
         self._settler: asyncio.Task[None] | None = None
+        self._trimmer: asyncio.Task[None] | None = None
 
     async def _start_emulator(self) -> IotcSettings:
         from emulator.app import Emulator
@@ -134,6 +136,9 @@ class Translator:
             settle_after_waves(lambda: (coap.registrations_total, len(coap.store)), SettlePolicy()),
             name="gc-settle",
         )
+        self._trimmer = asyncio.get_running_loop().create_task(
+            trim_periodically(libc_trim()), name="heap-trim"
+        )
         log.info("translator ready: LwM2M on udp %s:%d", settings.coap.host, self.coap.port)
 
     def objects_check(self, objects: RegisteredObjects) -> str | None:
@@ -154,10 +159,11 @@ class Translator:
         return None
 
     async def stop(self) -> None:
-        if self._settler is not None:
-            self._settler.cancel()
-            await asyncio.gather(self._settler, return_exceptions=True)
-            self._settler = None
+        for task in (self._settler, self._trimmer):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._settler = self._trimmer = None
         if self.ops is not None:
             await self.ops.stop()
         if self.coap is not None:
