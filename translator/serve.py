@@ -121,9 +121,12 @@ class Translator:
             registry=self.registry,
             objects_check=self.objects_check,
             on_refused=self.metrics.count_refused,
+            journal=self.bridge.journal,
         )
         self.bridge.attach(self.coap)
+        await self.bridge.restore()  # before the socket opens: no restored token is ever answered RST
         await self.coap.start()
+        self.bridge.start_restored()
         await self.bridge.resume()
         operations = settings.operations
         self.ops = OpsServer(self.metrics, self.bridge.health, host=operations.host, port=operations.port)
@@ -166,6 +169,9 @@ class Translator:
         self._settler = self._trimmer = None
         if self.ops is not None:
             await self.ops.stop()
+        if self.bridge is not None:
+            # Every registration as it is now, before the face's shutdown ends them (no de-registration).
+            await self.bridge.journal.close()
         if self.coap is not None:
             await self.coap.stop()
         if self.bridge is not None:

@@ -222,6 +222,8 @@ def _validate(settings: Settings) -> Settings:
     ):
         if value <= 0:
             raise SettingsError(f"{name}: must be positive")
+    if settings.coap.setup_concurrency < 1 or settings.coap.setup_rate <= 0:
+        raise SettingsError("coap.setup_concurrency / coap.setup_rate: at least 1 device, a positive rate")
     if settings.coap.receive_buffer < 0:
         raise SettingsError("coap.receive_buffer: must be 0 (system default) or a size in bytes")
     if settings.coap.unbounded_lifetime <= 0:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from translator.bridge.codecs import CodecCatalog
 from translator.bridge.delivery import TelemetryDelivery
 from translator.bridge.device import DeviceLife
+from translator.bridge.journal import RegistrationJournal
+from translator.bridge.pacing import SetupLimiter
 from translator.coap import (
     Delivery,
     DeregisterReason,
@@ -28,6 +30,7 @@ from translator.coap import (
     TelemetrySource,
     endpoint_for,
 )
+from translator.coap.snapshot import RegistrationSnapshot, plan_restore
 from translator.codec import Codec
 from translator.iotc.credentials import (
     CommonNameTooLongError,
@@ -40,7 +43,7 @@ from translator.iotc.pool import DeviceSpec, SessionPool
 from translator.iotc.session import SessionCallbacks
 from translator.ops.metrics import Metrics
 from translator.settings import Settings
-from translator.store import DeviceEntry, RegistrationRecord, Store
+from translator.store import DeviceEntry, Store
 
 if TYPE_CHECKING:
     from translator.coap import Lwm2mServer
@@ -79,6 +82,9 @@ class Bridge:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._direct: dict[TelemetryDelivery, float] = {}  # a direct publish in flight → its deadline
         self._sweeper: asyncio.Task[None] | None = None
+        self.setup_limiter = SetupLimiter(settings.coap.setup_concurrency, settings.coap.setup_rate)
+        self.journal = RegistrationJournal(store, self._snapshot)
+        self._restored: list[RegistrationSnapshot] = []
         self._messages_in = {
             source: metrics.messages_in.labels(source=source.value) for source in TelemetrySource
         }
@@ -88,6 +94,9 @@ class Bridge:
 
     def attach(self, coap: Lwm2mServer) -> None:
         self._coap = coap
+
+    def _snapshot(self, endpoint: str) -> RegistrationSnapshot | None:
+        return self.coap.snapshot(endpoint)
 
     @property
     def coap(self) -> Lwm2mServer:
@@ -227,21 +236,8 @@ class Bridge:
         return await starting
 
     async def _registered(self, registration: Registration) -> None:
+        # The registration itself reaches the store through the journal (the CoAP face tells it).
         device_id = registration.device_id
-        await self.store.save_registration(
-            RegistrationRecord(
-                registration.endpoint,
-                device_id,
-                {
-                    "lifetime": registration.lifetime,
-                    "version": registration.version,
-                    "binding": registration.binding,
-                    "queue_mode": registration.queue_mode,
-                    "objects": {str(k): v for k, v in registration.objects.objects.items()},
-                },
-                time.time(),
-            )
-        )
         try:
             life = await self._life(device_id, registration, registration.endpoint)
         except NoCredentialsError as error:
@@ -249,6 +245,17 @@ class Bridge:
             return
         if life is None:
             return
+        await self._adopt_objects(life, registration)
+        current = self.coap.registration(registration.endpoint)
+        if current is None:
+            # De-registered or expired while its life was being set up: end it now (a pinned session for a
+            # device that is gone would stay connected for ever).
+            await self._end(registration, DeregisterReason.DEREGISTERED)
+        elif current.reg_id == registration.reg_id:
+            life.registered(current)
+        # else: registered again meanwhile; that registration's own task sets the life up.
+
+    async def _adopt_objects(self, life: DeviceLife, registration: Registration) -> None:
         if life.codec is None:
             # Started without a registration (resumed for its outbox, or plain CBOR): now it has objects.
             entry = await self.store.device_for_endpoint(registration.endpoint)
@@ -261,14 +268,61 @@ class Bridge:
             entry = await self.store.device_for_endpoint(registration.endpoint)
             life.adopt_codec(self.codec_for(registration, entry))
         self.pool.pin(life.device_id)  # its codec may have come with its first records already
-        current = self.coap.registration(registration.endpoint)
-        if current is None:
-            # De-registered or expired while its life was being set up: end it now (a pinned session for a
-            # device that is gone would stay connected for ever).
-            await self._end(registration, DeregisterReason.DEREGISTERED)
-        elif current.reg_id == registration.reg_id:
+
+    async def restore(self) -> None:
+        """Before the CoAP socket opens: registrations kept by the previous run come back into the CoAP face
+        (with their observations); those expired meanwhile are deleted. `start_restored` then resumes their
+        lives once the face runs."""
+        records = await self.store.registrations()
+        plan = plan_restore(
+            ((r.endpoint, r.device_id, r.data) for r in records),
+            grace=self.settings.coap.grace,
+            now=self.clock(),
+            wall_now=time.time(),
+        )
+        if plan.delete:
+            await self.store.write_registrations([], plan.delete)
+        self._restored = self.coap.restore(plan.restore)
+        log.info(
+            "restored %d registrations (%d with observations); %d expired or unreadable, deleted",
+            len(self._restored),
+            sum(1 for s in self._restored if s.observations),
+            len(plan.delete),
+        )
+
+    def start_restored(self) -> None:
+        """Each restored device gets its life back without waiting for it: session (connects paced by the
+        pool's connect rate), codec from its object list, and — only when no observation was kept — its
+        set-up downlinks. All through the set-up limiter, so a restart does not burst."""
+        restored, self._restored = self._restored, []
+        for snapshot in restored:
+            registration = snapshot.registration
+            self._spawn(
+                self._resume_registration(registration, bool(snapshot.observations)),
+                f"restore-{registration.device_id}",
+            )
+
+    async def _resume_registration(self, registration: Registration, observed: bool) -> None:
+        endpoint = registration.endpoint
+        async with self.setup_limiter.slot():
+            current = self.coap.registration(endpoint)
+            if current is None or current.reg_id != registration.reg_id:
+                return  # registered again or gone meanwhile: that event owns the life
+            try:
+                life = await self._life(registration.device_id, current, endpoint)
+            except NoCredentialsError as error:
+                log.error("device %s: not restored, no session: %s", registration.device_id, error.reason)
+                return
+        if life is None:
+            return
+        await self._adopt_objects(life, current)
+        current = self.coap.registration(endpoint)
+        if current is None or current.reg_id != registration.reg_id:
+            return
+        if observed:
+            life.restored(current)  # its observations run on: nothing to ask the device
+        else:
             life.registered(current)
-        # else: registered again meanwhile; that registration's own task sets the life up.
 
     async def resume(self) -> None:
         """After a restart: devices with telemetry left in the outbox get their session back, and the outbox
@@ -322,8 +376,6 @@ class Bridge:
         if life is not None:
             await life.close()
         await self.pool.close_session(life.device_id if life is not None else registration.device_id)
-        if reason is not DeregisterReason.SHUTDOWN:
-            await self.store.delete_registration(registration.endpoint)
 
     def on_records(
         self,

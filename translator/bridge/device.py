@@ -94,6 +94,11 @@ class DeviceLife:
                 self._log.info("%s: not translated: %s", self.device_id, missing.describe())
         self._setup.start(registration)
 
+    def restored(self, registration: Registration) -> None:
+        """Taken back after a restart with its observations: they run on, nothing to ask the device."""
+        self.registration = registration
+        self._setup.mark_done(registration)
+
     async def close(self) -> None:
         await self.telemetry.close()
         for task in self._tasks:

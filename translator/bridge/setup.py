@@ -54,6 +54,11 @@ class RegistrationSetUp:
         self._task: asyncio.Task[None] | None = None
         self._log = logging.LoggerAdapter(log, {"device_id": life.device_id})
 
+    def mark_done(self, registration: Registration) -> None:
+        """Set up already (restored after a restart with its observations): a later Register with the same
+        object list only resumes."""
+        self._done_for = set_up_key(registration)
+
     def start(self, registration: Registration) -> bool:
         """Set up for `registration` (cancelling a set-up still running); True when it only resumes."""
         if self._task is not None:
@@ -64,6 +69,13 @@ class RegistrationSetUp:
         return resume
 
     async def _run(self, registration: Registration, key: Hashable, resume: bool) -> None:
+        if self._life.codec is None:
+            return
+        # A restart or a registration flood: set-ups take turns (bridge/pacing.py).
+        async with self._life.bridge.setup_limiter.slot():
+            await self._set_up(registration, key, resume)
+
+    async def _set_up(self, registration: Registration, key: Hashable, resume: bool) -> None:
         codec = self._life.codec
         if codec is None:
             return

@@ -143,9 +143,12 @@ class DeviceManager:
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
         lifetime_written: Callable[[str, int], None] | None = None,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._lifetime_written = lifetime_written
+        # Told when a device's set of observations changed, so what survives a restart follows.
+        self._on_change = on_change or (lambda _endpoint: None)
         self._sink = sink
         self._devices = devices
         # Endpoints that hold requests for a sleeping device: the housekeeping tick looks only at these,
@@ -678,6 +681,7 @@ class DeviceManager:
         if old is not None:
             old.cancelled = True
             self._tap.forget_token(old.token)
+            self._on_change(reg.endpoint)
         if composite:
             candidates = composite_formats(reg.version_tuple, reg.objects.content_formats)
         else:
@@ -738,6 +742,7 @@ class DeviceManager:
             else:
                 obs.seq.accept(response.observe, self._clock())
                 dev.observations[paths] = obs
+                self._on_change(reg.endpoint)
                 if composite:
                     dev.composite = True
                 else:
@@ -765,6 +770,7 @@ class DeviceManager:
         if obs is None:
             return False
         obs.cancelled = True
+        self._on_change(endpoint)
 
         async def op(dev: Device) -> bool:
             reg = dev.registration
@@ -818,6 +824,7 @@ class DeviceManager:
             )
             dev.observations.pop(obs.paths, None)
             self._tap.forget_token(obs.token)
+            self._on_change(obs.endpoint)
             self._responder.notification_done(msg, peer, pktinfo, True)
             return
         if not obs.seq.accept(msg.observe, now):

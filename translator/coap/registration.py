@@ -112,7 +112,7 @@ def parse_objects(content_format: int | None, payload: bytes) -> RegisteredObjec
         raise BadRequest(exc.reason) from None
 
 
-_NO_OBJECTS = RegisteredObjects(objects={}, instances=(), content_formats=(), root="/", links=())
+NO_OBJECTS = RegisteredObjects(objects={}, instances=(), content_formats=(), root="/", links=())
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,15 +249,18 @@ class RegistrationStore:
         displaced = self.by_peer(peer)  # another endpoint that used this address before: stale
         if displaced is not None and self._by_peer.get(peer) == displaced.reg_id:
             del self._by_peer[peer]
+        reg_id = self.new_id()
+        while reg_id in self._by_id:  # restored registrations carry ids of an earlier process
+            reg_id = self.new_id()
         reg = Registration(
-            reg_id=self.new_id(),
+            reg_id=reg_id,
             identity=identity,
             peer=peer,
             lifetime=DEFAULT_LIFETIME if params.lifetime is None else params.lifetime,
             version=params.version or "1.0",
             binding=params.binding or "U",
             queue_mode=bool(params.queue_mode),
-            objects=objects if objects is not None else _NO_OBJECTS,
+            objects=objects if objects is not None else NO_OBJECTS,
             registered_at=now,
             updated_at=now,
             sms=params.sms,
@@ -288,6 +291,18 @@ class RegistrationStore:
         self._unindex(old)
         self._index(new)
         return new
+
+    def restore(self, reg: Registration) -> Registration | None:
+        """Take back a registration kept across a restart, unless its endpoint or id is taken by then (a
+        device that registered again first wins). Returns it when it was taken. An address another
+        registration holds stays with that one (two stored registrations on one address: one is stale)."""
+        if reg.endpoint in self._by_endpoint or reg.reg_id in self._by_id:
+            return None
+        holder = self._by_peer.get(reg.peer)
+        self._index(reg)
+        if holder is not None:
+            self._by_peer[reg.peer] = holder
+        return reg
 
     def touch(self, reg_id: str, peer: Peer) -> Registration | None:
         """Follow a device's address when it sends from a new port (Send, notification)."""

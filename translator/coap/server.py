@@ -54,7 +54,7 @@ from translator.coap.identity import (
     SecurityContext,
 )
 from translator.coap.ingest import decode_ingest, decode_send
-from translator.coap.management import Device, DeviceManager
+from translator.coap.management import Device, DeviceManager, Observation
 from translator.coap.memo import BoundedMemo
 from translator.coap.queue import DownlinkQueue
 from translator.coap.ratelog import LogBudget, RateLimitFilter
@@ -73,6 +73,13 @@ from translator.coap.sink import (
     TelemetrySink,
     TelemetrySource,
     acknowledged,
+)
+from translator.coap.snapshot import (
+    NoJournal,
+    ObservationSnapshot,
+    RegistrationJournal,
+    RegistrationSnapshot,
+    expiry_wallclock,
 )
 from translator.lwm2m import ObjectRegistry, RegisteredObjects
 
@@ -140,11 +147,13 @@ class Lwm2mServer:
         wallclock: Callable[[], float] = time.time,
         objects_check: ObjectsCheck | None = None,
         on_refused: RefusalHook = ignore_refusal,
+        journal: RegistrationJournal | None = None,
     ) -> None:
         self.settings = settings
         self._sink = sink
         self._objects_check = objects_check
         self._on_refused = on_refused
+        self._journal: RegistrationJournal = journal or NoJournal()
         self._registry = registry or ObjectRegistry.builtin()
         self._resolver: IdentityResolver = resolver or ClaimedEndpointResolver()
         self._admission = Admission(auto=settings.auto_register, allow=settings.allow)
@@ -186,6 +195,7 @@ class Lwm2mServer:
             clock=clock,
             wallclock=wallclock,
             lifetime_written=self._lifetime_written,
+            on_change=self._changed,
         )
         self.registrations_total = 0  # every successful Register since start, re-registrations included
         self._context: Any = None
@@ -269,6 +279,81 @@ class Lwm2mServer:
     def registration(self, endpoint: str) -> Registration | None:
         return self.store.by_endpoint(endpoint)
 
+    # --- surviving a restart -----------------------------------------------------------------------
+
+    def _changed(self, endpoint: str) -> None:
+        try:
+            self._journal.changed(endpoint)
+        except Exception:
+            log.exception("endpoint=%s: registration journal failed", endpoint)
+
+    def snapshot(self, endpoint: str) -> RegistrationSnapshot | None:
+        """The registration of `endpoint` and its observations as they are now; None when not registered."""
+        reg = self.store.by_endpoint(endpoint)
+        dev = self._devices.get(endpoint)
+        if reg is None or dev is None:
+            return None
+        observations = tuple(
+            ObservationSnapshot(obs.token, obs.paths, obs.content_format, obs.composite)
+            for obs in dev.observations.values()
+            if not obs.cancelled
+        )
+        expires = expiry_wallclock(reg, now=self._clock(), wall_now=self._wallclock())
+        return RegistrationSnapshot(reg, observations, expires)
+
+    def restore(self, snapshots: Sequence[RegistrationSnapshot]) -> list[RegistrationSnapshot]:
+        """Take back registrations and observations kept by a previous run, before the socket opens: a
+        notification on a restored token is telemetry, an Update of `rd/<id>` and a Send from the restored
+        address are accepted, with nothing sent to the device. Returns the snapshots taken (an endpoint
+        registered meanwhile keeps its new registration)."""
+        taken: list[RegistrationSnapshot] = []
+        for snapshot in snapshots:
+            reg = self.store.restore(snapshot.registration)
+            if reg is None:
+                continue
+            dev = Device(
+                reg,
+                self._registry.for_versions(reg.objects.objects),
+                DownlinkQueue[Any](self.settings.queue_window),
+            )
+            for kept in snapshot.observations:
+                obs = Observation(
+                    reg.endpoint, reg.reg_id, kept.paths, kept.token, kept.content_format, kept.composite
+                )
+                dev.observations[kept.paths] = obs
+                self.tap.observe_token(kept.token, obs)
+                if kept.composite:
+                    dev.composite = True
+            self._devices[reg.endpoint] = dev
+            taken.append(snapshot)
+            log.info(
+                "endpoint=%s device=%s: restored rd/%s (%d observations, %.0fs left)",
+                reg.endpoint,
+                reg.device_id,
+                reg.reg_id,
+                len(dev.observations),
+                reg.expires_at(0.0) - self._clock(),
+            )
+        return taken
+
+    def _moved(self, dev: Device, peer: Peer) -> None:
+        """A notification on one of the device's tokens came from a new address (NAT rebinding): downlinks
+        and Sends follow it."""
+        old = dev.registration
+        reg = self.store.touch(old.reg_id, peer)
+        if reg is None:
+            return
+        dev.registration = reg
+        log.info(
+            "endpoint=%s device=%s: address moved from %s to %s (notification)",
+            reg.endpoint,
+            reg.device_id,
+            _host(old.peer),
+            _host(peer),
+        )
+        self._changed(reg.endpoint)
+        self._emit("on_updated", reg)
+
     def stats(self) -> dict[str, int]:
         return {
             **self.tap.counters,
@@ -320,6 +405,7 @@ class Lwm2mServer:
                         reg.device_id,
                         reg.reg_id,
                     )
+                    self._changed(reg.endpoint)
                     self._emit_deregistered(reg, DeregisterReason.EXPIRED)
                 self.devices.expire_held(now)
                 self._responder.sweep(now)
@@ -421,6 +507,7 @@ class Lwm2mServer:
             self.devices.end_device(old, "re-registered", keep_queue=True)
         dev = Device(reg, self._registry.for_versions(reg.objects.objects), queue)
         self._devices[reg.endpoint] = dev
+        self._changed(reg.endpoint)
         log.info(
             "endpoint=%s device=%s: registered rd/%s lwm2m=%s lt=%d b=%s queue=%s from %s%s",
             reg.endpoint,
@@ -463,6 +550,7 @@ class Lwm2mServer:
         dev.registration = reg
         if objects is not None:
             dev.lookup = self._registry.for_versions(reg.objects.objects)
+        self._changed(reg.endpoint)
         log.info(
             "endpoint=%s device=%s: updated rd/%s lt=%d b=%s from %s",
             reg.endpoint,
@@ -482,6 +570,7 @@ class Lwm2mServer:
         dev = self._devices.pop(reg.endpoint, None)
         if dev is not None:
             self.devices.end_device(dev, "de-registered")
+        self._changed(reg.endpoint)
         log.info("endpoint=%s device=%s: de-registered rd/%s", reg.endpoint, reg.device_id, reg_id)
         asyncio.get_running_loop().call_soon(self._emit_deregistered, reg, DeregisterReason.DEREGISTERED)
         return aiocoap.Message(code=AioCode.DELETED)
@@ -591,6 +680,16 @@ class Lwm2mServer:
         return True
 
     def notification(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, observer: Any) -> None:
+        dev = self._devices.get(observer.endpoint)
+        if (
+            dev is not None
+            and dev.registration.peer != peer
+            and dev.registration.reg_id == observer.reg_id
+            and not observer.cancelled
+        ):
+            # The token is ours and live: only the device (or whoever saw the token on the wire; plain UDP
+            # has nothing better) sends it. docs/coap.md: the latest source address is where downlinks go.
+            self._moved(dev, peer)
         self.devices.notification(msg, peer, pktinfo, observer)
 
 

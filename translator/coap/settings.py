@@ -24,6 +24,10 @@ class CoapSettings:
     tick: float = 1.0  # housekeeping period (expiry, deadlines, sweeps)
     hot_path: bool = True  # the hand-parsed telemetry path in front of aiocoap
     receive_buffer: int = 4 * 1024 * 1024  # UDP SO_RCVBUF for bursts (capped at rmem_max); 0: system default
+    # Devices being set up at once (session, property Reads, Write-Attributes, Observes) and set-ups started
+    # per second: a restart with many registrations or a registration flood does not burst downlinks.
+    setup_concurrency: int = 500
+    setup_rate: float = 100.0
     dedup_per_peer: int = 32
     dedup_max_peers: int = 50_000
     dedup_max_entries: int = 200_000  # message ids remembered in all (~0.2 KB each)

@@ -34,6 +34,7 @@ import aiocoap.interfaces
 from aiocoap.numbers.codes import Code as AioCode
 
 from translator.coap import wire
+from translator.coap.simnat import NatRelay
 from translator.lwm2m import (
     ContentFormat,
     Link,
@@ -105,6 +106,11 @@ class SimulatorOptions:
     refuse_writes: dict[Path, int] = field(default_factory=dict)
     # Write-Attributes on a resource the device lacks answers 4.04, as the real C clients do.
     strict_attributes: bool = False
+    # Real clients' reactions (docs/CLIENTS.md): a 1.1 client goes to "bootstrap required" after a 4.04 to
+    # its Update and never comes back; a 1.2 client drops an observation whose notification got RST.
+    stop_after_update_not_found: bool = False
+    cancel_observation_on_rst: bool = False
+    nat: bool = False  # behind a NAT relay (simnat.py): `rebind()` changes the source port the server sees
 
 
 class _DeviceResource(aiocoap.interfaces.ObservableResource):  # type: ignore[misc]
@@ -150,6 +156,11 @@ class SimulatedDevice:
         self._observers: dict[tuple[Path, ...], set[Any]] = {}
         self._watches: dict[Any, _Watch] = {}  # per observation, with `attributes`
         self.notifications = 0  # notifications sent after the first answers
+        self._observation_tokens: dict[bytes, tuple[tuple[Path, ...], Any]] = {}
+        self._notification_mids: dict[int, bytes] = {}  # message id of a NON notification sent → its token
+        self.cancelled_by_rst: list[tuple[Path, ...]] = []
+        self.stopped = False  # a 1.1-style client after a 4.04 to its Update: gone for good
+        self.nat: NatRelay | None = None
         self.port = 0
 
     # --- life cycle --------------------------------------------------------------------------------
@@ -167,14 +178,62 @@ class SimulatedDevice:
         )
         interface = self._context.request_interfaces[0].token_interface.message_interface
         self.port = int(interface.transport.get_extra_info("socket").getsockname()[1])
+        if self.options.cancel_observation_on_rst:
+            self._watch_resets(interface)
+        if self.options.nat and self.nat is None:
+            self.nat = NatRelay(self.server, self._bind[0])
+            await self.nat.start()
+
+    async def rebind(self) -> int:
+        """NAT rebinding: the server sees a new source port from now on (requires `options.nat`)."""
+        if self.nat is None:
+            raise RuntimeError("rebind needs SimulatorOptions(nat=True)")
+        return await self.nat.rebind()
+
+    def _watch_resets(self, interface: Any) -> None:
+        # aiocoap tracks RSTs for CON messages only; a NON notification's RST is matched here by message id.
+        send, received = interface.send, interface.datagram_msg_received
+
+        def sending(message: Any) -> None:
+            if message.mtype == aiocoap.NON and message.opt.observe is not None and message.mid is not None:
+                if len(self._notification_mids) > 1024:
+                    self._notification_mids.clear()
+                self._notification_mids[message.mid] = bytes(message.token)
+            send(message)
+
+        def receiving(data: bytes, ancdata: Any, flags: Any, address: Any) -> None:
+            if len(data) >= 4 and (data[0] >> 4) & 0x3 == 3:  # RST
+                token = self._notification_mids.pop(int.from_bytes(data[2:4], "big"), None)
+                if token is not None:
+                    self._cancel_by_rst(token)
+            received(data, ancdata, flags, address)
+
+        interface.send = sending
+        interface.datagram_msg_received = receiving
+
+    def _cancel_by_rst(self, token: bytes) -> None:
+        entry = self._observation_tokens.pop(token, None)
+        if entry is None:
+            return
+        paths, serverobservation = entry
+        self._observers.get(paths, set()).discard(serverobservation)
+        watch = self._watches.pop(serverobservation, None)
+        if watch is not None:
+            watch.stop()
+        self.cancelled_by_rst.append(paths)
+        log.info("%s: observation of %s cancelled (RST)", self.endpoint, paths)
 
     async def close(self) -> None:
+        if self.nat is not None:
+            self.nat.close()
+            self.nat = None
         if self._context is not None:
             context, self._context = self._context, None
             self._observers.clear()
             for watch in self._watches.values():
                 watch.stop()
             self._watches.clear()
+            self._observation_tokens.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(3.0):
                     await context.shutdown()
@@ -189,7 +248,7 @@ class SimulatedDevice:
     # --- client → server ---------------------------------------------------------------------------
 
     def _uri(self, path: str) -> str:
-        host, port = self.server
+        host, port = self.server if self.nat is None else self.nat.address
         host = f"[{host}]" if ":" in host else host
         return f"coap://{host}:{port}/{path}"
 
@@ -222,6 +281,8 @@ class SimulatedDevice:
         return query
 
     async def register(self) -> Any:
+        if self.stopped:
+            raise RuntimeError(f"{self.endpoint} stopped for good after a 4.04 to its Update")
         msg = aiocoap.Message(
             code=AioCode.POST,
             uri=self._uri("rd"),
@@ -243,7 +304,13 @@ class SimulatedDevice:
         if with_objects:
             msg.opt.content_format = ContentFormat.LINK_FORMAT
             msg.payload = self.object_links().encode()
-        return await self._send(msg)
+        response = await self._send(msg)
+        if response.code == AioCode.NOT_FOUND and self.options.stop_after_update_not_found:
+            log.info("%s: Update refused with 4.04: stopping for good", self.endpoint)
+            self.stopped = True
+            self.location = None
+            await self.close()
+        return response
 
     async def deregister(self) -> Any:
         if self.location is None:
@@ -360,9 +427,12 @@ class SimulatedDevice:
         if self.options.attributes:
             watch = self._watches[serverobservation] = _Watch(paths, serverobservation)
             self._notify(watch, first=True)  # the first answer is the render that follows
+        token = bytes(request.token)
+        self._observation_tokens[token] = (paths, serverobservation)
 
         def cancelled() -> None:
             observers.discard(serverobservation)
+            self._observation_tokens.pop(token, None)
             ended = self._watches.pop(serverobservation, None)
             if ended is not None:
                 ended.stop()

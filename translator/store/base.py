@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -87,6 +88,10 @@ class Store(Protocol):
     async def delete_registration(self, endpoint: str) -> None: ...
 
     async def registrations(self) -> list[RegistrationRecord]: ...
+
+    async def write_registrations(self, saves: Sequence[RegistrationRecord], deletes: Sequence[str]) -> None:
+        """Save and delete (by endpoint) registrations in one transaction."""
+        ...
 
     # outbox
     async def outbox_append(

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,24 @@ class SqliteStore:
 
     async def delete_registration(self, endpoint: str) -> None:
         await self._write("DELETE FROM registrations WHERE endpoint = ?", (endpoint,))
+
+    async def write_registrations(self, saves: Sequence[RegistrationRecord], deletes: Sequence[str]) -> None:
+        try:
+            if saves:
+                await self.db.executemany(
+                    "INSERT OR REPLACE INTO registrations VALUES (?, ?, ?, ?)",
+                    [(r.endpoint, r.device_id, json.dumps(r.data), r.updated) for r in saves],
+                )
+            if deletes:
+                await self.db.executemany(
+                    "DELETE FROM registrations WHERE endpoint = ?", [(e,) for e in deletes]
+                )
+            await self.db.commit()
+        except StoreError:
+            raise
+        except Exception as error:  # sqlite3 raises several unrelated types for a bad disk
+            # No rollback: the connection's transaction is shared with the outbox's group commit.
+            raise StoreError(f"registrations not written: {error}") from error
 
     async def registrations(self) -> list[RegistrationRecord]:
         async with self.db.execute("SELECT endpoint, device_id, data, updated FROM registrations") as rows:
