@@ -134,6 +134,7 @@ class Bridge:
                         self._direct.pop(delivery, None)
 
     async def close(self) -> None:
+        await self.journal.close()  # normally done already, before the CoAP face stopped
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)

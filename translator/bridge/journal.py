@@ -42,10 +42,10 @@ class RegistrationJournal:
         return len(self._dirty)
 
     async def _run(self) -> None:
-        while True:
+        while not self._closed:
             await self._wake.wait()
             self._wake.clear()
-            if not await self._write_once():
+            if not await self._write_once() and not self._closed:
                 await asyncio.sleep(RETRY_AFTER)
                 self._wake.set()
 
@@ -80,11 +80,12 @@ class RegistrationJournal:
                 return
 
     async def close(self) -> None:
-        """Flush, then ignore later changes: at shutdown the face tears every device down, and that must
-        not reach the store as de-registrations."""
-        if self._writer is not None:
-            self._writer.cancel()
-            await asyncio.gather(self._writer, return_exceptions=True)
-            self._writer = None
-        await self.flush()
+        """Write what is pending, then ignore later changes: at shutdown the face tears every device down,
+        and that must not reach the store as de-registrations. A write under way is finished, not
+        cancelled (its rows are no longer in the dirty set)."""
         self._closed = True
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._wake.set()
+            await asyncio.gather(writer, return_exceptions=True)
+        await self.flush()

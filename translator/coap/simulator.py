@@ -159,6 +159,7 @@ class SimulatedDevice:
         self._observation_tokens: dict[bytes, tuple[tuple[Path, ...], Any]] = {}
         self._notification_mids: dict[int, bytes] = {}  # message id of a NON notification sent → its token
         self.cancelled_by_rst: list[tuple[Path, ...]] = []
+        self.requests_received = 0  # request datagrams from the server (retransmissions included)
         self.stopped = False  # a 1.1-style client after a 4.04 to its Update: gone for good
         self.nat: NatRelay | None = None
         self.port = 0
@@ -178,8 +179,7 @@ class SimulatedDevice:
         )
         interface = self._context.request_interfaces[0].token_interface.message_interface
         self.port = int(interface.transport.get_extra_info("socket").getsockname()[1])
-        if self.options.cancel_observation_on_rst:
-            self._watch_resets(interface)
+        self._watch(interface)
         if self.options.nat and self.nat is None:
             self.nat = NatRelay(self.server, self._bind[0])
             await self.nat.start()
@@ -190,8 +190,10 @@ class SimulatedDevice:
             raise RuntimeError("rebind needs SimulatorOptions(nat=True)")
         return await self.nat.rebind()
 
-    def _watch_resets(self, interface: Any) -> None:
-        # aiocoap tracks RSTs for CON messages only; a NON notification's RST is matched here by message id.
+    def _watch(self, interface: Any) -> None:
+        """Count the requests that reach the device (`requests` also lists re-renders for notifications),
+        and, for `cancel_observation_on_rst`, match RSTs to NON notifications: aiocoap tracks RSTs for CON
+        messages only."""
         send, received = interface.send, interface.datagram_msg_received
 
         def sending(message: Any) -> None:
@@ -202,7 +204,9 @@ class SimulatedDevice:
             send(message)
 
         def receiving(data: bytes, ancdata: Any, flags: Any, address: Any) -> None:
-            if len(data) >= 4 and (data[0] >> 4) & 0x3 == 3:  # RST
+            if len(data) >= 4 and (data[0] >> 4) & 0x3 < 2 and 1 <= data[1] < 32:  # a CON/NON request
+                self.requests_received += 1
+            if len(data) >= 4 and (data[0] >> 4) & 0x3 == 3 and self.options.cancel_observation_on_rst:
                 token = self._notification_mids.pop(int.from_bytes(data[2:4], "big"), None)
                 if token is not None:
                     self._cancel_by_rst(token)
