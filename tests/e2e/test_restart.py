@@ -38,8 +38,8 @@ from translator.settings import Settings
 TEMPERATURE = Lwm2mPath(3303, 0, 5700)
 REBOOT = Lwm2mPath(3, 0, 4)
 # How the two real clients behave (CLIENTS.md); both notify NON, as they do by default.
-CLIENT_11 = {"version": "1.1", "composite": "silent", "stop_after_update_not_found": True}
-CLIENT_12 = {"version": "1.2", "cancel_observation_on_rst": True}
+CLIENT_11: dict[str, Any] = {"version": "1.1", "composite": "silent", "stop_after_update_not_found": True}
+CLIENT_12: dict[str, Any] = {"version": "1.2", "cancel_observation_on_rst": True}
 
 
 def _temperature(value: float) -> Any:

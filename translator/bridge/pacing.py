@@ -5,6 +5,10 @@ Set-up is what a device costs before it runs on its own: its session, its static
 Write-Attributes and Observes. A restart with 10k registrations, or a registration flood, would otherwise
 put all of them on the wire at once. Each device's set-up downlinks go one after the other, so the cap
 on devices is also a cap on set-up downlinks in flight.
+
+The default rate (coap.setup_rate = 100/s) matches the pool's connect rate: IoT Hub admits new device
+connections at 100/s for a small hub (S1: 100/s or 12/s/unit, whichever is more), and a set-up starts
+with a session — https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-quotas-throttling
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
     class Bridge:
         def on_registered(self, registration): ...          # new or re-registration (observations reset)
-        def on_updated(self, registration): ...
+        def on_updated(self, registration): ...             # an Update, or a new address (NAT rebinding)
         def on_deregistered(self, registration, reason): ...
         def on_records(self, device, records, source, *, confirmable): ...  # -> Outcome or Awaitable[Outcome]
 
