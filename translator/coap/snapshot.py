@@ -9,7 +9,7 @@ the monotonic clock of the process that wrote it means nothing to the next one.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from translator.coap.identity import DeviceIdentity
@@ -18,7 +18,7 @@ from translator.coap.registration import (
     Registration,
     parse_objects,
 )
-from translator.lwm2m import Lwm2mFormatError, Path, format_links
+from translator.lwm2m import Lwm2mFormatError, Path, RegisteredObjects, format_links
 
 FORMAT = 2  # documents written before restore existed (no "format") have no location: never restored
 
@@ -78,18 +78,44 @@ def to_document(snapshot: RegistrationSnapshot) -> dict[str, Any]:
     }
 
 
+@dataclass(slots=True)
+class _Parsed:
+    """A fleet mostly shares its object lists and observed paths: each is parsed once per restore (the
+    results are immutable, so registrations may share them)."""
+
+    objects: dict[str, RegisteredObjects | None] = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def links(self, text: str) -> RegisteredObjects | None:
+        if text not in self.objects:
+            self.objects[text] = parse_objects(None, text.encode()) if text else None
+        return self.objects[text]
+
+    def path(self, text: str) -> Path:
+        path = self.paths.get(text)
+        if path is None:
+            path = self.paths[text] = Path.parse(text)
+        return path
+
+
 def from_document(
-    endpoint: str, device_id: str, document: dict[str, Any], *, now: float, wall_now: float
+    endpoint: str,
+    device_id: str,
+    document: dict[str, Any],
+    *,
+    now: float,
+    wall_now: float,
+    parsed: _Parsed | None = None,
 ) -> RegistrationSnapshot:
     """The snapshot of a stored document, its registration placed on the monotonic clock `now` so that it
     expires when the stored one would have."""
+    parsed = parsed or _Parsed()
     if document.get("format") != FORMAT:
         raise SnapshotError(f"registration document of format {document.get('format')!r}")
     try:
         expires = float(document["expires"])
         lifetime = int(document["lifetime"])
-        links = str(document["links"])
-        objects = parse_objects(None, links.encode()) if links else None
+        objects = parsed.links(str(document["links"]))
         registration = Registration(
             reg_id=str(document["reg_id"]),
             identity=DeviceIdentity(endpoint, device_id, bool(document.get("authenticated", False))),
@@ -107,7 +133,7 @@ def from_document(
         observations = tuple(
             ObservationSnapshot(
                 bytes.fromhex(item["token"]),
-                tuple(Path.parse(p) for p in item["paths"]),
+                tuple(parsed.path(p) for p in item["paths"]),
                 int(item["content_format"]),
                 bool(item["composite"]),
             )
@@ -132,9 +158,10 @@ def plan_restore(
     """Which stored registrations come back: those whose lifetime plus grace has not passed."""
     restore: list[RegistrationSnapshot] = []
     delete: list[str] = []
+    parsed = _Parsed()
     for endpoint, device_id, document in documents:
         try:
-            snapshot = from_document(endpoint, device_id, document, now=now, wall_now=wall_now)
+            snapshot = from_document(endpoint, device_id, document, now=now, wall_now=wall_now, parsed=parsed)
         except SnapshotError:
             delete.append(endpoint)
             continue
