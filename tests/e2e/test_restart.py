@@ -81,7 +81,7 @@ async def test_restart_keeps_notifications_updates_and_sends_flowing(
                 await session_connected(first, device.endpoint)
                 await _observing(first, device)
             asked = {device.endpoint: device.requests_received for device in fleet}
-            assert first.bridge is not None and first.bridge.setup.started == 2  # set-ups take turns
+            assert first.bridge is not None and first.bridge.setup_limiter.started == 2  # set-ups take turns
             await first.stop()
 
             second = Translator(settings)
@@ -102,7 +102,7 @@ async def test_restart_keeps_notifications_updates_and_sends_flowing(
                 assert (await device.send([TEMPERATURE])).code == AioCode.CHANGED  # the restored address
                 await _notified(rest, device, 50.0 + n, start)  # and it goes on
             assert second.coap.registrations_total == 0  # nobody registered again
-            assert second.bridge.setup.started == 2  # the restore went through the set-up limiter
+            assert second.bridge.setup_limiter.started == 2  # the restore went through the set-up limiter
             assert second.pool is not None and second.pool.counters["dps_registrations"] == 0
             # Observations were restored: no set-up Reads, Write-Attributes or Observes went to the devices.
             assert {device.endpoint: device.requests_received for device in fleet} == asked

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from translator.bridge.setup import SetupLimiter
+from translator.bridge.pacing import SetupLimiter
 
 
 class FakeTime:
