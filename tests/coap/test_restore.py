@@ -67,13 +67,18 @@ async def test_restart_restores_registration_and_observations() -> None:
     try:
         assert (await device.register()).code == AioCode.CREATED
         await first.devices.observe("rs-coap", TEMPERATURE)
+        registration = first.registration("rs-coap")
+        assert registration is not None
+        first.devices.settle("rs-coap", "not-its-id")  # a set-up of a replaced registration: ignored
+        assert journal.documents["rs-coap"][1]["settled"] is False
+        first.devices.settle("rs-coap", registration.reg_id)
         requests = device.requests_received
         await first.stop()
 
         sink2 = RecordingSink()
         second = await _server(sink2, journal, port)
         taken = second.restore(journal.snapshots(second))
-        assert [s.registration.endpoint for s in taken] == ["rs-coap"]
+        assert [(s.registration.endpoint, s.settled) for s in taken] == [("rs-coap", True)]
         await second.start()
         try:
             # The device notifies on its old token: telemetry, not RST (which would end the observation).

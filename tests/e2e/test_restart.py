@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -54,6 +56,17 @@ async def _observing(translator: Translator, device: SimulatedDevice) -> None:
     await eventually(ready, what=f"{device.endpoint} observed")
 
 
+async def _settled(translator: Translator, device: SimulatedDevice) -> None:
+    """Its set-up (Reads, Write-Attributes, every Observe) completed, and the store knows it."""
+
+    async def done() -> bool:
+        assert translator.coap is not None
+        snapshot = translator.coap.snapshot(device.endpoint)
+        return snapshot is not None and snapshot.settled and bool(device.observed)
+
+    await eventually(done, what=f"{device.endpoint} set up")
+
+
 async def _notified(rest: RestClient, device: SimulatedDevice, value: float, after: int) -> None:
     device.set_value(TEMPERATURE, value)
     await telemetry_matching(rest, device.endpoint, _temperature(value), after=after)
@@ -79,7 +92,7 @@ async def test_restart_keeps_notifications_updates_and_sends_flowing(
             fleet = (old_client, new_client)
             for device in fleet:
                 await session_connected(first, device.endpoint)
-                await _observing(first, device)
+                await _settled(first, device)
             asked = {device.endpoint: device.requests_received for device in fleet}
             assert first.bridge is not None and first.bridge.setup_limiter.started == 2  # set-ups take turns
             await first.stop()
@@ -166,6 +179,17 @@ def _serve_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def _settled_in_store(database: Path, endpoint: str) -> bool:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        try:
+            row = connection.execute(
+                "SELECT data FROM registrations WHERE endpoint = ?", (endpoint,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # not created yet
+            return False
+    return row is not None and bool(json.loads(row[0]).get("settled"))
+
+
 @contextlib.asynccontextmanager
 async def _serve(settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
     process = await asyncio.create_subprocess_exec(
@@ -199,10 +223,12 @@ async def test_sigterm_then_start_loses_nothing(emulator: Emulator, rest: RestCl
         async with _serve(settings) as process:
             assert (await device.register()).code == AioCode.CREATED
 
-            async def observed() -> bool:
-                return bool(device.observed)
+            async def settled() -> bool:
+                return bool(device.observed) and await asyncio.to_thread(
+                    _settled_in_store, settings.store_path, "term-1"
+                )
 
-            await eventually(observed, what="the observation")
+            await eventually(settled, what="the set-up, as the store has it")
             start = await log_position(rest)
             await _notified(rest, device, 61.0, start)
             process.send_signal(signal.SIGTERM)

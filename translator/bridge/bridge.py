@@ -285,25 +285,26 @@ class Bridge:
             await self.store.write_registrations([], plan.delete)
         self._restored = self.coap.restore(plan.restore)
         log.info(
-            "restored %d registrations (%d with observations); %d expired or unreadable, deleted",
+            "restored %d registrations (%d set up already); %d expired or unreadable, deleted",
             len(self._restored),
-            sum(1 for s in self._restored if s.observations),
+            sum(1 for s in self._restored if s.settled),
             len(plan.delete),
         )
 
     def start_restored(self) -> None:
         """Each restored device gets its life back without waiting for it: session (connects paced by the
-        pool's connect rate), codec from its object list, and — only when no observation was kept — its
-        set-up downlinks. All through the set-up limiter, so a restart does not burst."""
+        pool's connect rate), codec from its object list, and — only when its set-up had not completed
+        (stopped in the middle, or a sleeping device not reached yet) — its set-up downlinks. All through
+        the set-up limiter, so a restart does not burst."""
         restored, self._restored = self._restored, []
         for snapshot in restored:
             registration = snapshot.registration
             self._spawn(
-                self._resume_registration(registration, bool(snapshot.observations)),
+                self._resume_registration(registration, snapshot.settled),
                 f"restore-{registration.device_id}",
             )
 
-    async def _resume_registration(self, registration: Registration, observed: bool) -> None:
+    async def _resume_registration(self, registration: Registration, settled: bool) -> None:
         endpoint = registration.endpoint
         async with self.setup_limiter.slot():
             current = self.coap.registration(endpoint)
@@ -320,7 +321,7 @@ class Bridge:
         current = self.coap.registration(endpoint)
         if current is None or current.reg_id != registration.reg_id:
             return
-        if observed:
+        if settled:
             life.restored(current)  # its observations run on: nothing to ask the device
         else:
             life.registered(current)

@@ -79,6 +79,8 @@ class RegistrationSetUp:
         codec = self._life.codec
         if codec is None:
             return
+        devices = self._life.bridge.coap.devices
+        devices.settle(registration.endpoint, registration.reg_id, False)  # a restart now sets up again
         if not resume:
             self._done_for = None  # an interrupted full set-up is done again in full next time
             read = await self._read_properties(registration)
@@ -94,6 +96,7 @@ class RegistrationSetUp:
         groups = plan_observations(observations, composite=registration.version_tuple >= (1, 1))
         await self._observe(registration, groups)
         self._done_for = key
+        devices.settle(registration.endpoint, registration.reg_id)  # a restart restores it as it is
         self._log.info(
             "%s: observing %d paths in %d requests",
             "resumed" if resume else "set up",

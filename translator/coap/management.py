@@ -118,6 +118,7 @@ class Device:
     formats: dict[str, int] = field(default_factory=dict)  # what worked, by operation kind
     composite: bool | None = None  # None: not tried yet
     flusher: asyncio.Task[None] | None = None
+    settled: bool = False  # the sink finished setting this registration up (kept across a restart)
 
 
 def _aio_code(code: int) -> Any:
@@ -794,6 +795,14 @@ class DeviceManager:
         except DeviceTimeoutError:
             self._tap.forget_token(obs.token)  # reactive cancellation (RST) covers it from here
             return True
+
+    def settle(self, endpoint: str, reg_id: str, settled: bool = True) -> None:
+        """The sink says whether its set-up of registration `reg_id` is complete: a restart restores a
+        settled registration as it is, and sets up again one whose set-up was interrupted."""
+        dev = self._devices.get(endpoint)
+        if dev is not None and dev.registration.reg_id == reg_id and dev.settled != settled:
+            dev.settled = settled
+            self._on_change(endpoint)
 
     def observations(self, endpoint: str) -> list[tuple[Path, ...]]:
         dev = self._devices.get(endpoint)

@@ -299,7 +299,7 @@ class Lwm2mServer:
             if not obs.cancelled
         )
         expires = expiry_wallclock(reg, now=self._clock(), wall_now=self._wallclock())
-        return RegistrationSnapshot(reg, observations, expires)
+        return RegistrationSnapshot(reg, observations, expires, dev.settled)
 
     def restore(self, snapshots: Sequence[RegistrationSnapshot]) -> list[RegistrationSnapshot]:
         """Take back registrations and observations kept by a previous run, before the socket opens: a
@@ -317,6 +317,7 @@ class Lwm2mServer:
             if lookup is None:
                 lookup = lookups[versions] = self._registry.for_versions(reg.objects.objects)
             dev = Device(reg, lookup, DownlinkQueue[Any](self.settings.queue_window))
+            dev.settled = snapshot.settled
             for kept in snapshot.observations:
                 obs = Observation(
                     reg.endpoint, reg.reg_id, kept.paths, kept.token, kept.content_format, kept.composite

@@ -40,6 +40,7 @@ class RegistrationSnapshot:
     registration: Registration
     observations: tuple[ObservationSnapshot, ...]
     expires: float  # wall-clock seconds when lifetime (without grace) runs out
+    settled: bool = False  # its set-up (reads, attributes, observations) completed
 
     def remaining(self, wall_now: float) -> float:
         return self.expires - wall_now
@@ -66,6 +67,7 @@ def to_document(snapshot: RegistrationSnapshot) -> dict[str, Any]:
         # Kept for readers of the old document (and people reading the store by hand).
         "objects": {str(k): v for k, v in reg.objects.objects.items()},
         "expires": snapshot.expires,
+        "settled": snapshot.settled,
         "observations": [
             {
                 "token": obs.token.hex(),
@@ -143,7 +145,7 @@ def from_document(
         raise SnapshotError(f"damaged registration document: {error!r}") from None
     if len(registration.peer) < 2:
         raise SnapshotError(f"damaged registration document: address {registration.peer!r}")
-    return RegistrationSnapshot(registration, observations, expires)
+    return RegistrationSnapshot(registration, observations, expires, bool(document.get("settled", False)))
 
 
 @dataclass(frozen=True, slots=True)
