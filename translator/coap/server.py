@@ -81,7 +81,7 @@ from translator.coap.snapshot import (
     RegistrationSnapshot,
     expiry_wallclock,
 )
-from translator.lwm2m import ObjectRegistry, RegisteredObjects, ResourceLookup
+from translator.lwm2m import ObjectRegistry, RegisteredObjects
 
 log = logging.getLogger(__name__)
 
@@ -307,15 +307,11 @@ class Lwm2mServer:
         address are accepted, with nothing sent to the device. Returns the snapshots taken (an endpoint
         registered meanwhile keeps its new registration)."""
         taken: list[RegistrationSnapshot] = []
-        lookups: dict[tuple[tuple[int, str | None], ...], ResourceLookup] = {}  # one per object list
         for snapshot in snapshots:
             reg = self.store.restore(snapshot.registration)
             if reg is None:
                 continue
-            versions = tuple(sorted(reg.objects.objects.items()))
-            lookup = lookups.get(versions)
-            if lookup is None:
-                lookup = lookups[versions] = self._registry.for_versions(reg.objects.objects)
+            lookup = self._registry.for_versions(reg.objects.objects)  # shared per object list
             dev = Device(reg, lookup, DownlinkQueue[Any](self.settings.queue_window))
             dev.settled = snapshot.settled
             for kept in snapshot.observations:
