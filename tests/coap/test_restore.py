@@ -15,6 +15,7 @@ from translator.coap.registration import RegisterParams, RegistrationStore
 from translator.coap.simulator import SimulatedDevice, SimulatorOptions
 from translator.coap.snapshot import (
     RegistrationSnapshot,
+    expiry_wallclock,
     from_document,
     plan_restore,
     to_document,
@@ -162,6 +163,28 @@ async def test_restore_carries_the_remaining_lifetime_and_drops_expired() -> Non
     assert plan.restore == () and set(plan.delete) == {"life-coap", "old"}
     plan = plan_restore([("life-coap", "life-coap", document)], grace=30.0, now=0.0, wall_now=wall + 100)
     assert [s.registration.endpoint for s in plan.restore] == ["life-coap"]
+
+
+def test_an_infinite_lifetime_is_restored_with_its_bound() -> None:
+    """Lifetime 0 ("infinite") lives `unbounded` seconds past its last update; a restart keeps that."""
+    document = {
+        "format": 2,
+        "reg_id": "inf1",
+        "peer": ["127.0.0.1", 40000],
+        "lifetime": 0,
+        "version": "1.1",
+        "binding": "U",
+        "queue_mode": False,
+        "links": "</3303/0>",
+        "expires": 1000.0 + 3600.0,  # written at wall 1000 with unbounded = 3600
+        "observations": [],
+    }
+    snapshot = from_document("inf", "inf", document, now=50.0, wall_now=1100.0, unbounded=3600.0)
+    assert snapshot.registration.expires_at(0.0, 3600.0) == 50.0 + 3500.0
+    again = expiry_wallclock(snapshot.registration, now=50.0, wall_now=1100.0, unbounded=3600.0)
+    assert again == document["expires"]
+    plan = plan_restore([("inf", "inf", document)], grace=0.0, now=0.0, wall_now=1200.0, unbounded=3600.0)
+    assert [s.registration.lifetime for s in plan.restore] == [0]
 
 
 def test_restored_ids_are_never_handed_out_again() -> None:

@@ -280,6 +280,7 @@ class Bridge:
             grace=self.settings.coap.grace,
             now=self.clock(),
             wall_now=time.time(),
+            unbounded=self.settings.coap.unbounded_lifetime,
         )
         if plan.delete:
             await self.store.write_registrations([], plan.delete)

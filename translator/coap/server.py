@@ -298,7 +298,9 @@ class Lwm2mServer:
             for obs in dev.observations.values()
             if not obs.cancelled
         )
-        expires = expiry_wallclock(reg, now=self._clock(), wall_now=self._wallclock())
+        expires = expiry_wallclock(
+            reg, now=self._clock(), wall_now=self._wallclock(), unbounded=self.settings.unbounded_lifetime
+        )
         return RegistrationSnapshot(reg, observations, expires, dev.settled)
 
     def restore(self, snapshots: Sequence[RegistrationSnapshot]) -> list[RegistrationSnapshot]:
@@ -330,7 +332,7 @@ class Lwm2mServer:
                 reg.device_id,
                 reg.reg_id,
                 len(dev.observations),
-                reg.expires_at(0.0) - self._clock(),
+                reg.expires_at(0.0, self.settings.unbounded_lifetime) - self._clock(),
             )
         return taken
 
@@ -380,6 +382,7 @@ class Lwm2mServer:
         if reg is None or reg is dev.registration:
             return
         dev.registration = reg
+        self._changed(endpoint)
         log.info(
             "endpoint=%s device=%s: lifetime %d s written to the device", endpoint, reg.device_id, lifetime
         )

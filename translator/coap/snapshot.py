@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from translator.coap.identity import DeviceIdentity
 from translator.coap.registration import (
     NO_OBJECTS,
+    UNBOUNDED_KEEP,
     Registration,
     parse_objects,
 )
@@ -46,9 +47,12 @@ class RegistrationSnapshot:
         return self.expires - wall_now
 
 
-def expiry_wallclock(registration: Registration, *, now: float, wall_now: float) -> float:
-    """When `registration` (on the monotonic clock `now`) runs out, on the wall clock."""
-    return wall_now + (registration.updated_at + registration.lifetime - now)
+def expiry_wallclock(
+    registration: Registration, *, now: float, wall_now: float, unbounded: float = UNBOUNDED_KEEP
+) -> float:
+    """When `registration` (on the monotonic clock `now`) runs out, on the wall clock; a lifetime of 0
+    ("infinite") runs out `unbounded` seconds after its last update."""
+    return wall_now + (registration.expires_at(0.0, unbounded) - now)
 
 
 def to_document(snapshot: RegistrationSnapshot) -> dict[str, Any]:
@@ -107,6 +111,7 @@ def from_document(
     *,
     now: float,
     wall_now: float,
+    unbounded: float = UNBOUNDED_KEEP,
     parsed: _Parsed | None = None,
 ) -> RegistrationSnapshot:
     """The snapshot of a stored document, its registration placed on the monotonic clock `now` so that it
@@ -129,7 +134,7 @@ def from_document(
             objects=objects if objects is not None else NO_OBJECTS,
             registered_at=now,
             # updated_at + lifetime is the expiry: the time left on the wall clock, carried over.
-            updated_at=now + (expires - wall_now) - lifetime,
+            updated_at=now + (expires - wall_now) - (lifetime or unbounded),
             sms=document.get("sms"),
         )
         observations = tuple(
@@ -155,7 +160,12 @@ class RestorePlan:
 
 
 def plan_restore(
-    documents: Iterable[tuple[str, str, dict[str, Any]]], *, grace: float, now: float, wall_now: float
+    documents: Iterable[tuple[str, str, dict[str, Any]]],
+    *,
+    grace: float,
+    now: float,
+    wall_now: float,
+    unbounded: float = UNBOUNDED_KEEP,
 ) -> RestorePlan:
     """Which stored registrations come back: those whose lifetime plus grace has not passed."""
     restore: list[RegistrationSnapshot] = []
@@ -163,7 +173,15 @@ def plan_restore(
     parsed = _Parsed()
     for endpoint, device_id, document in documents:
         try:
-            snapshot = from_document(endpoint, device_id, document, now=now, wall_now=wall_now, parsed=parsed)
+            snapshot = from_document(
+                endpoint,
+                device_id,
+                document,
+                now=now,
+                wall_now=wall_now,
+                unbounded=unbounded,
+                parsed=parsed,
+            )
         except SnapshotError:
             delete.append(endpoint)
             continue
