@@ -2,7 +2,9 @@
 its replay — and the promise behind every acknowledgement the device gets.
 
 The promise. `send()` returns a future that only two facts complete with a result: the hub's PUBACK
-(`Outcome.PUBLISHED`, in `_direct_acked` or after `session.send_telemetry` returned) or the outbox append
+(`Outcome.PUBLISHED`, in `_direct_acked` or after `session.send_telemetry` returned; IoT Hub takes
+device-to-cloud messages at QoS 1 and acknowledges them with PUBACK,
+https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub) or the outbox append
 returning, which the store does once the row is committed with synchronous=FULL (`Outcome.KEPT`, in
 `_keep`). Every other ending — back-pressure, a store failure, the device's life closing — completes it
 with an exception, which the CoAP face answers 5.03/5.00; a future left pending is answered 5.03 by the

@@ -85,7 +85,9 @@ class Backoff:
 
     def proven(self) -> None:
         """The hub acknowledged something on this connection: it works, so the next failure starts afresh.
-        Called per PUBACK: one comparison when there is nothing to reset."""
+        Called per PUBACK: one comparison when there is nothing to reset. Microsoft's device SDKs reset
+        their exponential back-off with jitter once an operation succeeds
+        (https://learn.microsoft.com/azure/iot-hub/iot-hub-reliability-features-in-sdks, "Retry patterns")."""
         if self._attempt:
             self._attempt = 0
 
