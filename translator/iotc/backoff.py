@@ -85,9 +85,10 @@ class Backoff:
 
     def proven(self) -> None:
         """The hub acknowledged something on this connection: it works, so the next failure starts afresh.
-        Called per PUBACK: one comparison when there is nothing to reset. Microsoft's device SDKs reset
-        their exponential back-off with jitter once an operation succeeds
-        (https://learn.microsoft.com/azure/iot-hub/iot-hub-reliability-features-in-sdks, "Retry patterns")."""
+        Called per PUBACK: one comparison when there is nothing to reset. Microsoft's device SDKs default to
+        exponential back-off with jitter, "aggressive at the start" and slower over time
+        (https://learn.microsoft.com/azure/iot-hub/iot-hub-reliability-features-in-sdks, "Retry patterns"):
+        after proven success, a new fault is a new start, not the continuation of an old one."""
         if self._attempt:
             self._attempt = 0
 
