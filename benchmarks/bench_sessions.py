@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._measure import CpuMeter, percentile, rss_bytes
-from translator.iotc.backoff import BackoffPolicy
-from translator.iotc.credentials import SymmetricKey
-from translator.iotc.dps import Assigned
-from translator.iotc.dps_client import DpsEndpoint
-from translator.iotc.pool import DeviceSpec, MemoryAssignments, PoolSettings, SessionPool
-from translator.iotc.session import HubEndpoint, SessionSettings
+from translator.iotc.client.credentials import SymmetricKey
+from translator.iotc.client.dps_client import DpsEndpoint
+from translator.iotc.client.pool import DeviceSpec, MemoryAssignments, PoolSettings, SessionPool
+from translator.iotc.client.session import HubEndpoint, SessionSettings
+from translator.iotc.protocol.backoff import BackoffPolicy
+from translator.iotc.protocol.dps import Assigned
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HUB = "localhost"  # one name for both brokers' certificates and for paho, which verifies the name it dials

@@ -1056,7 +1056,7 @@ def gc_summary(pauses: Iterable[list[float]], since: float = 0.0) -> dict[str, A
 # --- sessions: descriptors, idle trace, per-session figures ---------------------------------------------
 
 KEEP_ALIVE_DEFAULT = 300  # translator.settings.IotcSettings.keep_alive
-KEEP_ALIVE_TICK = 5.0  # translator.iotc.pool.PoolSettings.keep_alive_tick (not a setting)
+KEEP_ALIVE_TICK = 5.0  # translator.iotc.client.pool.PoolSettings.keep_alive_tick (not a setting)
 
 
 def fd_count(pid: int | str) -> int:

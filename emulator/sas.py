@@ -1,6 +1,7 @@
 """SAS token checks as IoT Hub and DPS perform them.
 
-Written independently of `translator.iotc.sas` on purpose: a bug shared by both sides would pass unseen.
+Written independently of `translator.iotc.protocol.sas` on purpose: a bug shared by both sides would pass
+unseen.
 """
 
 from __future__ import annotations

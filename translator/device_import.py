@@ -6,8 +6,8 @@ Columns (header names, case-insensitive; only `deviceId` is required):
 makes the device a plain IoT Hub device: no DPS, straight to that hub.
 
 The device id is pinned as given (the endpoint → device id rule does not apply to it), so it is checked here
-against what the services accept (`translator/iotc/ids.py`): an IoT Hub device id, and a DPS registration id
-unless the row connects straight to a hub.
+against what the services accept (`translator/iotc/protocol/ids.py`): an IoT Hub device id, and a DPS
+registration id unless the row connects straight to a hub.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import csv
 import io
 from dataclasses import dataclass
 
-from translator.iotc.dps import Assigned
-from translator.iotc.ids import id_problem
+from translator.iotc.protocol.dps import Assigned
+from translator.iotc.protocol.ids import id_problem
 from translator.store import DeviceEntry
 
 _COLUMNS = {

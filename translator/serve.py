@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from translator.bridge import Bridge, CodecCatalog
 from translator.coap import Lwm2mServer
 from translator.codec import CodecError
-from translator.iotc.backoff import BackoffPolicy
-from translator.iotc.dps_client import DpsEndpoint
-from translator.iotc.pool import PoolSettings, SessionPool
-from translator.iotc.sas import TokenPolicy
-from translator.iotc.session import HubEndpoint, SessionSettings
+from translator.iotc.client.dps_client import DpsEndpoint
+from translator.iotc.client.pool import PoolSettings, SessionPool
+from translator.iotc.client.session import HubEndpoint, SessionSettings
+from translator.iotc.protocol.backoff import BackoffPolicy
+from translator.iotc.protocol.sas import TokenPolicy
 from translator.lwm2m import ObjectRegistry, RegisteredObjects
 from translator.ops.collector import SettlePolicy, settle_after_waves, tune_gc
 from translator.ops.heap import libc_trim, trim_periodically

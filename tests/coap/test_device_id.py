@@ -8,7 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from translator.coap import BadRequest, device_id_for, endpoint_for
-from translator.iotc.ids import (
+from translator.iotc.protocol.ids import (
     is_hub_device_id,
     is_registration_id,
     is_safe_device_id,

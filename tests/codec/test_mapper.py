@@ -18,8 +18,8 @@ from translator.codec import (
     load_codec,
     parse_codec,
 )
-from translator.iotc.methods import MethodStatus
-from translator.iotc.twin import Twin, desired_properties, merge_patches, pending_acknowledgements
+from translator.iotc.protocol.methods import MethodStatus
+from translator.iotc.protocol.twin import Twin, desired_properties, merge_patches, pending_acknowledgements
 from translator.lwm2m import ObjectRegistry, Path, Record
 
 T0 = 1_700_000_000.0

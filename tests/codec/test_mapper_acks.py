@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.codec.conftest import REPO
 from translator.codec import DeviceMapper, ack_code_for, load_codec
-from translator.iotc.twin import AckCode, Twin, desired_properties
+from translator.iotc.protocol.twin import AckCode, Twin, desired_properties
 from translator.lwm2m import ObjectRegistry, Path, Record
 
 DIMMER = Path(3311, 0, 5851)

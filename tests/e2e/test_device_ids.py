@@ -29,7 +29,7 @@ from tests.e2e.conftest import (
 )
 from tests.pki import make_ca, write_key
 from translator.coap import device_id_for
-from translator.iotc.ids import is_safe_device_id
+from translator.iotc.protocol.ids import is_safe_device_id
 from translator.lwm2m import ContentFormat, Record, encode
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator

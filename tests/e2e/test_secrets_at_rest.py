@@ -18,7 +18,7 @@ from emulator.app import Emulator
 from tests.conftest import emulator_config
 from tests.e2e.conftest import STEP, translator_settings
 from tests.pki import make_ca, write_key
-from translator.iotc.credentials import mint_device_certificate
+from translator.iotc.client.credentials import mint_device_certificate
 from translator.ops.logs import configure_logging
 from translator.serve import Translator
 from translator.store import SqliteStore

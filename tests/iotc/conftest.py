@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 
 from emulator.app import Emulator
-from translator.iotc.backoff import BackoffPolicy
-from translator.iotc.dps_client import DpsEndpoint
-from translator.iotc.pool import PoolSettings, SessionPool
-from translator.iotc.session import HubEndpoint, SessionSettings
+from translator.iotc.client.dps_client import DpsEndpoint
+from translator.iotc.client.pool import PoolSettings, SessionPool
+from translator.iotc.client.session import HubEndpoint, SessionSettings
+from translator.iotc.protocol.backoff import BackoffPolicy
 
 FAST_BACKOFF = BackoffPolicy(base=0.05, cap=0.5)
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translator.iotc.backoff import Backoff, BackoffPolicy
+from translator.iotc.protocol.backoff import Backoff, BackoffPolicy
 
 
 class FakeClock:

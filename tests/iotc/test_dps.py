@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translator.iotc.backoff import Backoff, BackoffPolicy
-from translator.iotc.dps import Assigned, DpsRegistration, DpsState, Publish, Wait
-from translator.iotc.errors import (
+from translator.iotc.protocol.backoff import Backoff, BackoffPolicy
+from translator.iotc.protocol.dps import Assigned, DpsRegistration, DpsState, Publish, Wait
+from translator.iotc.protocol.errors import (
     DeviceBlockedError,
     ProvisioningError,
     ProvisioningFailedError,
@@ -19,7 +19,7 @@ from translator.iotc.errors import (
     ProvisioningThrottledError,
     ProvisioningUnauthorizedError,
 )
-from translator.iotc.topics import DpsOperationStatus, DpsRegister, DpsResponse, parse_dps_topic
+from translator.iotc.protocol.topics import DpsOperationStatus, DpsRegister, DpsResponse, parse_dps_topic
 
 MODEL = "dtmi:com:example:Thermostat;1"
 ASSIGNED_BODY = {

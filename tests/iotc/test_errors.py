@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from translator.iotc.errors import (
+from translator.iotc.protocol.errors import (
     ConnectionLostError,
     DeviceBlockedError,
     DeviceNotFoundError,

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from emulator.app import Emulator
-from translator.iotc.credentials import client_ssl_context
-from translator.iotc.lean_transport import ConnectionGroup, LeanTransport
-from translator.iotc.transport import ConnectParams, ConnectRefusedError
+from translator.iotc.client.credentials import client_ssl_context
+from translator.iotc.client.lean_transport import ConnectionGroup, LeanTransport
+from translator.iotc.client.transport import ConnectParams, ConnectRefusedError
 
 
 def params(emulator: Emulator, **overrides: object) -> ConnectParams:

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translator.iotc.errors import MethodNameError
-from translator.iotc.methods import (
+from translator.iotc.protocol.errors import MethodNameError
+from translator.iotc.protocol.methods import (
     Invocation,
     MethodName,
     MethodStatus,
@@ -16,7 +16,7 @@ from translator.iotc.methods import (
     method_response,
     split_method_name,
 )
-from translator.iotc.topics import MethodRequest, parse_hub_topic
+from translator.iotc.protocol.topics import MethodRequest, parse_hub_topic
 
 
 def test_split_and_join() -> None:

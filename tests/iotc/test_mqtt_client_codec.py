@@ -12,7 +12,7 @@ from amqtt.mqtt.subscribe import SubscribePacket
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from translator.iotc import mqtt_codec as codec
+from translator.iotc.protocol import mqtt_codec as codec
 
 
 def _decode_with_amqtt(packet_class, data: bytes):

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translator.iotc.errors import PropertyBagError
-from translator.iotc.property_bag import (
+from translator.iotc.protocol.errors import PropertyBagError
+from translator.iotc.protocol.property_bag import (
     PropertyBag,
     decode_pairs,
     encode_pairs,

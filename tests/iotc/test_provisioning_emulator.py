@@ -10,15 +10,15 @@ import pytest
 from emulator.app import Emulator
 from tests.conftest import RestClient
 from tests.iotc.conftest import FAST_BACKOFF, dps_endpoint
-from translator.iotc.credentials import SymmetricKey
-from translator.iotc.dps_client import provision
-from translator.iotc.errors import (
+from translator.iotc.client.credentials import SymmetricKey
+from translator.iotc.client.dps_client import provision
+from translator.iotc.client.lean_transport import ConnectionGroup, LeanTransport
+from translator.iotc.client.transport import MessageHandler, MqttTransport
+from translator.iotc.protocol.errors import (
     DeviceBlockedError,
     ProvisioningThrottledError,
     ProvisioningUnauthorizedError,
 )
-from translator.iotc.lean_transport import ConnectionGroup, LeanTransport
-from translator.iotc.transport import MessageHandler, MqttTransport
 
 MODEL = "dtmi:example:Thermostat;1"
 
@@ -42,7 +42,7 @@ async def test_provision_assigns_a_hub_and_records_the_model(
     endpoint = dps_endpoint(emulator)
     if transport == "aiomqtt":
         # paho verifies the name it dials: dial 127.0.0.1, which the emulator's certificate names.
-        from translator.iotc.aiomqtt_transport import AiomqttTransport
+        from translator.iotc.client.aiomqtt_transport import AiomqttTransport
 
         factory = AiomqttTransport
         endpoint = endpoint.__class__(

@@ -1,4 +1,4 @@
-from translator.iotc.ratelimit import TokenBucket
+from translator.iotc.protocol.ratelimit import TokenBucket
 
 
 class FakeClock:

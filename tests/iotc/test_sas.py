@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translator.iotc.errors import SasTokenError
-from translator.iotc.sas import (
+from translator.iotc.protocol.errors import SasTokenError
+from translator.iotc.protocol.sas import (
     DPS_KEY_NAME,
     SasCredential,
     SasToken,
@@ -19,7 +19,7 @@ from translator.iotc.sas import (
     generate_sas_token,
     sign,
 )
-from translator.iotc.topics import dps_resource_uri, hub_resource_uri
+from translator.iotc.protocol.topics import dps_resource_uri, hub_resource_uri
 
 # Microsoft Learn, "How to provision devices using symmetric key enrollment groups"
 # (azure-docs: articles/iot-dps/how-to-legacy-device-symm-key.md, "Derive a device key"):

@@ -13,13 +13,13 @@ from emulator.app import Emulator
 from tests.conftest import RestClient, emulator_config
 from tests.iotc.conftest import FAST_BACKOFF, dps_endpoint, hub_endpoint
 from tests.pki import make_ca, write_key
-from translator.iotc.credentials import SymmetricKey, mint_device_certificate
-from translator.iotc.methods import Invocation
-from translator.iotc.pool import DeviceSpec, PoolSettings, SessionPool
-from translator.iotc.property_bag import PropertyBag
-from translator.iotc.sas import TokenPolicy
-from translator.iotc.session import DeviceSession, SessionCallbacks, SessionSettings, SessionState
-from translator.iotc.twin import DesiredProperty
+from translator.iotc.client.credentials import SymmetricKey, mint_device_certificate
+from translator.iotc.client.pool import DeviceSpec, PoolSettings, SessionPool
+from translator.iotc.client.session import DeviceSession, SessionCallbacks, SessionSettings, SessionState
+from translator.iotc.protocol.methods import Invocation
+from translator.iotc.protocol.property_bag import PropertyBag
+from translator.iotc.protocol.sas import TokenPolicy
+from translator.iotc.protocol.twin import DesiredProperty
 
 MODEL = "dtmi:example:Thermostat;1"
 STEP = 20.0

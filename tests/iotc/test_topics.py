@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translator.iotc.errors import MessageTooLargeError, TopicError
-from translator.iotc.property_bag import PropertyBag
-from translator.iotc.topics import (
+from translator.iotc.protocol.errors import MessageTooLargeError, TopicError
+from translator.iotc.protocol.property_bag import PropertyBag
+from translator.iotc.protocol.topics import (
     DESIRED_PATCH_SUBSCRIPTION,
     DPS_RESPONSE_SUBSCRIPTION,
     METHODS_SUBSCRIPTION,
@@ -185,7 +185,7 @@ def test_telemetry_size_limit() -> None:
 _text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=30)
 _status = st.integers(min_value=100, max_value=999)
 _seconds = st.none() | st.integers(0, 3600).map(float) | st.floats(0, 3600, allow_nan=False)
-# What IoT Hub accepts as a device id (translator/iotc/ids.py): never `/`, `+` or `#`.
+# What IoT Hub accepts as a device id (translator/iotc/protocol/ids.py): never `/`, `+` or `#`.
 _device_id = st.text(st.sampled_from("abcXYZ019-.%_*?!(),:=@$'"), min_size=1, max_size=30)
 
 

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from translator.iotc.errors import TwinFormatError
-from translator.iotc.twin import (
+from translator.iotc.protocol.errors import TwinFormatError
+from translator.iotc.protocol.twin import (
     AckCode,
     Acknowledgement,
     DesiredProperty,

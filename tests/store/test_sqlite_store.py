@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from translator.iotc.dps import Assigned
+from translator.iotc.protocol.dps import Assigned
 from translator.store import (
     DeviceEntry,
     OutboxFullError,

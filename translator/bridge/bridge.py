@@ -32,15 +32,15 @@ from translator.coap import (
 )
 from translator.coap.snapshot import RegistrationSnapshot, plan_restore
 from translator.codec import Codec
-from translator.iotc.credentials import (
+from translator.iotc.client.credentials import (
     CommonNameTooLongError,
     Credential,
     SymmetricKey,
     X509Identity,
     mint_device_certificate,
 )
-from translator.iotc.pool import DeviceSpec, SessionPool
-from translator.iotc.session import SessionCallbacks
+from translator.iotc.client.pool import DeviceSpec, SessionPool
+from translator.iotc.client.session import SessionCallbacks
 from translator.ops.metrics import Metrics
 from translator.settings import Settings
 from translator.store import DeviceEntry, Store

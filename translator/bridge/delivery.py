@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 from translator.coap import BackPressure, Outcome
 from translator.codec import TelemetryMessage
-from translator.iotc.errors import HubError
-from translator.iotc.session import DeviceSession
+from translator.iotc.client.session import DeviceSession
+from translator.iotc.protocol.errors import HubError
 from translator.store import OutboxFullError, StoreError
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from translator.coap import DeviceManager, DeviceResponseError, DownlinkError, ServerRefusedError
 from translator.codec import DeviceMapper, PendingWrite, ack_code_for
-from translator.iotc.twin import AckCode, JsonObject
+from translator.iotc.protocol.twin import AckCode, JsonObject
 from translator.lwm2m import Record
 
 log = logging.getLogger(__name__)

@@ -34,11 +34,11 @@ from translator.coap.errors import dotted
 from translator.codec import Codec, CommandError, DeviceMapper, Operation, TelemetryMessage
 from translator.codec.changes import ChangeFilter, Selection
 from translator.codec.coverage import untranslated
-from translator.iotc.errors import HubError
-from translator.iotc.methods import Invocation
-from translator.iotc.property_bag import PropertyBag
-from translator.iotc.session import DeviceSession
-from translator.iotc.twin import AckCode, DesiredProperty, pending_acknowledgements
+from translator.iotc.client.session import DeviceSession
+from translator.iotc.protocol.errors import HubError
+from translator.iotc.protocol.methods import Invocation
+from translator.iotc.protocol.property_bag import PropertyBag
+from translator.iotc.protocol.twin import AckCode, DesiredProperty, pending_acknowledgements
 from translator.lwm2m import Record
 from translator.store import PendingCommand
 

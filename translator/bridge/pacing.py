@@ -18,7 +18,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from translator.iotc.ratelimit import TokenBucket
+from translator.iotc.protocol.ratelimit import TokenBucket
 
 
 class SetupLimiter:

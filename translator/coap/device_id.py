@@ -1,7 +1,8 @@
 """LwM2M endpoint name → IoT Central device id, and back. Pure.
 
 The id must be at once a DPS registration id, an IoT Hub device id and an IoT Central device id. The safe
-intersection of what Microsoft documents for the three (see `translator/iotc/ids.py` for the pages) is:
+intersection of what Microsoft documents for the three (see `translator/iotc/protocol/ids.py` for the pages)
+is:
 1 to 128 characters of lowercase `a-z`, digits and `- . _ :`, beginning and ending with a letter or digit.
 DPS compares registration ids case-insensitively, so `Dev1` and `dev1` must not both become `dev1`.
 

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from translator.iotc.methods import MethodStatus
+from translator.iotc.protocol.methods import MethodStatus
 
 
 class CodecError(Exception):

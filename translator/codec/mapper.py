@@ -22,9 +22,9 @@ from typing import Any
 from translator.codec.errors import BadCommandRequest, UnknownCommand, ValueRejected
 from translator.codec.spec import Codec, Command, Operation, Property, Telemetry
 from translator.codec.values import IDENTITY, Scaling, execute_argument, from_json, to_json
-from translator.iotc.errors import MethodNameError
-from translator.iotc.methods import MethodStatus, split_method_name
-from translator.iotc.twin import (
+from translator.iotc.protocol.errors import MethodNameError
+from translator.iotc.protocol.methods import MethodStatus, split_method_name
+from translator.iotc.protocol.twin import (
     AckCode,
     Acknowledgement,
     DesiredProperty,

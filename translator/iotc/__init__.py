@@ -1,5 +1,7 @@
-"""The IoT Central face: SAS, DPS, topics, property bags, twin and method documents.
+"""The IoT Central face, in two layers.
 
-The modules here are pure (sans-I/O): they build and parse what goes over MQTT and decide what to
-do next, but never open a socket or sleep. The device session and session pool drive them.
+`translator.iotc.protocol` is pure (sans-I/O): it builds and parses what goes over MQTT and decides what to
+do next, but never opens a socket, reads a file or sleeps. `translator.iotc.client` drives it: the MQTT
+transports over TLS, the DPS client, device sessions and the session pool. `tests/test_layers.py` holds the
+line.
 """

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from translator.iotc.dps import Assigned
+from translator.iotc.protocol.dps import Assigned
 
 
 class StoreError(Exception):

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosqlite
 
-from translator.iotc.dps import Assigned
+from translator.iotc.protocol.dps import Assigned
 from translator.private_files import create_private, private_dir
 from translator.store.base import (
     DeviceEntry,

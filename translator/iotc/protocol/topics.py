@@ -11,7 +11,7 @@ encoded in a topic string", see https://github.com/Azure/azure-iot-sdk-python/wi
 as IoT Hub's MQTT page spells the topics (`devices/{device-id}/messages/events/`,
 https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub): IoT Hub does not decode it, so
 `urn%3Aimei%3A35` would be another device's topic and the hub closes the connection. A valid device id
-(`translator/iotc/ids.py`) has no `/`, `+` or `#`, so it cannot break the topic structure.
+(`translator/iotc/protocol/ids.py`) has no `/`, `+` or `#`, so it cannot break the topic structure.
 """
 
 from __future__ import annotations
@@ -20,8 +20,13 @@ import math
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from translator.iotc.errors import MAX_MESSAGE_BYTES, MessageTooLargeError, PropertyBagError, TopicError
-from translator.iotc.property_bag import PropertyBag, decode_pairs
+from translator.iotc.protocol.errors import (
+    MAX_MESSAGE_BYTES,
+    MessageTooLargeError,
+    PropertyBagError,
+    TopicError,
+)
+from translator.iotc.protocol.property_bag import PropertyBag, decode_pairs
 
 DPS_API_VERSION = "2019-03-31"
 HUB_API_VERSION = "2021-04-12"

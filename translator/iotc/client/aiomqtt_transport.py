@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Sequence
 
 import aiomqtt
 
-from translator.iotc.transport import (
+from translator.iotc.client.transport import (
     AckCallback,
     ConnectParams,
     ConnectRefusedError,

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from translator.iotc.backoff import Backoff
-from translator.iotc.errors import (
+from translator.iotc.protocol.backoff import Backoff
+from translator.iotc.protocol.errors import (
     DeviceBlockedError,
     ProvisioningError,
     ProvisioningFailedError,
@@ -34,7 +34,7 @@ from translator.iotc.errors import (
     ProvisioningUnauthorizedError,
     TopicError,
 )
-from translator.iotc.topics import (
+from translator.iotc.protocol.topics import (
     DPS_RESPONSE_SUBSCRIPTION,
     DpsOperationStatus,
     DpsRegister,

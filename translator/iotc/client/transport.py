@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from translator.iotc.errors import HubError
+from translator.iotc.protocol.errors import HubError
 
 MessageHandler = Callable[[str, bytes], None]
 AckCallback = Callable[["BaseException | None"], None]

@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from translator.iotc.errors import SasTokenError
+from translator.iotc.protocol.errors import SasTokenError
 
 _PREFIX = "SharedAccessSignature "
 _REQUIRED = ("sr", "sig", "se")

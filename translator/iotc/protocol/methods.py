@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from translator.iotc.errors import MethodNameError
-from translator.iotc.topics import MethodRequest, MethodResponse
+from translator.iotc.protocol.errors import MethodNameError
+from translator.iotc.protocol.topics import MethodRequest, MethodResponse
 
 COMPONENT_SEPARATOR = "*"
 

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from translator.iotc.ids import MAX_COMMON_NAME
-from translator.iotc.sas import derive_device_key
+from translator.iotc.protocol.ids import MAX_COMMON_NAME
+from translator.iotc.protocol.sas import derive_device_key
 from translator.private_files import private_dir, write_private
 
 

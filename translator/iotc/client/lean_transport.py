@@ -16,14 +16,14 @@ import ssl
 from collections.abc import Awaitable, Sequence
 from typing import Any, cast
 
-from translator.iotc import mqtt_codec as codec
-from translator.iotc.transport import (
+from translator.iotc.client.transport import (
     AckCallback,
     ConnectParams,
     ConnectRefusedError,
     MessageHandler,
     TransportClosedError,
 )
+from translator.iotc.protocol import mqtt_codec as codec
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote
 
-from translator.iotc.errors import PropertyBagError
+from translator.iotc.protocol.errors import PropertyBagError
 
 CONTENT_TYPE = "$.ct"
 CONTENT_ENCODING = "$.ce"

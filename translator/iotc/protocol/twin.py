@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeGuard
 
-from translator.iotc.errors import TwinFormatError
+from translator.iotc.protocol.errors import TwinFormatError
 
 COMPONENT_MARKER = "__t"
 COMPONENT_MARKER_VALUE = "c"

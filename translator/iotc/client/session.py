@@ -24,10 +24,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from translator.iotc.backoff import Backoff, BackoffPolicy
-from translator.iotc.credentials import Credential, SymmetricKey, TlsContexts
-from translator.iotc.dps import Assigned
-from translator.iotc.errors import (
+from translator.iotc.client.credentials import Credential, SymmetricKey, TlsContexts
+from translator.iotc.client.transport import (
+    AckCallback,
+    ConnectParams,
+    ConnectRefusedError,
+    MessageHandler,
+    MqttTransport,
+    TransportClosedError,
+)
+from translator.iotc.protocol.backoff import Backoff, BackoffPolicy
+from translator.iotc.protocol.dps import Assigned
+from translator.iotc.protocol.errors import (
     MAX_MESSAGE_BYTES,
     ConnectionLostError,
     HubError,
@@ -37,10 +45,10 @@ from translator.iotc.errors import (
     ProvisioningError,
     hub_error_for_status,
 )
-from translator.iotc.methods import Invocation, MethodStatus, method_response
-from translator.iotc.property_bag import CREATION_TIME, PropertyBag, format_creation_time
-from translator.iotc.sas import IssuedToken, SasCredential, TokenPolicy
-from translator.iotc.topics import (
+from translator.iotc.protocol.methods import Invocation, MethodStatus, method_response
+from translator.iotc.protocol.property_bag import CREATION_TIME, PropertyBag, format_creation_time
+from translator.iotc.protocol.sas import IssuedToken, SasCredential, TokenPolicy
+from translator.iotc.protocol.topics import (
     DESIRED_PATCH_SUBSCRIPTION,
     METHODS_SUBSCRIPTION,
     TWIN_RESPONSE_SUBSCRIPTION,
@@ -56,15 +64,7 @@ from translator.iotc.topics import (
     hub_username,
     parse_hub_topic,
 )
-from translator.iotc.transport import (
-    AckCallback,
-    ConnectParams,
-    ConnectRefusedError,
-    MessageHandler,
-    MqttTransport,
-    TransportClosedError,
-)
-from translator.iotc.twin import DesiredProperty, Twin, parse_desired_patch
+from translator.iotc.protocol.twin import DesiredProperty, Twin, parse_desired_patch
 
 log = logging.getLogger(__name__)
 

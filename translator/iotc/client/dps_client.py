@@ -11,18 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from translator.iotc.backoff import Backoff, BackoffPolicy
-from translator.iotc.credentials import Credential, SymmetricKey, X509Identity, client_ssl_context
-from translator.iotc.dps import Assigned, DpsRegistration, Wait
-from translator.iotc.errors import (
+from translator.iotc.client.credentials import Credential, SymmetricKey, X509Identity, client_ssl_context
+from translator.iotc.client.transport import ConnectParams, ConnectRefusedError, MessageHandler, MqttTransport
+from translator.iotc.protocol.backoff import Backoff, BackoffPolicy
+from translator.iotc.protocol.dps import Assigned, DpsRegistration, Wait
+from translator.iotc.protocol.errors import (
     ProvisioningError,
     ProvisioningProtocolError,
     ProvisioningThrottledError,
     ProvisioningUnauthorizedError,
 )
-from translator.iotc.sas import DPS_KEY_NAME, SasCredential
-from translator.iotc.topics import DPS_GLOBAL_HOST, dps_resource_uri, dps_username
-from translator.iotc.transport import ConnectParams, ConnectRefusedError, MessageHandler, MqttTransport
+from translator.iotc.protocol.sas import DPS_KEY_NAME, SasCredential
+from translator.iotc.protocol.topics import DPS_GLOBAL_HOST, dps_resource_uri, dps_username
 
 log = logging.getLogger(__name__)
 

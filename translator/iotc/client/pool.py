@@ -15,13 +15,10 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from translator.iotc.credentials import Credential, TlsContexts, X509Identity
-from translator.iotc.dps import Assigned
-from translator.iotc.dps_client import DpsEndpoint, provision
-from translator.iotc.errors import IotcError
-from translator.iotc.lean_transport import ConnectionGroup, LeanTransport
-from translator.iotc.ratelimit import TokenBucket
-from translator.iotc.session import (
+from translator.iotc.client.credentials import Credential, TlsContexts, X509Identity
+from translator.iotc.client.dps_client import DpsEndpoint, provision
+from translator.iotc.client.lean_transport import ConnectionGroup, LeanTransport
+from translator.iotc.client.session import (
     DeviceSession,
     HubEndpoint,
     Provisioner,
@@ -29,7 +26,10 @@ from translator.iotc.session import (
     SessionSettings,
     SessionState,
 )
-from translator.iotc.transport import MessageHandler, MqttTransport
+from translator.iotc.client.transport import MessageHandler, MqttTransport
+from translator.iotc.protocol.dps import Assigned
+from translator.iotc.protocol.errors import IotcError
+from translator.iotc.protocol.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class SessionPool:
 
     def transport_factory(self, on_message: MessageHandler) -> MqttTransport:
         if self.settings.transport == "aiomqtt":
-            from translator.iotc.aiomqtt_transport import AiomqttTransport
+            from translator.iotc.client.aiomqtt_transport import AiomqttTransport
 
             return AiomqttTransport(on_message)
         return LeanTransport(on_message, self._group)
