@@ -26,7 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     template_commands = template.add_subparsers(dest="template_command", metavar="ACTION", required=True)
     export = template_commands.add_parser(
         "export",
-        help="print the device template of a codec file, or of the default codec for an object list",
+        help="print the device template serve announces for an object list or a known device, or of a codec",
+        description="With --objects or --device, the codec is resolved exactly as serve resolves it (same "
+        "settings: --config, IOTC_TRANSLATOR_* environment, codec directory), so the exported root @id is "
+        "the model id serve announces; it is printed on stderr.",
     )
     source = export.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -35,16 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--objects",
         metavar="LINKS",
-        help='object instances as in a registration payload, e.g. "</3/0>,</3303/0>" (default codec)',
+        help='object instances as in a registration payload, e.g. "</3/0>,</3303/0>"',
     )
+    source.add_argument(
+        "--device",
+        metavar="DEVICE_ID",
+        help="a device (id or endpoint) that registered with this translator: its template, from the store",
+    )
+    export.add_argument("--config", type=Path, metavar="FILE", help="settings file (TOML), as for serve")
+    export.add_argument("--state-dir", help="with --device: where serve keeps its store")
     export.add_argument(
-        "--ddf", type=Path, metavar="DIR", help="also load the object definitions (DDF XML) of this directory"
+        "--ddf", type=Path, metavar="DIR", help="object definitions (DDF XML) to add (codec.ddf_directory)"
     )
     export.add_argument(
         "--overrides",
         type=Path,
         metavar="DIR",
-        help="with --objects: codec files whose object mappings replace the generated ones",
+        help="codec files whose object mappings replace the generated ones (codec.directory; default: "
+        "the settings' codec directory, ./codecs)",
     )
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
     simulate = commands.add_parser("simulate", help="run simulated LwM2M devices against an LwM2M server")
@@ -177,44 +188,59 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _template_export(args: argparse.Namespace) -> int:
-    from translator.codec import CodecError, default_codec, export_template, load_codec
+    import asyncio
+
+    from translator.bridge.codecs import CodecCatalog
+    from translator.codec import CodecError, export_template, load_codec
     from translator.codec.coverage import untranslated
-    from translator.lwm2m import DdfError, Lwm2mFormatError, ObjectRegistry, parse_registration
+    from translator.lwm2m import DdfError, Lwm2mFormatError
     from translator.lwm2m import Path as LwPath
+    from translator.store import StoreError
+    from translator.template_export import ExportError, Resolved, for_device, for_objects
 
     try:
-        registry = ObjectRegistry.with_ddf_directory(args.ddf) if args.ddf else ObjectRegistry.builtin()
-        if args.codec is not None:
-            codec = load_codec(args.codec, registry)
-        else:
-            registered = parse_registration(args.objects)
-            if not registered.instances:
-                print("iotc-translator: --objects lists no object instances (</3/0>)", file=sys.stderr)
-                return 2
-            overrides = (
-                [load_codec(p, registry) for p in sorted(args.overrides.glob("*.toml"))]
-                if args.overrides
-                else []
-            )
-            codec = default_codec(
-                registered.instances, registry, versions=registered.objects, overrides=overrides
-            )
-        document = json.dumps(export_template(codec), indent=2, ensure_ascii=False) + "\n"
-        objects = (
-            registered.instances
-            if args.codec is None
-            else tuple(LwPath(o, 0) for o in sorted({e.pattern.object_id for e in codec.entries()}))
+        settings = load_settings(
+            file=args.config,
+            overrides={
+                "state_dir": args.state_dir,
+                "codec.directory": args.overrides,
+                "codec.ddf_directory": args.ddf,
+            },
         )
-        missing = untranslated(codec, objects, registry)
+        catalog = CodecCatalog.from_settings(settings.codec)
+        if not settings.codec.directory.is_dir() and args.codec is None:
+            print(
+                f"iotc-translator: warning: codec directory {settings.codec.directory} not found (from "
+                f"{Path.cwd()}): the default codec alone, as serve would do here",
+                file=sys.stderr,
+            )
+        if args.codec is not None:
+            codec = load_codec(args.codec, catalog.registry)
+            objects = tuple(LwPath(o, 0) for o in sorted({e.pattern.object_id for e in codec.entries()}))
+            resolved = Resolved(codec, objects, queue_mode=False)
+        elif args.objects is not None:
+            resolved = for_objects(catalog, args.objects)
+        else:
+            resolved = asyncio.run(for_device(settings, catalog, args.device))
+        codec = resolved.codec
+        document = json.dumps(export_template(codec), indent=2, ensure_ascii=False) + "\n"
+        missing = untranslated(codec, resolved.instances, catalog.registry)
         if missing:
             print(f"iotc-translator: not translated: {missing.describe()}", file=sys.stderr)
-    except (CodecError, DdfError, Lwm2mFormatError, OSError) as exc:
+    except SettingsError as error:
+        print(f"iotc-translator: configuration error: {error}", file=sys.stderr)
+        return 2
+    except ExportError as error:
+        print(f"iotc-translator: {error}", file=sys.stderr)
+        return 2
+    except (CodecError, DdfError, Lwm2mFormatError, StoreError, OSError) as exc:
         print(f"iotc-translator: {exc}", file=sys.stderr)
         return 1
     if args.output is None:
         sys.stdout.write(document)
     else:
         args.output.write_text(document, encoding="utf-8")
+    print(f"model id: {codec.model_id}", file=sys.stderr)
     return 0
 
 

@@ -21,7 +21,7 @@ from translator.iotc.client.pool import PoolSettings, SessionPool
 from translator.iotc.client.session import HubEndpoint, SessionSettings
 from translator.iotc.protocol.backoff import BackoffPolicy
 from translator.iotc.protocol.sas import TokenPolicy
-from translator.lwm2m import ObjectRegistry, RegisteredObjects
+from translator.lwm2m import RegisteredObjects
 from translator.ops.collector import SettlePolicy, settle_after_waves, tune_gc
 from translator.ops.heap import libc_trim, trim_periodically
 from translator.ops.http import OpsServer
@@ -49,11 +49,8 @@ class Translator:
             outbox_limit=settings.store.outbox_limit,
             outbox_device_limit=settings.store.outbox_device_limit,
         )
-        directory = settings.codec.ddf_directory
-        self.registry = (
-            ObjectRegistry.with_ddf_directory(directory) if directory else ObjectRegistry.builtin()
-        )
-        self.catalog = CodecCatalog(settings.codec.directory, self.registry)
+        self.catalog = CodecCatalog.from_settings(settings.codec)
+        self.registry = self.catalog.registry
         self.pool: SessionPool | None = None
         self.bridge: Bridge | None = None
         self.coap: Lwm2mServer | None = None

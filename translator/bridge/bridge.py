@@ -183,12 +183,10 @@ class Bridge:
         )
 
     def codec_for(self, registration: Registration | None, entry: DeviceEntry | None) -> Codec | None:
-        if entry is not None and entry.codec:
-            return self.catalog.load(Path(entry.codec))
-        if registration is None:
-            return None  # plain CBOR sensors: their names are the telemetry names
-        objects = registration.objects
-        return self.catalog.for_objects(objects.instances, dict(objects.objects))
+        return self.catalog.for_device(
+            entry.codec if entry is not None else None,
+            registration.objects if registration is not None else None,
+        )
 
     async def _start_life(
         self, device_id: str, registration: Registration | None, endpoint: str

@@ -7,8 +7,9 @@ import logging
 from pathlib import Path
 
 from translator.codec import Codec, default_codec, load_codec
-from translator.lwm2m import ObjectRegistry
+from translator.lwm2m import ObjectRegistry, RegisteredObjects
 from translator.lwm2m import Path as Lwm2mPath
+from translator.settings import CodecSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,13 @@ class CodecCatalog:
             )
         self._defaults: dict[tuple[tuple[Lwm2mPath, ...], tuple[tuple[int, str | None], ...]], Codec] = {}
 
+    @classmethod
+    def from_settings(cls, settings: CodecSettings) -> CodecCatalog:
+        """The catalog `serve` uses; `template export` builds it the same way, so both give one model id."""
+        directory = settings.ddf_directory
+        registry = ObjectRegistry.with_ddf_directory(directory) if directory else ObjectRegistry.builtin()
+        return cls(settings.directory, registry)
+
     def load(self, path: Path) -> Codec:
         resolved = path.resolve()
         codec = self._files.get(resolved)
@@ -48,3 +56,12 @@ class CodecCatalog:
             if len(self._defaults) < 1024:
                 self._defaults[key] = codec
         return codec
+
+    def for_device(self, codec_file: str | None, objects: RegisteredObjects | None) -> Codec | None:
+        """A device's codec: the file its import entry names, else the default codec for its objects;
+        None for a device without a registration (plain CBOR sensors name their own telemetry)."""
+        if codec_file:
+            return self.load(Path(codec_file))
+        if objects is None:
+            return None
+        return self.for_objects(objects.instances, dict(objects.objects))

@@ -1,0 +1,135 @@
+"""One template, one model id: the model id `serve` announces to DPS (seen at the emulator) is the root `@id`
+`template export` prints, for the object lists of both real C clients, with the settings' defaults (the
+shipped codecs/ directory) — and `template export --device` gives the template a live device announced.
+
+IoT Central assigns a device to the template whose model id it announces and leaves it Unassigned otherwise:
+https://learn.microsoft.com/azure/iot-central/core/concepts-device-templates#assign-a-device-to-a-device-template
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiocoap
+import pytest
+
+from tests.conftest import REPO, SHARED, RestClient
+from tests.e2e.conftest import STEP, coap_address, eventually
+from translator.cli import main
+from translator.serve import Translator
+from translator.settings import CodecSettings, Settings
+
+# The Register payloads of the two C clients (docs/CLIENTS.md; captured in ../shared/vectors), written here
+# so that a clone without ../shared still checks them.
+CLIENT_LINKS = {
+    "wakaama": '</>;rt="oma.lwm2m";ct=110,</1>;ver=1.1,</1/0>,</2/0>,</3/0>,</4/0>,</5/0>,</6/0>,</7/0>,'
+    "</31024>;ver=1.0,</31024/10>,</31024/11>,</31024/12>",
+    "anjay": "</1/1>,</2>,</3/0>,</4/0>,</5/0>,</6/0>,</7/0>,</10>;ver=1.1,</10/0>,</11>,</16>,</19>,</20/0>,"
+    "</3303/0>,</3313/0>,</3347/0>,</33605>,</33606/0>,</33607/0>,</33608>,</33609/0>",
+}
+
+
+@pytest.fixture
+def default_codecs(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Serve's own default codec directory (`codecs`, relative to where it runs), run from the checkout."""
+    monkeypatch.chdir(REPO)
+    return replace(settings, codec=CodecSettings())
+
+
+async def _register(server: tuple[str, int], endpoint: str, links: str) -> None:
+    context = await aiocoap.Context.create_client_context()
+    try:
+        request = aiocoap.Message(
+            code=aiocoap.POST,
+            uri=f"coap://{server[0]}:{server[1]}/rd?ep={endpoint}&lt=300&lwm2m=1.1",
+            payload=links.encode(),
+            content_format=40,
+        )
+        async with asyncio.timeout(STEP):
+            response = await context.request(request).response
+        assert response.code == aiocoap.CREATED, response
+    finally:
+        await context.shutdown()
+
+
+async def _announced(rest: RestClient, device_id: str) -> str:
+    async def model_id() -> str | None:
+        status, body = await rest.request("GET", f"/api/devices/{device_id}")
+        return body.get("template") if status == 200 else None
+
+    found: str = await eventually(model_id, what=f"{device_id}'s model id at DPS")
+    return found
+
+
+def _export(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any, str]:
+    code = main(["template", "export", *args])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if code == 0 else None, err
+
+
+async def _check_client(
+    settings: Settings, rest: RestClient, capsys: pytest.CaptureFixture[str], name: str, links: str
+) -> None:
+    async with asyncio.timeout(STEP):
+        translator = Translator(settings)
+        await translator.start()
+    try:
+        endpoint = f"urn:dev:ops:{name}-export"
+        await _register(coap_address(translator), endpoint, links)
+        announced = await _announced(rest, endpoint)
+
+        code, template, err = await asyncio.to_thread(_export, capsys, "--objects", links)
+        assert code == 0, err
+        assert template[0]["@id"] == announced
+        assert f"model id: {announced}" in err
+
+        async def from_store() -> bool:
+            code, template, err = await asyncio.to_thread(
+                _export, capsys, "--device", endpoint, "--state-dir", str(settings.state_dir)
+            )
+            assert code == 0, err
+            assert template[0]["@id"] == announced
+            return True
+
+        await eventually(from_store, what="the registration in the store")
+    finally:
+        async with asyncio.timeout(STEP):
+            await translator.stop()
+
+
+@pytest.mark.parametrize("client", sorted(CLIENT_LINKS))
+async def test_export_announces_what_serve_announces(
+    default_codecs: Settings, rest: RestClient, capsys: pytest.CaptureFixture[str], client: str
+) -> None:
+    await _check_client(default_codecs, rest, capsys, client, CLIENT_LINKS[client])
+
+
+async def test_export_matches_the_captured_registrations(
+    default_codecs: Settings, rest: RestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The object lists exactly as captured on the wire (skips in a clone without ../shared)."""
+    vectors = SHARED / "vectors" / "lwm2m-wire.jsonl"
+    if not vectors.is_file():
+        pytest.skip(f"no reference vectors at {vectors}")
+    captured: dict[str, str] = {}
+    for line in vectors.read_text().splitlines():
+        record = json.loads(line)
+        if record["op"] == "register" and record["direction"] == "client->server":
+            captured.setdefault(record["client"], record["payload_text"])
+    assert set(captured) == set(CLIENT_LINKS)
+    for client, links in captured.items():
+        await _check_client(default_codecs, rest, capsys, f"{client}-wire", links)
+
+
+async def test_export_of_an_unknown_device_says_so(
+    default_codecs: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = await asyncio.to_thread(
+        _export, capsys, "--device", "nobody", "--state-dir", str(tmp_path / "state")
+    )
+    assert code == 2
+    assert "nobody: no registration of this device" in err

@@ -1,0 +1,86 @@
+"""What `iotc-translator template export` resolves: the very codec `serve` gives a device, so the exported
+root `@id` is the model id `serve` announces to DPS. IoT Central leaves a device Unassigned when its model id
+matches no published template, so the two must never differ: both go through `CodecCatalog.from_settings`
+and `CodecCatalog.for_device`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from translator.bridge.codecs import CodecCatalog
+from translator.codec import Codec
+from translator.lwm2m import Path, RegisteredObjects, parse_registration
+from translator.settings import Settings
+from translator.store import DeviceEntry, SqliteStore
+
+
+class ExportError(Exception):
+    """The template cannot be resolved (nothing registered, no object instances…); the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    codec: Codec  # its model_id is what the device announces
+    instances: tuple[Path, ...]  # the object instances the template was built for
+    queue_mode: bool  # the device sleeps between wake-ups (LwM2M queue mode)
+
+
+def for_objects(catalog: CodecCatalog, links: str, *, queue_mode: bool = False) -> Resolved:
+    """The template of a device registering this object list (as in a Register payload)."""
+    objects = parse_registration(links)
+    if not objects.instances:
+        raise ExportError('the object list names no object instances (like "</3/0>")')
+    codec = catalog.for_device(None, objects)
+    assert codec is not None
+    return Resolved(codec, objects.instances, queue_mode)
+
+
+async def for_device(settings: Settings, catalog: CodecCatalog, device_id: str) -> Resolved:
+    """The template a device known to the store announced: its import entry's codec and model id, else the
+    default codec for the object list of its last registration. `device_id` may also be its endpoint."""
+    async with SqliteStore(settings.store_path) as store:
+        entries = await store.devices()
+        records = await store.registrations()
+    entry = next((e for e in entries if device_id in (e.device_id, e.endpoint)), None)
+    record = next(
+        (
+            r
+            for r in records
+            if device_id in (r.device_id, r.endpoint) or (entry is not None and r.endpoint == entry.endpoint)
+        ),
+        None,
+    )
+    if entry is None and record is not None:
+        entry = next((e for e in entries if e.endpoint == record.endpoint), None)
+    objects = _objects(record.data) if record is not None else None
+    if objects is None and not (entry is not None and entry.codec):
+        raise ExportError(
+            f"{device_id}: no registration of this device in {settings.store_path} "
+            "(it must have registered with this translator, or be imported with a codec file)"
+        )
+    codec = catalog.for_device(entry.codec if entry is not None else None, objects)
+    assert codec is not None
+    codec = _announced(codec, entry)
+    instances = objects.instances if objects is not None else _codec_instances(codec)
+    queue_mode = bool(record.data.get("queue_mode")) if record is not None else False
+    return Resolved(codec, instances, queue_mode)
+
+
+def _objects(document: dict[str, object]) -> RegisteredObjects | None:
+    links = document.get("links")
+    if not isinstance(links, str) or not links:
+        return None
+    return parse_registration(links)
+
+
+def _announced(codec: Codec, entry: DeviceEntry | None) -> Codec:
+    """An import entry's model id is what the device announces (bridge: entry model id, else the codec's)."""
+    if entry is None or not entry.model_id or entry.model_id == codec.model_id:
+        return codec
+    return dataclasses.replace(codec, model_id=entry.model_id)
+
+
+def _codec_instances(codec: Codec) -> tuple[Path, ...]:
+    return tuple(Path(o, 0) for o in sorted({e.pattern.object_id for e in codec.entries()}))
