@@ -7,7 +7,15 @@ LwM2M version, newest first. The caller walks the list and moves on when the dev
 
 from __future__ import annotations
 
+from translator.coap.errors import Code
 from translator.lwm2m import SUPPORTED_FORMATS, ContentFormat, Path
+
+# Device answers after which another content format is worth a try.
+FORMAT_RETRY = frozenset({Code.NOT_ACCEPTABLE, Code.UNSUPPORTED_CONTENT_FORMAT})
+# Answers to a composite request meaning "no composite operations here": fall back to single operations.
+NO_COMPOSITE = frozenset(
+    {Code.BAD_REQUEST, Code.METHOD_NOT_ALLOWED, Code.NOT_FOUND, Code.NOT_IMPLEMENTED, Code.BAD_OPTION}
+)
 
 _BY_VERSION: dict[tuple[int, int], tuple[int, ...]] = {
     (1, 0): (ContentFormat.TLV, ContentFormat.LWM2M_JSON),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -81,3 +81,14 @@ class DownlinkQueue(Generic[T]):
 
     def next_deadline(self) -> float | None:
         return min((h.deadline for h in self._held), default=None)
+
+
+def must_hold(queue_mode: bool, queue: DownlinkQueue[Any], now: float) -> bool:
+    """Whether a new request waits in the queue rather than going now: the device uses queue mode and
+    either does not listen now, or earlier requests still wait (they go first, in order)."""
+    return queue_mode and not (queue.is_awake(now) and not len(queue))
+
+
+def should_flush(queue: DownlinkQueue[Any], now: float, *, flushing: bool) -> bool:
+    """Whether to start releasing held requests: some wait, the device listens, none is being released."""
+    return bool(len(queue)) and queue.is_awake(now) and not flushing

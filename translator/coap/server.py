@@ -54,7 +54,7 @@ from translator.coap.identity import (
     SecurityContext,
 )
 from translator.coap.ingest import decode_ingest, decode_send
-from translator.coap.management import Device, DeviceManager, Observation
+from translator.coap.management import DeviceManager
 from translator.coap.memo import BoundedMemo
 from translator.coap.queue import DownlinkQueue
 from translator.coap.ratelog import LogBudget, RateLimitFilter
@@ -81,6 +81,7 @@ from translator.coap.snapshot import (
     RegistrationSnapshot,
     expiry_wallclock,
 )
+from translator.coap.state import Device, Observation
 from translator.lwm2m import ObjectRegistry, RegisteredObjects
 
 log = logging.getLogger(__name__)
