@@ -142,7 +142,9 @@ async def run(devices: int, seconds: float) -> dict[str, Any]:
             assert emulator.tls is not None
             settings = Settings(
                 state_dir=Path(work) / "translator",
-                coap=CoapSettings(host="127.0.0.1", port=0, grace=0.0),
+                coap=CoapSettings(
+                    host="127.0.0.1", port=0, grace=0.0, dtls_port=0, insecure_auto_register=True
+                ),
                 iotc=IotcSettings(
                     id_scope=config.id_scope,
                     group_key=GROUP_KEY,

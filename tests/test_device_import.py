@@ -27,3 +27,23 @@ def test_dps_devices_need_registration_ids() -> None:
         parse_devices_csv("deviceId\ndev$1\n")
     [device] = parse_devices_csv(f"deviceId,connectionString\ndev$1,{HUB.format('dev$1')}\n")
     assert device.assignment is not None
+
+
+def test_psk_columns_secure_the_endpoint() -> None:
+    key = "00112233445566778899aabbccddeeff"
+    [device] = parse_devices_csv(f"deviceId,endpoint,pskIdentity,pskKey\nd1,urn:dev:1,id-1,{key}\n")
+    assert device.psk is not None and device.psk.endpoint == "urn:dev:1"
+    assert device.psk.identity == "id-1" and device.psk.key == bytes.fromhex(key)
+    assert key not in repr(device)
+    [plain] = parse_devices_csv("deviceId,pskIdentity,pskKey\nd2,,\n")
+    assert plain.psk is None
+
+
+@pytest.mark.parametrize(
+    ("identity", "key", "problem"),
+    [("id", "", "go together"), ("id", "0011", "PSK must be 16..64 bytes"), ("id", "zz" * 16, "pskKey")],
+)
+def test_bad_psk_columns_are_refused_without_quoting_the_key(identity: str, key: str, problem: str) -> None:
+    with pytest.raises(ImportError_, match=problem) as error:
+        parse_devices_csv(f"deviceId,pskIdentity,pskKey\nd1,{identity},{key}\n")
+    assert "line 2" in str(error.value) and (not key or key not in str(error.value))

@@ -151,6 +151,8 @@ def _devices_import(args: argparse.Namespace) -> int:
                 await store.put_device(device.entry)
                 if device.assignment is not None:
                     await store.put_assignment(device.entry.device_id, device.assignment)
+                if device.psk is not None:
+                    await store.put_psk(device.psk)
 
     asyncio.run(store_them())
     print(f"imported {len(devices)} devices into {settings.store_path}")

@@ -1,7 +1,9 @@
 """`iotc-translator devices import devices.csv`: pre-register endpoints, like IoT Central's CSV import.
 
 Columns (header names, case-insensitive; only `deviceId` is required):
-`deviceId, endpoint, codec, modelId, symmetricKey, certificate, privateKey, connectionString`.
+`deviceId, endpoint, codec, modelId, symmetricKey, certificate, privateKey, connectionString, pskIdentity,
+pskKey`. `pskIdentity` and `pskKey` (hex, 16..64 bytes, as LwM2M servers take it) secure the endpoint: it then
+registers only over DTLS with that identity, never on the plain port.
 `endpoint` defaults to the device id. A `connectionString` (`HostName=...;DeviceId=...;SharedAccessKey=...`)
 makes the device a plain IoT Hub device: no DPS, straight to that hub.
 
@@ -16,9 +18,10 @@ import csv
 import io
 from dataclasses import dataclass
 
+from translator.coap.credentials import check_psk
 from translator.iotc.protocol.dps import Assigned
 from translator.iotc.protocol.ids import id_problem
-from translator.store import DeviceEntry
+from translator.store import DeviceEntry, PskEntry
 
 _COLUMNS = {
     "deviceid": "device_id",
@@ -29,6 +32,8 @@ _COLUMNS = {
     "certificate": "certificate",
     "privatekey": "private_key",
     "connectionstring": "connection_string",
+    "pskidentity": "psk_identity",
+    "pskkey": "psk_key",
 }
 
 
@@ -40,6 +45,7 @@ class ImportError_(ValueError):
 class ImportedDevice:
     entry: DeviceEntry
     assignment: Assigned | None  # set for IoT Hub connection strings
+    psk: PskEntry | None = None
 
 
 def parse_connection_string(text: str) -> dict[str, str]:
@@ -102,5 +108,19 @@ def parse_devices_csv(text: str) -> list[ImportedDevice]:
             certificate=values.get("certificate") or None,
             private_key=values.get("private_key") or None,
         )
-        devices.append(ImportedDevice(entry, assignment))
+        devices.append(ImportedDevice(entry, assignment, _psk(line, entry.endpoint, values)))
     return devices
+
+
+def _psk(line: int, endpoint: str, values: dict[str, str]) -> PskEntry | None:
+    identity, hex_key = values.get("psk_identity", ""), values.get("psk_key", "")
+    if not identity and not hex_key:
+        return None
+    if not identity or not hex_key:
+        raise ImportError_(f"line {line}: pskIdentity and pskKey go together")
+    try:
+        key = bytes.fromhex(hex_key)
+        check_psk(identity, key)
+    except ValueError as error:  # neither message quotes the key
+        raise ImportError_(f"line {line}: pskIdentity/pskKey: {error}") from None
+    return PskEntry(identity, endpoint, key)

@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from translator.bridge import Bridge, CodecCatalog
-from translator.coap import Lwm2mServer
+from translator.coap import CoapSettings, Lwm2mServer
+from translator.coap.credentials import StoreCredentials
 from translator.codec import CodecError
 from translator.iotc.client.dps_client import DpsEndpoint
 from translator.iotc.client.pool import PoolSettings, SessionPool
@@ -88,9 +89,10 @@ class Translator:
 
     async def start(self) -> None:
         private_dir(self.settings.state_dir)  # keys live here (store, minted certificates, emulator)
+        posture = plain_posture(self.settings.coap, real_iotc=self.settings.iotc.configured)
         if not self.settings.iotc.configured:
             self.iotc = await self._start_emulator()
-        settings = replace(self.settings, iotc=self.iotc)
+        settings = replace(self.settings, iotc=self.iotc, coap=posture)
         await self.store.open()
         iotc = self.iotc
         self.pool = SessionPool(
@@ -119,6 +121,7 @@ class Translator:
             objects_check=self.objects_check,
             on_refused=self.metrics.count_refused,
             journal=self.bridge.journal,
+            credentials=StoreCredentials(self.store),
         )
         self.bridge.attach(self.coap)
         await self.bridge.restore()  # before the socket opens: no restored token is ever answered RST
@@ -139,7 +142,13 @@ class Translator:
         self._trimmer = asyncio.get_running_loop().create_task(
             trim_periodically(libc_trim()), name="heap-trim"
         )
-        log.info("translator ready: LwM2M on udp %s:%d", settings.coap.host, self.coap.port)
+        dtls = self.coap.dtls
+        log.info(
+            "translator ready: LwM2M on udp %s:%d%s",
+            settings.coap.host,
+            self.coap.port,
+            f", DTLS on udp {settings.coap.host}:{dtls.port}" if dtls is not None else "",
+        )
 
     def objects_check(self, objects: RegisteredObjects) -> str | None:
         """Whether a registration's objects make a device template IoT Central accepts; why not if not.
@@ -208,6 +217,26 @@ class Translator:
         else:
             lines.append(f"  IoT Central:       ID scope {self.iotc.id_scope}")
         return "\n".join(lines)
+
+
+def plain_posture(coap: CoapSettings, *, real_iotc: bool) -> CoapSettings:
+    """The safe default: with a real IoT Central (devices cost money and reach a customer's application), the
+    plain port, which cannot tell a device from anyone who knows its name, admits only the `coap.allow`
+    list unless the operator opts in. The embedded emulator keeps the two-command demo open."""
+    if not real_iotc or not coap.auto_register:
+        return coap
+    if coap.insecure_auto_register:
+        log.warning(
+            "coap.insecure_auto_register is on: any endpoint name may register on the plain CoAP port and "
+            "become a device in IoT Central; give devices PSKs (devices import) and use the DTLS port"
+        )
+        return coap
+    log.info(
+        "plain CoAP admits only coap.allow (%d names); devices with PSKs register over DTLS "
+        "(coap.insecure_auto_register = true admits any name)",
+        len(coap.allow),
+    )
+    return replace(coap, auto_register=False)
 
 
 def loop_factory(event_loop: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -187,6 +187,7 @@ def _environment(environ: Mapping[str, str]) -> dict[str, Any]:
 def _validate(settings: Settings) -> Settings:
     for name, port in (
         ("coap.port", settings.coap.port),
+        ("coap.dtls_port", settings.coap.dtls_port),
         ("iotc.dps_port", settings.iotc.dps_port),
         ("iotc.hub_port", settings.iotc.hub_port),
         ("operations.port", settings.operations.port),
@@ -224,6 +225,15 @@ def _validate(settings: Settings) -> Settings:
             raise SettingsError(f"{name}: must be positive")
     if settings.coap.setup_concurrency < 1 or settings.coap.setup_rate <= 0:
         raise SettingsError("coap.setup_concurrency / coap.setup_rate: at least 1 device, a positive rate")
+    coap = settings.coap
+    if coap.dtls and coap.port == coap.dtls_port != 0:
+        raise SettingsError(
+            "coap.dtls_port: must differ from coap.port (plain CoAP and DTLS run side by side)"
+        )
+    if min(coap.dtls_max_sessions, coap.dtls_max_handshakes) < 1:
+        raise SettingsError("coap.dtls_max_sessions / coap.dtls_max_handshakes: at least 1")
+    if min(coap.dtls_handshake_timeout, coap.dtls_idle_timeout) <= 0:
+        raise SettingsError("coap.dtls_handshake_timeout / coap.dtls_idle_timeout: must be positive")
     if settings.coap.receive_buffer < 0:
         raise SettingsError("coap.receive_buffer: must be 0 (system default) or a size in bytes")
     if settings.coap.unbounded_lifetime <= 0:

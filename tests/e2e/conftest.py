@@ -32,6 +32,9 @@ COAP_CLIENT = shutil.which("coap-client-notls")
 FAST_COAP = CoapSettings(
     host="127.0.0.1",
     port=0,
+    dtls_port=0,
+    # The emulator is configured like a real IoT Central (id_scope): these tests opt in to open registration.
+    insecure_auto_register=True,
     grace=0.0,
     tick=0.1,
     request_timeout=2.0,

@@ -24,6 +24,8 @@ log_level = "INFO"
 [coap]
 host = "127.0.0.1"
 port = {port}
+dtls_port = 0
+insecure_auto_register = true
 grace = 0.0
 tick = 0.1
 sink_timeout = 8.0

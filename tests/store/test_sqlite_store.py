@@ -13,6 +13,7 @@ from translator.store import (
     DeviceEntry,
     OutboxFullError,
     PendingCommand,
+    PskEntry,
     RegistrationRecord,
     SqliteStore,
     StoreError,
@@ -144,3 +145,15 @@ async def test_a_read_only_store_refuses_a_removal_without_keeping_it_half_done(
         await store.outbox_remove(sequences[:2])
         assert [m.payload for m in await store.outbox_peek("dev-1")] == [bytes([2])]
         assert await store.outbox_depth("dev-1") == 1
+
+
+async def test_psk_per_endpoint_replaced_and_removed(tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "s.db") as store:
+        await store.put_psk(PskEntry("id-1", "dev1", b"k" * 16))
+        assert await store.psk_for_identity("id-1") == PskEntry("id-1", "dev1", b"k" * 16)
+        await store.put_psk(PskEntry("id-1b", "dev1", b"j" * 16))  # a new identity for the endpoint
+        assert await store.psk_for_identity("id-1") is None
+        entry = await store.psk_for_endpoint("dev1")
+        assert entry is not None and entry.identity == "id-1b" and "j" not in repr(entry)
+        await store.remove_psk("dev1")
+        assert await store.psk_for_endpoint("dev1") is None

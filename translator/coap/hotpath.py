@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from translator.coap import gate, wire
 from translator.coap.dedup import DedupCache
+from translator.coap.dtls.peers import is_virtual
 from translator.coap.ratelog import LogBudget
 from translator.coap.registration import Peer
 
@@ -73,6 +74,17 @@ class HotHandler(Protocol):
     def notification(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, observer: Any) -> None:
         """A response on an active observation's token (after the first)."""
         ...
+
+
+class SecureRoute(Protocol):
+    def send(self, data: bytes, peer: Peer) -> bool:
+        """Encrypt and send a CoAP message to a virtual (DTLS identity) address; False without a session."""
+        ...
+
+
+# What aiocoap expects with every datagram (it logs a warning per message without it); a decrypted datagram
+# has no socket of its own, and its answer goes back through `SecureRoute`, which ignores it.
+SECURE_ANCDATA = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, bytes(20))]
 
 
 class _Exchange:
@@ -121,6 +133,7 @@ class DatagramTap:
         self._pending: dict[bytes, _Exchange] = {}
         self._pending_mids: dict[int, _Exchange] = {}
         self._observers: dict[bytes, Any] = {}
+        self._secure: SecureRoute | None = None
         self._token_prefix = bytes((0xA0 | (os.urandom(1)[0] & 0x0F),)) + os.urandom(3)
         self._token_counter = random.randrange(1 << 32)
         self._own_mid = random.randrange(1 << 16)
@@ -149,6 +162,16 @@ class DatagramTap:
         self._interface = interface
         self._slow = interface.datagram_msg_received
         interface.datagram_msg_received = self._received
+        plain_send = interface.send
+
+        def send(message: Any) -> None:  # aiocoap's answers to a DTLS device go back through its session
+            secure = self._secure
+            if secure is not None and is_virtual(message.remote.sockaddr):
+                secure.send(message.encode(), message.remote.sockaddr)
+            else:
+                plain_send(message)
+
+        interface.send = send
         sock = interface.transport.get_extra_info("socket")
         if receive_buffer:
             self._grow_receive_buffer(sock, receive_buffer)
@@ -223,19 +246,35 @@ class DatagramTap:
         if interface is not None:
             interface.datagram_errqueue_received(data, ancdata, flags, address)
 
+    def secure(self, route: SecureRoute | None) -> None:
+        """Carry CoAP for DTLS devices too: decrypted datagrams come in through `secure_received`."""
+        self._secure = route
+
+    def secure_received(self, data: bytes, peer: Peer) -> None:
+        """A CoAP message decrypted by a DTLS session; `peer` is its identity's virtual address."""
+        if self._interface is not None:
+            self._received(data, SECURE_ANCDATA, 0, peer)
+
     def close(self) -> None:
+        self._secure = None
         for ex in list(self._pending.values()):
             self._finish(ex, ExchangeFailed("server shutting down"))
         self._observers.clear()
         if self._interface is not None and self._slow is not None:
             with contextlib.suppress(AttributeError):
                 del self._interface.datagram_msg_received
+            with contextlib.suppress(AttributeError):
+                del self._interface.send
         # The reader stays registered until aiocoap closes the socket (its close removes it).
         self._interface = None
 
     def send(self, data: bytes, peer: Peer, pktinfo: bytes | None = None) -> None:
         sock = self._sock
         if sock is None or self._interface is None:  # not attached yet, or closed
+            return
+        secure = self._secure
+        if secure is not None and is_virtual(peer):
+            secure.send(data, peer)
             return
         try:
             if pktinfo is None:
@@ -393,6 +432,8 @@ class DatagramTap:
         if code < 64:
             return False
         ex = self._pending.get(msg.token)
+        if ex is not None and ex.peer != peer and (is_virtual(ex.peer) or is_virtual(peer)):
+            ex = None  # a secured exchange is answered only through its session, and only by it
         if ex is not None and (msg.mtype != wire.ACK or msg.mid == ex.mid):
             if msg.mtype == wire.CON:
                 self.send(wire.encode(wire.ACK, 0, msg.mid, b""), peer)

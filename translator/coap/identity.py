@@ -90,7 +90,7 @@ class Admission:
         self._allowed = frozenset(allow)
 
     def check(self, identity: DeviceIdentity) -> None:
-        if self.auto:
+        if self.auto or identity.authenticated:  # a secured identity was admitted by its credentials
             return
         if identity.endpoint in self._allowed or identity.device_id in self._allowed:
             return

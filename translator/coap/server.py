@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import aiocoap
 import aiocoap.interfaces
@@ -34,11 +34,14 @@ from aiocoap.numbers.codes import Code as AioCode
 
 from translator.coap import aiocoap_dedup, wire
 from translator.coap.blockwise import Block1Assembler, ShortResponses
+from translator.coap.credentials import Credentials
 from translator.coap.dedup import DedupCache
+from translator.coap.dtls.peers import is_virtual
 from translator.coap.errors import (
     BackPressure,
     BadRequest,
     Code,
+    Forbidden,
     PayloadTooLarge,
     RequestRejected,
     UnknownRegistration,
@@ -84,6 +87,9 @@ from translator.coap.snapshot import (
 from translator.coap.state import Device, Observation
 from translator.lwm2m import ObjectRegistry, RegisteredObjects
 
+if TYPE_CHECKING:
+    from translator.coap.dtls.endpoint import DtlsEndpoint
+
 log = logging.getLogger(__name__)
 
 MAX_INGEST_IDENTITIES = 10_000
@@ -101,6 +107,14 @@ def _served(path: Sequence[str]) -> bool:
     if path[0] == "rd":
         return len(path) <= 2
     return len(path) == 1 and path[0] in {"dp", "ingest"}
+
+
+def _claimed(query: Sequence[str]) -> str | None:
+    claimed: str | None = None
+    for item in query:
+        if item.startswith("ep="):
+            claimed = item[3:]
+    return claimed
 
 
 def _host(peer: Peer) -> str:
@@ -149,8 +163,12 @@ class Lwm2mServer:
         objects_check: ObjectsCheck | None = None,
         on_refused: RefusalHook = ignore_refusal,
         journal: RegistrationJournal | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         self.settings = settings
+        # With credentials the DTLS port opens, and the plain port refuses the endpoints they secure.
+        self._credentials = credentials
+        self._dtls: DtlsEndpoint | None = None
         self._sink = sink
         self._objects_check = objects_check
         self._on_refused = on_refused
@@ -226,6 +244,8 @@ class Lwm2mServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
         sockname = sock.getsockname()
         self._address = (_host(sockname), int(sockname[1]))
+        if self._credentials is not None and self.settings.dtls:
+            await self._start_dtls(self._credentials)
         self._housekeeping = asyncio.get_running_loop().create_task(
             self._housekeep(), name="coap-housekeeping"
         )
@@ -235,6 +255,32 @@ class Lwm2mServer:
             self._address[1],
             "on" if self.settings.hot_path else "off",
         )
+
+    async def _start_dtls(self, credentials: Credentials) -> None:
+        from translator.coap.dtls.endpoint import DtlsEndpoint  # OpenSSL only when DTLS is on
+        from translator.coap.dtls.sessions import DtlsLimits
+
+        settings = self.settings
+        dtls = DtlsEndpoint(
+            host=settings.host,
+            port=settings.dtls_port,
+            credentials=credentials,
+            deliver=self.tap.secure_received,
+            limits=DtlsLimits(
+                max_sessions=settings.dtls_max_sessions,
+                max_handshakes=settings.dtls_max_handshakes,
+                handshake_timeout=settings.dtls_handshake_timeout,
+                idle_timeout=settings.dtls_idle_timeout,
+            ),
+            clock=self._clock,
+        )
+        await dtls.start()
+        self._dtls = dtls
+        self.tap.secure(dtls)
+
+    @property
+    def dtls(self) -> DtlsEndpoint | None:
+        return self._dtls
 
     async def stop(self) -> None:
         if self._housekeeping is not None:
@@ -247,6 +293,9 @@ class Lwm2mServer:
         self._devices.clear()
         await self._responder.close()
         await self.devices.close()
+        if self._dtls is not None:
+            await self._dtls.stop()
+            self._dtls = None
         self.tap.close()
         if self._context is not None:
             context, self._context = self._context, None
@@ -364,6 +413,12 @@ class Lwm2mServer:
             "block_transfers": len(self._root._block1) if self._root is not None else 0,
             "ingest_identities": len(self._ingest_ids),
             "sink_inflight": self._responder.inflight,
+            **(
+                {"dtls_sessions": len(self._dtls.table), "dtls_handshaking": self._dtls.table.handshaking}
+                | {f"dtls_{name}": count for name, count in self._dtls.table.counters.items()}
+                if self._dtls is not None
+                else {}
+            ),
         }
 
     # --- lifetime ----------------------------------------------------------------------------------
@@ -434,8 +489,29 @@ class Lwm2mServer:
     # --- registration interface (aiocoap) ----------------------------------------------------------
 
     def _security_of(self, request: Any) -> SecurityContext | None:
-        """The peer's security context; plain UDP has none (DTLS-PSK / OSCORE will fill this in)."""
-        return None
+        return self._security_for(request.remote.sockaddr)
+
+    def _security_for(self, peer: Peer) -> SecurityContext | None:
+        """The peer's security context: the endpoint bound to its DTLS identity; plain UDP has none."""
+        if not is_virtual(peer):
+            return None
+        endpoint = self._dtls.endpoint_of(peer) if self._dtls is not None else None
+        if endpoint is None:
+            raise Forbidden("the DTLS session ended")
+        return SecurityContext("dtls-psk", endpoint)
+
+    async def _refuse_secured(self, claimed: str | None) -> None:
+        """An endpoint with credentials is only ever itself over its secured session: on the plain port it is
+        refused 4.03 (LwM2M 1.1 Transport §6.2.1 lists 4.03 for a Register the server does not allow; 4.01
+        would invite a retry with the same, absent, authentication)."""
+        if claimed is not None and self._credentials is not None and await self._credentials.secured(claimed):
+            raise Forbidden(f"endpoint {claimed!r} has credentials: register over DTLS")
+
+    def _check_owner(self, reg: Registration | None, peer: Peer) -> None:
+        """A registration made over DTLS is touched only through its identity, and one made over plain UDP
+        never through a DTLS identity (each must register as itself)."""
+        if reg is not None and reg.peer != peer and (is_virtual(reg.peer) or is_virtual(peer)):
+            raise Forbidden(f"rd/{reg.reg_id} belongs to another security context")
 
     def _check_size(self, payload: bytes) -> None:
         if len(payload) > self.settings.max_payload:
@@ -458,11 +534,14 @@ class Lwm2mServer:
                 if len(path) == 1:
                     if method != Code.POST:
                         raise RequestRejected("use POST to register", Code.METHOD_NOT_ALLOWED)
+                    if not is_virtual(request.remote.sockaddr):
+                        await self._refuse_secured(parse_query(tuple(request.opt.uri_query)).endpoint)
                     return self._register(request)
                 if len(path) == 2:
                     if method == Code.POST:
                         return self._update(request, path[1])
                     if method == Code.DELETE:
+                        self._check_owner(self.store.get(path[1]), request.remote.sockaddr)
                         return self._deregister(path[1])
                     raise RequestRejected("use POST or DELETE", Code.METHOD_NOT_ALLOWED)
             elif path in (("dp",), ("ingest",)):
@@ -541,8 +620,9 @@ class Lwm2mServer:
         payload = bytes(request.payload)
         self._check_size(payload)
         objects = parse_objects(request.opt.content_format, payload)
+        known = self.store.get(reg_id)
+        self._check_owner(known, peer)
         if objects is not None:
-            known = self.store.get(reg_id)
             self._admit_objects(known.endpoint if known is not None else f"rd/{reg_id}", objects)
         now = self._clock()
         reg = self.store.update(reg_id, params, objects, peer, now)
@@ -579,11 +659,12 @@ class Lwm2mServer:
 
     # --- telemetry ---------------------------------------------------------------------------------
 
-    def _ingest_identity(self, query: Sequence[str]) -> DeviceIdentity:
-        claimed: str | None = None
-        for item in query:
-            if item.startswith("ep="):
-                claimed = item[3:]
+    def _ingest_identity(self, query: Sequence[str], peer: Peer) -> DeviceIdentity:
+        claimed = _claimed(query)
+        if is_virtual(peer):
+            identity = self._resolver.resolve(claimed, self._security_for(peer))
+            self._admission.check(identity)
+            return identity
         now = self._clock()
         if claimed is not None:
             known = self._ingest_ids.get(claimed, now)
@@ -616,7 +697,7 @@ class Lwm2mServer:
             # Every device, not only queue mode: a lifetime-0 registration lives as long as it is heard.
             self.devices.wake(dev, self._clock())
             return reg.identity, list(records), TelemetrySource.SEND
-        identity = self._ingest_identity(query)
+        identity = self._ingest_identity(query, peer)
         return (
             identity,
             decode_ingest(
@@ -626,6 +707,10 @@ class Lwm2mServer:
         )
 
     async def _slow_telemetry(self, request: Any, kind: str) -> Any:
+        if kind == "ingest" and not is_virtual(request.remote.sockaddr):
+            claimed = _claimed(tuple(request.opt.uri_query))
+            if claimed is not None and self._ingest_ids.get(claimed, self._clock()) is None:
+                await self._refuse_secured(claimed)  # then remembered: the hot path serves it next time
         confirmable = request.mtype == aiocoap.CON
         cf = request.opt.content_format
         device, records, source = self._telemetry(
@@ -658,6 +743,13 @@ class Lwm2mServer:
         if msg.code != Code.POST or len(path) != 1 or path[0] == "rd":
             return False
         kind = path[0]
+        if (
+            kind == "ingest"
+            and self._credentials is not None
+            and not is_virtual(peer)
+            and self._ingest_ids.get(_claimed(msg.uri_query) or "", self._clock()) is None
+        ):
+            return False  # a name not seen lately: the slow path awaits whether it is secured
         cached = self._dedup.check(peer, msg.mid, self._clock())
         if cached is not None:
             if cached:
@@ -683,6 +775,12 @@ class Lwm2mServer:
 
     def notification(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, observer: Any) -> None:
         dev = self._devices.get(observer.endpoint)
+        if (
+            dev is not None
+            and dev.registration.peer != peer
+            and (is_virtual(dev.registration.peer) or is_virtual(peer))
+        ):
+            return  # a secured device's token from elsewhere (or a plain one's from a DTLS identity)
         if (
             dev is not None
             and dev.registration.peer != peer

@@ -20,6 +20,15 @@ class CoapSettings:
     sink_timeout: float = 10.0  # a confirmable telemetry message not confirmed by then gets 5.03
     max_payload: int = 64 * 1024  # bigger request payloads get 4.13 (block-wise: as soon as it passes)
     auto_register: bool = True  # False: only endpoints / device ids in `allow` may register
+    # With a real IoT Central (iotc.id_scope) the plain port admits only `allow`-listed endpoints unless this
+    # is true (a warning at start-up): plain UDP cannot tell a device from anyone who knows its name.
+    insecure_auto_register: bool = False
+    dtls: bool = True  # DTLS 1.2 with per-device PSKs on dtls_port, next to plain CoAP on port
+    dtls_port: int = 5684  # 0: an ephemeral port (tests)
+    dtls_max_sessions: int = 10_000  # open DTLS sessions (~40-80 KB each); the least recently heard goes
+    dtls_max_handshakes: int = 1_000  # handshakes under way (past the cookie exchange); the oldest goes
+    dtls_handshake_timeout: float = 30.0  # a handshake not finished by then is dropped
+    dtls_idle_timeout: float = 1800.0  # a session not heard from for this long is closed (close_notify)
     allow: tuple[str, ...] = ()
     tick: float = 1.0  # housekeeping period (expiry, deadlines, sweeps)
     hot_path: bool = True  # the hand-parsed telemetry path in front of aiocoap

@@ -27,7 +27,7 @@ import random
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiocoap
 import aiocoap.interfaces
@@ -48,6 +48,9 @@ from translator.lwm2m import (
     encode,
     format_links,
 )
+
+if TYPE_CHECKING:
+    from translator.coap.dtls.client import DtlsRelay
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,9 @@ class SimulatorOptions:
     stop_after_update_not_found: bool = False
     cancel_observation_on_rst: bool = False
     nat: bool = False  # behind a NAT relay (simnat.py): `rebind()` changes the source port the server sees
+    # DTLS with this PSK (identity, key) through a relay (dtls/client.py); `server` is then the DTLS port and
+    # `rebind()` makes a new handshake from a new port.
+    psk: tuple[str, bytes] | None = None
 
 
 class _DeviceResource(aiocoap.interfaces.ObservableResource):  # type: ignore[misc]
@@ -161,7 +167,7 @@ class SimulatedDevice:
         self.cancelled_by_rst: list[tuple[Path, ...]] = []
         self.requests_received = 0  # request datagrams from the server (retransmissions included)
         self.stopped = False  # a 1.1-style client after a 4.04 to its Update: gone for good
-        self.nat: NatRelay | None = None
+        self.nat: NatRelay | DtlsRelay | None = None  # the relay the device talks through
         self.port = 0
 
     # --- life cycle --------------------------------------------------------------------------------
@@ -180,14 +186,20 @@ class SimulatedDevice:
         interface = self._context.request_interfaces[0].token_interface.message_interface
         self.port = int(interface.transport.get_extra_info("socket").getsockname()[1])
         self._watch(interface)
-        if self.options.nat and self.nat is None:
+        if self.options.psk is not None and self.nat is None:
+            from translator.coap.dtls.client import DtlsRelay  # OpenSSL only for a DTLS device
+
+            identity, key = self.options.psk
+            self.nat = DtlsRelay(self.server, identity, key, self._bind[0])
+            await self.nat.start()
+        elif self.options.nat and self.nat is None:
             self.nat = NatRelay(self.server, self._bind[0])
             await self.nat.start()
 
     async def rebind(self) -> int:
         """NAT rebinding: the server sees a new source port from now on (requires `options.nat`)."""
         if self.nat is None:
-            raise RuntimeError("rebind needs SimulatorOptions(nat=True)")
+            raise RuntimeError("rebind needs SimulatorOptions(nat=True) or a psk")
         return await self.nat.rebind()
 
     def _watch(self, interface: Any) -> None:

@@ -70,6 +70,15 @@ class DeviceEntry:
     private_key: str | None = None  # path of its PEM key
 
 
+@dataclass(frozen=True, slots=True)
+class PskEntry:
+    """A device's DTLS pre-shared key: the identity it presents and the endpoint it may act as."""
+
+    identity: str
+    endpoint: str
+    key: bytes = field(repr=False)
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 
@@ -129,3 +138,12 @@ class Store(Protocol):
     async def device_for_endpoint(self, endpoint: str) -> DeviceEntry | None: ...
 
     async def devices(self) -> list[DeviceEntry]: ...
+
+    # DTLS pre-shared keys
+    async def put_psk(self, entry: PskEntry) -> None: ...
+
+    async def remove_psk(self, endpoint: str) -> None: ...
+
+    async def psk_for_identity(self, identity: str) -> PskEntry | None: ...
+
+    async def psk_for_endpoint(self, endpoint: str) -> PskEntry | None: ...

@@ -29,6 +29,7 @@ from translator.store.base import (
     OutboxFullError,
     OutboxMessage,
     PendingCommand,
+    PskEntry,
     RegistrationRecord,
     StoreError,
 )
@@ -58,6 +59,9 @@ CREATE INDEX IF NOT EXISTS commands_device ON commands (device_id, created);
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL UNIQUE, codec TEXT, model_id TEXT,
     symmetric_key TEXT, certificate TEXT, private_key TEXT
+);
+CREATE TABLE IF NOT EXISTS dtls_psk (
+    identity TEXT PRIMARY KEY, endpoint TEXT NOT NULL UNIQUE, key BLOB NOT NULL
 );
 """
 _INSERT_OUTBOX = (
@@ -355,6 +359,30 @@ class SqliteStore:
         async with self.db.execute("SELECT * FROM devices WHERE endpoint = ?", (endpoint,)) as rows:
             row = await rows.fetchone()
         return None if row is None else DeviceEntry(*row)
+
+    # -- DTLS pre-shared keys (one identity per endpoint; read at every handshake: edits apply at once) ------
+
+    async def put_psk(self, entry: PskEntry) -> None:
+        await self._write(
+            "INSERT OR REPLACE INTO dtls_psk VALUES (?, ?, ?)", (entry.identity, entry.endpoint, entry.key)
+        )
+
+    async def remove_psk(self, endpoint: str) -> None:
+        await self._write("DELETE FROM dtls_psk WHERE endpoint = ?", (endpoint,))
+
+    async def psk_for_identity(self, identity: str) -> PskEntry | None:
+        async with self.db.execute(
+            "SELECT identity, endpoint, key FROM dtls_psk WHERE identity = ?", (identity,)
+        ) as rows:
+            row = await rows.fetchone()
+        return None if row is None else PskEntry(str(row[0]), str(row[1]), bytes(row[2]))
+
+    async def psk_for_endpoint(self, endpoint: str) -> PskEntry | None:
+        async with self.db.execute(
+            "SELECT identity, endpoint, key FROM dtls_psk WHERE endpoint = ?", (endpoint,)
+        ) as rows:
+            row = await rows.fetchone()
+        return None if row is None else PskEntry(str(row[0]), str(row[1]), bytes(row[2]))
 
     async def devices(self) -> list[DeviceEntry]:
         async with self.db.execute("SELECT * FROM devices ORDER BY device_id") as rows:

@@ -1,0 +1,196 @@
+"""DTLS 1.2 with per-device PSKs, driven by libcoap's coap-client-openssl (a DTLS client nobody here wrote)
+and the project's simulator; the plain port next to it."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import cbor2
+import pytest
+
+from tests.coap.conftest import FAST
+from tests.coap.support import RecordingSink, UdpClient, wait_until
+from translator.coap import Lwm2mServer, TelemetrySource
+from translator.coap.credentials import MemoryCredentials, PskCredential
+from translator.coap.errors import Code
+from translator.coap.simulator import SimulatedDevice, SimulatorOptions
+from translator.lwm2m import Path, Record
+
+COAP_DTLS_CLIENT = shutil.which("coap-client-openssl")
+needs_client = pytest.mark.skipif(
+    COAP_DTLS_CLIENT is None, reason="libcoap3-bin (coap-client-openssl) not installed"
+)
+KEY = b"dtls-test-key-0123456789"
+DTLS = replace(FAST, dtls_port=0)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def coap_dtls(identity: str, key: bytes, *args: str) -> subprocess.CompletedProcess[str]:
+    assert COAP_DTLS_CLIENT is not None
+    return await asyncio.to_thread(
+        subprocess.run,
+        [COAP_DTLS_CLIENT, "-B", "5", "-u", identity, "-k", key.decode(), *args],
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+
+
+@pytest.fixture
+def credentials() -> MemoryCredentials:
+    return MemoryCredentials([PskCredential("id-dev1", KEY, "dev1"), PskCredential("id-dev2", KEY, "dev2")])
+
+
+@pytest.fixture
+async def secured(sink: RecordingSink, credentials: MemoryCredentials) -> AsyncIterator[Lwm2mServer]:
+    async with Lwm2mServer(DTLS, sink, credentials=credentials) as running:
+        yield running
+
+
+def _dtls_base(server: Lwm2mServer) -> str:
+    assert server.dtls is not None
+    return f"coaps://127.0.0.1:{server.dtls.port}"
+
+
+@needs_client
+async def test_register_and_send_over_dtls(secured: Lwm2mServer, sink: RecordingSink) -> None:
+    port = _free_port()
+    base = _dtls_base(secured)
+    done = await coap_dtls(
+        "id-dev1", KEY, "-p", str(port), "-m", "post", "-t", "40", "-e", "</3303/0>",
+        f"{base}/rd?ep=dev1&lt=300&lwm2m=1.1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    reg = secured.registration("dev1")
+    assert reg is not None and 3303 in reg.objects.objects
+    # Another source port, another handshake: the Send is attributed by the identity, not the address.
+    done = await coap_dtls(
+        "id-dev1", KEY, "-p", str(_free_port()), "-m", "post", "-t", "110", "-e",
+        '[{"bn":"/3303/0/","n":"5700","v":21.5}]', f"{base}/dp",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    await wait_until(lambda: sink.records(TelemetrySource.SEND), what="records")
+    device, records, _, confirmable = sink.batches[-1]
+    assert device.endpoint == "dev1" and device.authenticated and confirmable
+    assert records == [Record(Path(3303, 0, 5700), 21.5)]
+
+
+@needs_client
+async def test_wrong_key_registers_nothing(secured: Lwm2mServer) -> None:
+    done = await coap_dtls(
+        "id-dev1", b"not-the-right-key-000000", "-m", "post", "-t", "40", "-e", "</3303/0>",
+        f"{_dtls_base(secured)}/rd?ep=dev1&lt=300",
+    )  # fmt: skip
+    assert "2.01" not in done.stdout
+    assert secured.registration("dev1") is None
+    # The client's Finished does not decrypt: DTLS drops such records silently (RFC 6347 §4.1.2.7), so the
+    # handshake never opens a session and is dropped at its timeout.
+    assert secured.dtls is not None and len(secured.dtls.table) == 0
+    assert secured.dtls.table.counters["handshakes"] == 0
+
+
+@needs_client
+async def test_identity_registers_only_its_endpoint(secured: Lwm2mServer) -> None:
+    done = await coap_dtls(
+        "id-dev1", KEY, "-m", "post", "-t", "40", "-e", "</3303/0>",
+        f"{_dtls_base(secured)}/rd?ep=dev2&lt=300",
+    )  # fmt: skip
+    assert "4.03" in done.stdout + done.stderr
+    assert secured.registration("dev2") is None
+
+
+async def _dtls_device(server: Lwm2mServer, name: str, identity: str, key: bytes = KEY) -> SimulatedDevice:
+    assert server.dtls is not None
+    dev = SimulatedDevice(
+        name, ("127.0.0.1", server.dtls.port), options=SimulatorOptions(psk=(identity, key))
+    )
+    await dev.start()
+    return dev
+
+
+async def test_simulator_over_dtls_downlinks_notifications_and_rebinding(
+    secured: Lwm2mServer, sink: RecordingSink
+) -> None:
+    dev = await _dtls_device(secured, "dev1", "id-dev1")
+    try:
+        assert str((await dev.register()).code).startswith("2.01")
+        records = await secured.devices.read("dev1", Path(3303, 0, 5700))
+        assert records == [Record(Path(3303, 0, 5700), 21.5)]
+        handle = await secured.devices.observe("dev1", Path(3303, 0, 5700))
+        assert handle.records == (Record(Path(3303, 0, 5700), 21.5),)
+        dev.set_value(Path(3303, 0, 5700), 22.0)
+        await wait_until(lambda: len(sink.records(TelemetrySource.NOTIFY)) >= 2, what="notification")
+        # A NAT rebinding under DTLS: a new port, a new handshake; the registration does not move, and
+        # notifications, Sends and downlinks keep working through the new session.
+        await dev.rebind()
+        dev.values[Path(3303, 0, 5700)] = 23.0
+        assert str((await dev.send([Path(3303, 0, 5700)])).code).startswith("2.04")
+        assert [r.value for r in sink.records(TelemetrySource.SEND)] == [23.0]
+        dev.set_value(Path(3303, 0, 5700), 24.0)
+        await wait_until(
+            lambda: 24.0 in [r.value for r in sink.records(TelemetrySource.NOTIFY)], what="notify"
+        )
+        assert await secured.devices.read("dev1", Path(3, 0, 9)) == [Record(Path(3, 0, 9), 100)]
+        assert secured.dtls is not None and len(secured.dtls.table) == 1
+    finally:
+        await dev.close()
+
+
+async def test_plain_port_cannot_touch_a_secured_device(secured: Lwm2mServer, sink: RecordingSink) -> None:
+    dev = await _dtls_device(secured, "dev1", "id-dev1")
+    plain = await UdpClient.connect(secured.port)
+    try:
+        assert str((await dev.register()).code).startswith("2.01")
+        reg = secured.registration("dev1")
+        assert reg is not None
+        # Register, ingest, Update, De-register and Send as dev1 (or dev2, secured too) on the plain port.
+        for endpoint in ("dev1", "dev2"):
+            reply = await plain.request(
+                Code.POST, ["rd"], query=[f"ep={endpoint}", "lt=300"], content_format=40, payload=b"</3303/0>"
+            )
+            assert reply.code == Code.FORBIDDEN, endpoint
+            reply = await plain.request(Code.POST, ["ingest"], query=[f"ep={endpoint}"], content_format=60,
+                                        payload=cbor2.dumps({"t": 1.0}))  # fmt: skip
+            assert reply.code == Code.FORBIDDEN, endpoint
+        assert (await plain.request(Code.POST, ["rd", reg.reg_id], query=["lt=60"])).code == Code.FORBIDDEN
+        assert (await plain.request(Code.DELETE, ["rd", reg.reg_id])).code == Code.FORBIDDEN
+        reply = await plain.request(
+            Code.POST, ["dp"], content_format=110, payload=b'[{"bn":"/3303/0/","n":"5700","v":99}]'
+        )
+        assert reply.code == Code.NOT_FOUND  # a Send is attributed by address: no plain address is dev1's
+        assert secured.registration("dev1") == reg and not sink.batches
+        # An endpoint without credentials still registers on the plain port (open posture of FAST).
+        reply = await plain.request(
+            Code.POST, ["rd"], query=["ep=open1", "lt=300"], content_format=40, payload=b"</3303/0>"
+        )
+        assert reply.code == Code.CREATED
+    finally:
+        plain.close()
+        await dev.close()
+
+
+async def test_credentials_edited_at_run_time(secured: Lwm2mServer, credentials: MemoryCredentials) -> None:
+    dev = await _dtls_device(secured, "dev3", "id-dev3")
+    try:
+        with pytest.raises(TimeoutError):  # unknown identity: the handshake fails, nothing registers
+            async with asyncio.timeout(2.0):
+                await dev.register()
+        assert secured.registration("dev3") is None
+    finally:
+        await dev.close()
+    credentials.put(PskCredential("id-dev3", KEY, "dev3"))  # no restart
+    dev = await _dtls_device(secured, "dev3", "id-dev3")
+    try:
+        assert str((await dev.register()).code).startswith("2.01")
+    finally:
+        await dev.close()

@@ -1,0 +1,182 @@
+"""The one module that touches OpenSSL: DTLS 1.2 contexts and connections on memory BIOs.
+
+pyOpenSSL gives DTLS, `DTLSv1_listen` cookies, the MTU and memory BIOs through its public API. It has no PSK
+callbacks, so those are set through cryptography's binding (`Context._context` and `Binding().lib`, private
+API): the versions are pinned in pyproject.toml and `tests/coap/test_dtls_pure.py` checks the symbols.
+
+The LwM2M PSK suites (PSK-AES128-CCM8, PSK-AES128-CBC-SHA256) are below OpenSSL 3's default security level
+(no forward secrecy, 64-bit tag): `@SECLEVEL=0` lets the cipher list name them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.hazmat.bindings.openssl.binding import Binding
+from OpenSSL import SSL
+
+_binding = Binding()
+_ffi: Any = _binding.ffi
+_lib: Any = _binding.lib
+
+PSK_CIPHERS = b"PSK-AES128-CCM8:PSK-AES128-CBC-SHA256:@SECLEVEL=0"
+DTLS1_2_VERSION = 0xFEFD  # not exported by pyOpenSSL
+MTU = 1280  # IPv6's minimum MTU: what a constrained network carries without fragmentation
+MAX_PSK = 64  # bytes (RFC 4279 §5.3 asks for at least 64)
+MAX_IDENTITY = 128  # bytes (RFC 4279 §5.3)
+
+PskServerLookup = Callable[[bytes], bytes | None]
+"""identity → key, synchronous: it reads what the session table looked up before the handshake reached it."""
+
+WantRead = SSL.WantReadError
+Closed = SSL.ZeroReturnError
+Failure = SSL.Error
+
+
+class ServerContext:
+    """An SSL_CTX for the server side, with PSK and cookie callbacks kept alive as long as it lives."""
+
+    def __init__(
+        self,
+        *,
+        psk: PskServerLookup,
+        cookie: Callable[[], bytes],
+        cookie_ok: Callable[[bytes], bool],
+        identity_hint: bytes = b"",
+    ) -> None:
+        ctx = SSL.Context(SSL.DTLS_SERVER_METHOD)
+        ctx.set_min_proto_version(DTLS1_2_VERSION)
+        ctx.set_cipher_list(PSK_CIPHERS)
+        # The application owns the MTU (memory BIOs cannot query it); buffers are released between records.
+        ctx.set_options(SSL.OP_NO_QUERY_MTU | _lib.SSL_OP_COOKIE_EXCHANGE | SSL.OP_NO_TICKET)
+        ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
+        ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        ctx.set_cookie_generate_callback(lambda _conn: cookie())
+        ctx.set_cookie_verify_callback(lambda _conn, value: cookie_ok(value))
+
+        def _psk(_ssl: Any, identity: Any, out: Any, max_len: int) -> int:
+            try:
+                if identity == _ffi.NULL:
+                    return 0
+                key = psk(_ffi.string(identity))
+                if not key or len(key) > max_len:
+                    return 0
+                _ffi.memmove(out, key, len(key))
+                return len(key)
+            except Exception:  # an exception cannot cross OpenSSL: fail this handshake
+                return 0
+
+        self._psk_callback = _ffi.callback(
+            "unsigned int (*)(SSL *, const char *, unsigned char *, unsigned int)", _psk
+        )
+        raw = ctx._context
+        _lib.SSL_CTX_set_psk_server_callback(raw, self._psk_callback)
+        if identity_hint:
+            _lib.SSL_CTX_use_psk_identity_hint(raw, identity_hint)
+        self.ctx = ctx
+
+    def connection(self) -> Connection:
+        conn = SSL.Connection(self.ctx, None)
+        conn.set_accept_state()
+        conn.set_ciphertext_mtu(MTU)
+        return Connection(conn, self)
+
+
+class ClientContext:
+    """An SSL_CTX for a PSK client (the simulator and tests)."""
+
+    def __init__(self, identity: bytes, key: bytes, *, ciphers: bytes = PSK_CIPHERS) -> None:
+        if len(identity) >= MAX_IDENTITY or len(key) > MAX_PSK:
+            raise ValueError("PSK identity or key too long")
+        ctx = SSL.Context(SSL.DTLS_CLIENT_METHOD)
+        ctx.set_min_proto_version(DTLS1_2_VERSION)
+        ctx.set_max_proto_version(DTLS1_2_VERSION)
+        ctx.set_cipher_list(ciphers)
+        ctx.set_options(SSL.OP_NO_QUERY_MTU | SSL.OP_NO_TICKET)
+        ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
+
+        def _psk(
+            _ssl: Any, _hint: Any, out_identity: Any, max_identity: int, out_key: Any, max_key: int
+        ) -> int:
+            if len(identity) + 1 > max_identity or len(key) > max_key:
+                return 0
+            _ffi.memmove(out_identity, identity + b"\0", len(identity) + 1)
+            _ffi.memmove(out_key, key, len(key))
+            return len(key)
+
+        self._psk_callback = _ffi.callback(
+            "unsigned int (*)(SSL *, const char *, char *, unsigned int, unsigned char *, unsigned int)", _psk
+        )
+        _lib.SSL_CTX_set_psk_client_callback(ctx._context, self._psk_callback)
+        self.ctx = ctx
+
+    def connection(self) -> Connection:
+        conn = SSL.Connection(self.ctx, None)
+        conn.set_connect_state()
+        conn.set_ciphertext_mtu(MTU)
+        return Connection(conn, self)
+
+
+class Connection:
+    """One DTLS association on memory BIOs: bytes in from the network, bytes out to it, plaintext between."""
+
+    __slots__ = ("_conn", "_owner")
+
+    def __init__(self, conn: SSL.Connection, owner: object) -> None:
+        self._conn = conn
+        self._owner = owner  # keeps the context's cffi callbacks alive as long as a connection uses them
+
+    def feed(self, data: bytes) -> None:
+        self._conn.bio_write(data)
+
+    def outgoing(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunks.append(self._conn.bio_read(65536))
+            except SSL.WantReadError:
+                return b"".join(chunks)
+
+    def listen(self) -> bool:
+        """Stateless cookie check of the ClientHello fed (RFC 6347 §4.2.1): True once its cookie is valid."""
+        try:
+            self._conn.DTLSv1_listen()
+        except SSL.WantReadError:
+            return False
+        return True
+
+    def handshake(self) -> bool:
+        """Advance the handshake with what was fed: True when it is complete. Raises `Failure`."""
+        try:
+            self._conn.do_handshake()
+        except SSL.WantReadError:
+            return False
+        return True
+
+    def read(self) -> list[bytes]:
+        """The application records fed, decrypted. Raises `Closed` on close_notify, `Failure` otherwise."""
+        out: list[bytes] = []
+        while True:
+            try:
+                out.append(self._conn.recv(65536))
+            except SSL.WantReadError:
+                return out
+
+    def write(self, data: bytes) -> None:
+        self._conn.send(data)
+
+    def timeout(self) -> float | None:
+        return self._conn.DTLSv1_get_timeout()
+
+    def handle_timeout(self) -> None:
+        self._conn.DTLSv1_handle_timeout()
+
+    def close(self) -> None:
+        """Queue a close_notify alert (read it with `outgoing`)."""
+        with contextlib.suppress(SSL.Error):
+            self._conn.shutdown()
+
+    def cipher(self) -> str | None:
+        return self._conn.get_cipher_name()
