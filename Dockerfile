@@ -14,8 +14,8 @@ RUN pip install . && useradd --system --home /state --uid 10001 iotc \
 
 USER iotc
 VOLUME ["/state"]
-# LwM2M (CoAP/UDP), metrics and health; the emulator's MQTT (DPS + hub) and REST ports.
-EXPOSE 5683/udp 9100 8883 8080
+# LwM2M (CoAP/UDP, and DTLS), metrics and health; the emulator's MQTT (DPS + hub) and REST ports.
+EXPOSE 5683/udp 5684/udp 9100 8883 8080
 
 ENTRYPOINT ["iotc-translator"]
 CMD ["serve", "--state-dir", "/state"]

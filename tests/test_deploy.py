@@ -66,7 +66,11 @@ def test_translator_service(compose: dict[str, Any], tmp_path: Path) -> None:
             "state_dir": args.state_dir,
         },
     )
-    assert published(service) == {f"{settings.coap.port}/udp", str(settings.operations.port)}
+    assert published(service) == {
+        f"{settings.coap.port}/udp",
+        f"{settings.coap.dtls_port}/udp",
+        str(settings.operations.port),
+    }
     assert settings.operations.host == "0.0.0.0"
     assert settings.iotc.configured
     # It trusts the emulator's CA from the emulator's volume, and dials the emulator's service name.
@@ -97,6 +101,6 @@ def test_unauthenticated_ports_are_published_on_loopback_only(compose: dict[str,
 def test_dockerfile_runs_the_cli() -> None:
     text = (REPO / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["iotc-translator"]' in text
-    assert "EXPOSE 5683/udp 9100 8883 8080" in text
+    assert "EXPOSE 5683/udp 5684/udp 9100 8883 8080" in text
     for folder in ("translator", "emulator", "codecs"):
         assert f"COPY {folder} ./{folder}" in text

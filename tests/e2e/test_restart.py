@@ -171,6 +171,8 @@ def _serve_environment(settings: Settings) -> dict[str, str]:
             "IOTC_TRANSLATOR_IOTC_GATEWAY_HOST": str(iotc.gateway_host),
             "IOTC_TRANSLATOR_COAP_HOST": coap.host,
             "IOTC_TRANSLATOR_COAP_PORT": str(coap.port),
+            "IOTC_TRANSLATOR_COAP_DTLS_PORT": "0",
+            "IOTC_TRANSLATOR_COAP_INSECURE_AUTO_REGISTER": "true",
             "IOTC_TRANSLATOR_COAP_REQUEST_TIMEOUT": "2",
             "IOTC_TRANSLATOR_CODEC_DIRECTORY": str(REPO / "codecs"),
             "IOTC_TRANSLATOR_OPERATIONS_PORT": "0",
