@@ -20,17 +20,14 @@ from translator.bridge.desired import write_desired
 from translator.bridge.setup import RegistrationSetUp
 from translator.coap import (
     BackPressure,
-    DeadlineExpiredError,
     Delivery,
-    DeviceResponseError,
-    DeviceTimeoutError,
     DownlinkError,
     NamedRecord,
     Outcome,
     Registration,
     TelemetryRecord,
 )
-from translator.coap.errors import dotted
+from translator.coap.statuses import method_status
 from translator.codec import Codec, CommandError, DeviceMapper, Operation, TelemetryMessage
 from translator.codec.changes import ChangeFilter, Selection
 from translator.codec.coverage import untranslated
@@ -276,12 +273,8 @@ class DeviceLife:
             else:
                 await devices.write(self.endpoint, operation.path, operation.records, deadline=wait)
                 result = call.succeeded()
-        except (DeadlineExpiredError, DeviceTimeoutError) as error:
-            result = call.timed_out(str(error))
-        except DeviceResponseError as error:
-            result = call.failed(dotted(error.code), str(error))
         except DownlinkError as error:
-            result = call.failed("5.03", str(error))
+            result = call.failed(method_status(error), str(error))
         self._log.info("command %s answered %d", name, result.status)
         return int(result.status), result.payload
 

@@ -5,8 +5,8 @@ Two families:
 * `RequestRejected` — something a device sent us is refused; `code` is the CoAP response code the
   server answers with (4.00, 4.03, 4.04, 4.12, 4.13, 4.15, 5.03 ...). `answer_for` is the one place that
   turns any exception raised while handling a device request into a code and a diagnostic payload.
-* `DownlinkError` — a server → device operation (Read, Write, Observe ...) did not succeed; the bridge
-  maps these once to IoT Central method statuses (`status_hint`).
+* `DownlinkError` — a server → device operation (Read, Write, Observe ...) did not succeed; statuses.py
+  maps these once to IoT Central method statuses.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class Code(enum.IntEnum):
     UNSUPPORTED_CONTENT_FORMAT = 143  # 4.15
     INTERNAL_SERVER_ERROR = 160  # 5.00
     NOT_IMPLEMENTED = 161  # 5.01
+    BAD_GATEWAY = 162  # 5.02
     SERVICE_UNAVAILABLE = 163  # 5.03
     GATEWAY_TIMEOUT = 164  # 5.04
     PROXYING_NOT_SUPPORTED = 165  # 5.05
@@ -146,9 +147,7 @@ def answer_for(exc: BaseException) -> tuple[Code, str, int | None]:
 
 
 class DownlinkError(CoapFaceError):
-    """A device-management operation failed. `status_hint` is the HTTP-like status for a method answer."""
-
-    status_hint = 500
+    """A device-management operation failed (statuses.py: the method status each kind answers)."""
 
     def __init__(self, endpoint: str, reason: str) -> None:
         super().__init__(f"{endpoint}: {reason}")
@@ -159,25 +158,18 @@ class DownlinkError(CoapFaceError):
 class NotRegisteredError(DownlinkError):
     """The endpoint has no registration (never registered, de-registered or expired)."""
 
-    status_hint = 404
-
 
 class DeviceTimeoutError(DownlinkError):
-    """The device did not answer within the operation's timeout."""
-
-    status_hint = 504
+    """The device did not answer: not within the operation's timeout, or the exchange failed (retransmissions
+    exhausted, RST, a network error)."""
 
 
 class DeadlineExpiredError(DownlinkError):
     """A queue-mode device did not wake before the request's deadline; nothing was sent."""
 
-    status_hint = 504
-
 
 class RegistrationEndedError(DownlinkError):
     """The registration ended (de-register, expiry, server shutdown) while the request was pending."""
-
-    status_hint = 503
 
 
 class DeviceResponseError(DownlinkError):
@@ -188,21 +180,10 @@ class DeviceResponseError(DownlinkError):
         super().__init__(endpoint, text)
         self.code = code
 
-    @property
-    def status_hint(self) -> int:  # type: ignore[override]
-        return {Code.NOT_FOUND: 404, Code.METHOD_NOT_ALLOWED: 405, Code.UNAUTHORIZED: 403}.get(
-            Code(self.code) if self.code in Code._value2member_map_ else Code.INTERNAL_SERVER_ERROR,
-            400 if self.code >> 5 == 4 else 502,
-        )
-
 
 class DevicePayloadError(DownlinkError):
     """The device's answer could not be decoded (or a value could not be encoded for it)."""
 
-    status_hint = 502
-
 
 class ServerRefusedError(DownlinkError):
     """Not sent: the request would set something this server itself refuses (a lifetime out of range)."""
-
-    status_hint = 400

@@ -107,6 +107,9 @@ class SimulatorOptions:
     # Writes under these paths are refused with the given CoAP code (0x80 = 4.00, 0xA0 = 5.00, …) and change
     # nothing: a device enforcing its own range, or failing to store the value.
     refuse_writes: dict[Path, int] = field(default_factory=dict)
+    # Executes of these resources are refused with the given CoAP code and run nothing: a device that will not
+    # reboot now (5.03), or wants an authorisation it was not given (4.01).
+    refuse_executes: dict[Path, int] = field(default_factory=dict)
     # Write-Attributes on a resource the device lacks answers 4.04, as the real C clients do.
     strict_attributes: bool = False
     # Real clients' reactions (docs/CLIENTS.md): a 1.1 client goes to "bootstrap required" after a 4.04 to
@@ -574,6 +577,9 @@ class SimulatedDevice:
             model = self.registry.resource_model(path[0], path[2])
             if model is None or Operations.EXECUTE not in model.operations:
                 return self._reply(AioCode.METHOD_NOT_ALLOWED)
+            refused = self.options.refuse_executes.get(path)
+            if refused is not None:
+                return self._reply(AioCode(refused), b"refused by the device")
             self.executed.append((path, bytes(request.payload).decode("utf-8", "replace")))
             return self._reply(AioCode.CHANGED)
         if len(path) == 2:

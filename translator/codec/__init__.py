@@ -33,7 +33,6 @@ from translator.codec.mapper import (
     TelemetryMessage,
     Uplink,
     ack_code_for,
-    status_for_coap,
 )
 from translator.codec.names import is_dtdl_name
 from translator.codec.spec import (
@@ -89,5 +88,4 @@ __all__ = [
     "is_dtdl_name",
     "load_codec",
     "parse_codec",
-    "status_for_coap",
 ]

@@ -121,17 +121,6 @@ class MethodResult:
     payload: Any = None
 
 
-def status_for_coap(code: str) -> MethodStatus:
-    """The method status for a failed CoAP answer (`"4.04"`): each LwM2M failure maps here once."""
-    if code == "4.04":
-        return MethodStatus.NOT_FOUND
-    if code.startswith("4."):
-        return MethodStatus.BAD_REQUEST
-    if code == "5.03":
-        return MethodStatus.UNAVAILABLE
-    return MethodStatus.ERROR
-
-
 @dataclass(frozen=True, slots=True)
 class CommandCall:
     """A command turned into an LwM2M operation; turns the device's answer into the method response."""
@@ -152,13 +141,9 @@ class CommandCall:
                 values[read_field.name] = _resource_value(read_field.resource, mine, IDENTITY)
         return MethodResult(MethodStatus.OK, values)
 
-    def failed(self, coap_code: str, reason: str | None = None) -> MethodResult:
-        """The device answered with an error code (`"4.05"`)."""
-        detail = reason or f"the device answered {coap_code}"
-        return MethodResult(status_for_coap(coap_code), {"error": detail})
-
-    def timed_out(self, reason: str = "the device did not answer in time") -> MethodResult:
-        return MethodResult(MethodStatus.TIMEOUT, {"error": reason})
+    def failed(self, status: int, reason: str) -> MethodResult:
+        """The operation failed; `status` comes from the CoAP face's one mapping (coap/statuses.py)."""
+        return MethodResult(status, {"error": reason})
 
 
 def _resource_value(resource: ResourceModel, records: Sequence[Record], scaling: Scaling) -> Any:
