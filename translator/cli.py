@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--lifetime", type=int, default=300, help="registration lifetime (s)")
     simulate.add_argument("--lwm2m", default="1.1", choices=("1.0", "1.1", "1.2"), help="LwM2M version")
     simulate.add_argument("--queue", action="store_true", help="register in queue mode (Q)")
+    simulate.add_argument(
+        "--psk-key",
+        default=None,
+        metavar="HEX",
+        help="DTLS PSK of every device (identity: its endpoint name)",
+    )
     serve = commands.add_parser(
         "serve",
         help="run the translator (with no IoT Central configured: on the built-in emulator)",
@@ -167,20 +173,29 @@ def _simulate(args: argparse.Namespace) -> int:
     from translator.coap.simulator import SimulatorOptions, run_fleet
 
     uri = urlsplit(args.server)
-    if uri.scheme != "coap" or not uri.hostname:
-        print("iotc-translator: --server must be coap://host[:port]", file=sys.stderr)
+    if uri.scheme not in ("coap", "coaps") or not uri.hostname:
+        print("iotc-translator: --server must be coap://host[:port] or coaps://host[:port]", file=sys.stderr)
+        return 2
+    try:
+        psk_key = bytes.fromhex(args.psk_key) if args.psk_key else None
+    except ValueError:
+        print("iotc-translator: --psk-key must be hex", file=sys.stderr)
+        return 2
+    if (uri.scheme == "coaps") != (psk_key is not None):
+        print("iotc-translator: coaps:// goes with --psk-key (and --psk-key with coaps://)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = SimulatorOptions(version=args.lwm2m, lifetime=args.lifetime, queue_mode=args.queue)
     try:
         sent = asyncio.run(
             run_fleet(
-                (uri.hostname, uri.port or 5683),
+                (uri.hostname, uri.port or (5684 if psk_key else 5683)),
                 args.devices,
                 prefix=args.prefix,
                 interval=args.interval,
                 duration=args.duration,
                 options=options,
+                psk_key=psk_key,
             )
         )
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ from tests.coap.support import RecordingSink, UdpClient, wait_until
 from translator.coap import Lwm2mServer, TelemetrySource
 from translator.coap.credentials import MemoryCredentials, PskCredential
 from translator.coap.errors import Code
-from translator.coap.simulator import SimulatedDevice, SimulatorOptions
+from translator.coap.simulator import SimulatedDevice, SimulatorOptions, run_fleet
 from translator.lwm2m import Path, Record
 
 COAP_DTLS_CLIENT = shutil.which("coap-client-openssl")
@@ -194,3 +194,15 @@ async def test_credentials_edited_at_run_time(secured: Lwm2mServer, credentials:
         assert str((await dev.register()).code).startswith("2.01")
     finally:
         await dev.close()
+
+
+async def test_simulated_fleet_over_dtls(sink: RecordingSink) -> None:
+    names = [f"fleet-{i:05d}" for i in range(3)]
+    credentials = MemoryCredentials([PskCredential(name, KEY, name) for name in names])
+    async with Lwm2mServer(DTLS, sink, credentials=credentials) as server:
+        assert server.dtls is not None
+        sent = await run_fleet(
+            ("127.0.0.1", server.dtls.port), 3, prefix="fleet", interval=0.3, duration=2.0, psk_key=KEY
+        )
+        assert sent >= 3
+        assert {device.endpoint for device, *_ in sink.batches} == set(names)

@@ -26,7 +26,7 @@ import os
 import random
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import aiocoap
@@ -706,10 +706,17 @@ async def run_fleet(
     interval: float = 10.0,
     duration: float | None = None,
     options: SimulatorOptions | None = None,
+    psk_key: bytes | None = None,
 ) -> int:
     """Run `devices` simulated clients: register, Send a temperature every `interval` s, update before
-    the lifetime ends, de-register at the end. Returns the number of Sends answered 2.04."""
-    fleet = [SimulatedDevice(f"{prefix}-{i:05d}", server, options=options) for i in range(devices)]
+    the lifetime ends, de-register at the end. Returns the number of Sends answered 2.04. With `psk_key`,
+    each device speaks DTLS with its endpoint name as PSK identity."""
+    chosen = options or SimulatorOptions()
+    names = [f"{prefix}-{i:05d}" for i in range(devices)]
+    fleet = [
+        SimulatedDevice(name, server, options=replace(chosen, psk=(name, psk_key)) if psk_key else chosen)
+        for name in names
+    ]
     sent = 0
     stop_at = None if duration is None else time.monotonic() + duration
 

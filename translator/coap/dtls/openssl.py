@@ -131,13 +131,14 @@ class Connection:
     def feed(self, data: bytes) -> None:
         self._conn.bio_write(data)
 
+    def _buffered(self, bio: Any) -> int:
+        # pyOpenSSL reports an empty memory BIO by raising (several µs per message); asking its length first
+        # costs one call. `_from_ssl` / `_into_ssl` are pyOpenSSL's memory BIOs (private, see above).
+        return int(_lib.BIO_get_mem_data(bio, _ffi.NULL))
+
     def outgoing(self) -> bytes:
-        chunks: list[bytes] = []
-        while True:
-            try:
-                chunks.append(self._conn.bio_read(65536))
-            except SSL.WantReadError:
-                return b"".join(chunks)
+        size = self._buffered(self._conn._from_ssl)
+        return self._conn.bio_read(size) if size > 0 else b""
 
     def listen(self) -> bool:
         """Stateless cookie check of the ClientHello fed (RFC 6347 §4.2.1): True once its cookie is valid."""
@@ -158,11 +159,13 @@ class Connection:
     def read(self) -> list[bytes]:
         """The application records fed, decrypted. Raises `Closed` on close_notify, `Failure` otherwise."""
         out: list[bytes] = []
-        while True:
+        conn = self._conn
+        while self._buffered(conn._into_ssl) > 0:  # one record per call; stop when all were read
             try:
-                out.append(self._conn.recv(65536))
-            except SSL.WantReadError:
-                return out
+                out.append(conn.recv(65536))
+            except SSL.WantReadError:  # a record that is not application data (a retransmission...)
+                break
+        return out
 
     def write(self, data: bytes) -> None:
         self._conn.send(data)

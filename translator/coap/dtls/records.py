@@ -52,6 +52,8 @@ def split(data: bytes) -> list[bytes]:
 
 def pack(data: bytes, mtu: int) -> list[bytes]:
     """Records grouped into datagrams of at most `mtu` bytes (a record bigger than that goes alone)."""
+    if len(data) <= mtu:
+        return [data]
     datagrams: list[bytes] = []
     current = b""
     for record in split(data):
@@ -71,10 +73,15 @@ def _handshake_type(kind: int, epoch: int, fragment: memoryview) -> int | None:
 
 
 def is_client_hello(data: bytes) -> bool:
-    """The datagram's first record is a ClientHello in epoch 0: someone starts (or restarts) a handshake."""
-    for kind, epoch, fragment in records(data):
-        return _handshake_type(kind, epoch, fragment) == CLIENT_HELLO
-    return False
+    """The datagram's first record is a ClientHello in epoch 0: someone starts (or restarts) a handshake.
+    Asked of every datagram, so it reads the bytes directly."""
+    return (
+        len(data) >= HEADER + HANDSHAKE_HEADER
+        and data[0] == HANDSHAKE
+        and data[3] == 0
+        and data[4] == 0
+        and data[HEADER] == CLIENT_HELLO
+    )
 
 
 def server_suite(data: bytes) -> int | None:
