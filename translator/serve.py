@@ -201,6 +201,11 @@ class Translator:
         lines = [
             "iotc-translator is running.",
             f"  LwM2M server:      coap://127.0.0.1:{port}  (register devices here)",
+            *(
+                [f"  LwM2M over DTLS:   coaps://127.0.0.1:{self.coap.dtls.port}  (PSKs: devices import)"]
+                if self.coap.dtls is not None
+                else []
+            ),
             f"  metrics / health:  http://{self.settings.operations.host}:{self.ops.port}/metrics  /healthz",
         ]
         if self.emulator is not None:
