@@ -4,6 +4,7 @@ and the project's simulator; the plain port next to it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -206,3 +207,38 @@ async def test_simulated_fleet_over_dtls(sink: RecordingSink) -> None:
         )
         assert sent >= 3
         assert {device.endpoint for device, *_ in sink.batches} == set(names)
+
+
+async def test_spoofed_client_hello_flood_over_udp_keeps_no_state(secured: Lwm2mServer) -> None:
+    """10k ClientHellos from 200 source ports (a spoofer's view: it never sees the HelloVerifyRequests):
+    each is answered statelessly, no handshake state is kept, and a real device still gets in."""
+    from translator.coap.dtls.openssl import ClientContext
+
+    assert secured.dtls is not None
+    client = ClientContext(b"id-dev1", KEY).connection()
+    client.handshake()
+    hello = client.outgoing()
+    senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(200)]
+    try:
+        for sock in senders:
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+        target = ("127.0.0.1", secured.dtls.port)
+        table = secured.dtls.table
+        for round_ in range(50):
+            for sock in senders:
+                with contextlib.suppress(BlockingIOError):
+                    sock.sendto(hello, target)
+            # Paced by the answers (the kernel would drop what the server has no time to read).
+            sent = len(senders) * (round_ + 1)
+            await wait_until(lambda s=sent: table.counters["hello_verify"] >= s * 0.9, what="answered hellos")
+            assert table.handshaking == 0 and len(table) == 0, round_
+        assert table.handshaking == 0 and len(table) == 0
+    finally:
+        for sock in senders:
+            sock.close()
+    dev = await _dtls_device(secured, "dev1", "id-dev1")
+    try:
+        assert str((await dev.register()).code).startswith("2.01")
+    finally:
+        await dev.close()

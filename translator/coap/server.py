@@ -273,6 +273,7 @@ class Lwm2mServer:
                 idle_timeout=settings.dtls_idle_timeout,
             ),
             clock=self._clock,
+            receive_buffer=settings.receive_buffer,
         )
         await dtls.start()
         self._dtls = dtls

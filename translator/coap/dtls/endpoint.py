@@ -54,7 +54,9 @@ class DtlsEndpoint:
         limits: DtlsLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
         lookup_timeout: float = LOOKUP_TIMEOUT,
+        receive_buffer: int = 0,
     ) -> None:
+        self._receive_buffer = receive_buffer
         self._host = host
         self._port = port
         self._credentials = credentials
@@ -69,6 +71,9 @@ class DtlsEndpoint:
 
     async def start(self) -> None:
         self._sock = _socket(self._host, self._port)
+        if self._receive_buffer:  # a burst of handshakes waits in the kernel (capped at rmem_max)
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer)
         loop = asyncio.get_running_loop()
         loop.add_reader(self._sock.fileno(), self._drain)
         self._timer = loop.create_task(self._tick(), name="dtls-timer")
