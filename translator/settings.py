@@ -230,6 +230,14 @@ def _validate(settings: Settings) -> Settings:
         raise SettingsError(
             "coap.dtls_port: must differ from coap.port (plain CoAP and DTLS run side by side)"
         )
+    chosen = (coap.dtls_certificate, coap.dtls_private_key, coap.dtls_client_ca)
+    if any(chosen) and not all(chosen):
+        raise SettingsError(
+            "coap.dtls_certificate: give dtls_certificate, dtls_private_key and dtls_client_ca"
+        )
+    for name, path in zip(("dtls_certificate", "dtls_private_key", "dtls_client_ca"), chosen, strict=True):
+        if path is not None and not path.is_file():
+            raise SettingsError(f"coap.{name}: {path} is not a file")
     if min(coap.dtls_max_sessions, coap.dtls_max_handshakes) < 1:
         raise SettingsError("coap.dtls_max_sessions / coap.dtls_max_handshakes: at least 1")
     if min(coap.dtls_handshake_timeout, coap.dtls_idle_timeout) <= 0:

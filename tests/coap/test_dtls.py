@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import ipaddress
 import shutil
 import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from functools import partial
+from pathlib import Path as FsPath
 
 import cbor2
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.coap.conftest import FAST
 from tests.coap.support import RecordingSink, UdpClient, wait_until
+from tests.pki import Issuer, make_ca, make_device_cert
 from translator.coap import Lwm2mServer, TelemetrySource
 from translator.coap.credentials import MemoryCredentials, PskCredential
 from translator.coap.errors import Code
@@ -247,3 +255,83 @@ async def test_spoofed_client_hello_flood_over_udp_keeps_no_state(secured: Lwm2m
         assert str((await dev.register()).code).startswith("2.01")
     finally:
         await dev.close()
+
+
+def _server_cert(directory: FsPath, issuer: Issuer) -> tuple[FsPath, FsPath]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(issuer.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(issuer.key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "server.pem", directory / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_device_certificate_names_its_endpoint(tmp_path: FsPath, sink: RecordingSink) -> None:
+    devices_ca = make_ca(tmp_path, "devices-ca")
+    server_ca = make_ca(tmp_path, "server-ca")
+    server_cert, server_key = _server_cert(tmp_path, server_ca)
+    settings = replace(
+        DTLS, dtls_certificate=server_cert, dtls_private_key=server_key, dtls_client_ca=devices_ca.path
+    )
+    stranger_ca = make_ca(tmp_path, "stranger-ca")
+    psk = MemoryCredentials([PskCredential("id-dev1", KEY, "dev1")])
+    async with Lwm2mServer(settings, sink, credentials=psk) as server:
+        assert server.dtls is not None
+        target = ("127.0.0.1", server.dtls.port)
+        cert, key = make_device_cert(tmp_path, devices_ca, "cert-dev1")
+        dev = SimulatedDevice(
+            "cert-dev1", target, options=SimulatorOptions(certificate=(cert, key, server_ca.path))
+        )
+        await dev.start()
+        try:
+            assert str((await dev.register()).code).startswith("2.01")
+            reg = server.registration("cert-dev1")
+            assert reg is not None
+            assert await server.devices.read("cert-dev1", Path(3, 0, 9)) == [Record(Path(3, 0, 9), 100)]
+        finally:
+            await dev.close()
+        # The certificate names cert-dev1: it cannot register another endpoint.
+        other = SimulatedDevice(
+            "cert-dev2", target, options=SimulatorOptions(certificate=(cert, key, server_ca.path))
+        )
+        await other.start()
+        try:
+            assert str((await other.register()).code).startswith("4.03")
+        finally:
+            await other.close()
+        # A certificate from another CA: no session, nothing registered.
+        cert, key = make_device_cert(tmp_path, stranger_ca, "cert-dev3")
+        stranger = SimulatedDevice(
+            "cert-dev3", target, options=SimulatorOptions(certificate=(cert, key, server_ca.path))
+        )
+        await stranger.start()
+        try:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(2.0):
+                    await stranger.register()
+            assert server.registration("cert-dev3") is None
+        finally:
+            await stranger.close()
+        # PSK devices keep working next to certificates (no CertificateRequest in a PSK handshake).
+        psk_device = await _dtls_device(server, "dev1", "id-dev1")
+        try:
+            assert str((await psk_device.register()).code).startswith("2.01")
+        finally:
+            await psk_device.close()

@@ -258,7 +258,7 @@ class Lwm2mServer:
 
     async def _start_dtls(self, credentials: Credentials) -> None:
         from translator.coap.dtls.endpoint import DtlsEndpoint  # OpenSSL only when DTLS is on
-        from translator.coap.dtls.sessions import DtlsLimits
+        from translator.coap.dtls.sessions import DtlsLimits, ServerCertificates
 
         settings = self.settings
         dtls = DtlsEndpoint(
@@ -274,6 +274,15 @@ class Lwm2mServer:
             ),
             clock=self._clock,
             receive_buffer=settings.receive_buffer,
+            certificates=(
+                ServerCertificates(
+                    settings.dtls_certificate, settings.dtls_private_key, settings.dtls_client_ca
+                )
+                if settings.dtls_certificate is not None
+                and settings.dtls_private_key is not None
+                and settings.dtls_client_ca is not None
+                else None
+            ),
         )
         await dtls.start()
         self._dtls = dtls

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,11 @@ class CoapSettings:
     dtls_max_handshakes: int = 1_000  # handshakes under way (past the cookie exchange); the oldest goes
     dtls_handshake_timeout: float = 30.0  # a handshake not finished by then is dropped
     dtls_idle_timeout: float = 1800.0  # a session not heard from for this long is closed (close_notify)
+    # Device certificates (ECDHE-ECDSA-AES128-CCM8): the server's chain and key, and the CA device
+    # certificates must chain to; a device acts as the endpoint its certificate names (CN, else first SAN).
+    dtls_certificate: Path | None = None
+    dtls_private_key: Path | None = None
+    dtls_client_ca: Path | None = None
     allow: tuple[str, ...] = ()
     tick: float = 1.0  # housekeeping period (expiry, deadlines, sweeps)
     hot_path: bool = True  # the hand-parsed telemetry path in front of aiocoap

@@ -27,6 +27,7 @@ import random
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path as FsPath
 from typing import TYPE_CHECKING, Any
 
 import aiocoap
@@ -120,6 +121,8 @@ class SimulatorOptions:
     # DTLS with this PSK (identity, key) through a relay (dtls/client.py); `server` is then the DTLS port and
     # `rebind()` makes a new handshake from a new port.
     psk: tuple[str, bytes] | None = None
+    # DTLS with a certificate instead: (certificate chain, private key, CA of the server's certificate).
+    certificate: tuple[FsPath, FsPath, FsPath] | None = None
 
 
 class _DeviceResource(aiocoap.interfaces.ObservableResource):  # type: ignore[misc]
@@ -189,11 +192,19 @@ class SimulatedDevice:
         interface = self._context.request_interfaces[0].token_interface.message_interface
         self.port = int(interface.transport.get_extra_info("socket").getsockname()[1])
         self._watch(interface)
-        if self.options.psk is not None and self.nat is None:
+        secured = self.options.psk is not None or self.options.certificate is not None
+        if secured and self.nat is None:
             from translator.coap.dtls.client import DtlsRelay  # OpenSSL only for a DTLS device
+            from translator.coap.dtls.openssl import ClientContext
 
-            identity, key = self.options.psk
-            self.nat = DtlsRelay(self.server, identity, key, self._bind[0])
+            if self.options.certificate is not None:
+                cert, key_file, ca = self.options.certificate
+                context = ClientContext(certificate=cert, private_key=key_file, ca=ca)
+            else:
+                assert self.options.psk is not None
+                identity, key = self.options.psk
+                context = ClientContext(identity.encode("utf-8"), key)
+            self.nat = DtlsRelay(self.server, context, self._bind[0])
             await self.nat.start()
         elif self.options.nat and self.nat is None:
             self.nat = NatRelay(self.server, self._bind[0])

@@ -36,10 +36,10 @@ class _Side(asyncio.DatagramProtocol):
 
 
 class DtlsRelay:
-    def __init__(self, server: tuple[str, int], identity: str, key: bytes, host: str = "127.0.0.1") -> None:
+    def __init__(self, server: tuple[str, int], context: ClientContext, host: str = "127.0.0.1") -> None:
         self.server = server
         self._host = host
-        self._context = ClientContext(identity.encode("utf-8"), key)
+        self._context = context
         self._inside: asyncio.DatagramTransport | None = None
         self._outside: asyncio.DatagramTransport | None = None
         self._conn: Connection | None = None

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from translator.coap.credentials import Credentials, PskCredential
 from translator.coap.dtls.peers import is_virtual
-from translator.coap.dtls.sessions import DtlsLimits, Session, SessionTable
+from translator.coap.dtls.sessions import DtlsLimits, ServerCertificates, Session, SessionTable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class DtlsEndpoint:
         clock: Callable[[], float] = time.monotonic,
         lookup_timeout: float = LOOKUP_TIMEOUT,
         receive_buffer: int = 0,
+        certificates: ServerCertificates | None = None,
     ) -> None:
         self._receive_buffer = receive_buffer
         self._host = host
@@ -62,7 +63,12 @@ class DtlsEndpoint:
         self._credentials = credentials
         self._lookup_timeout = lookup_timeout
         self.table = SessionTable(
-            transmit=self._transmit, deliver=deliver, lookup=self._lookup, limits=limits, clock=clock
+            transmit=self._transmit,
+            deliver=deliver,
+            lookup=self._lookup,
+            limits=limits,
+            clock=clock,
+            certificates=certificates,
         )
         self._sock: socket.socket | None = None
         self._timer: asyncio.Task[None] | None = None

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.bindings.openssl.binding import Binding
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 _binding = Binding()
@@ -22,6 +25,8 @@ _ffi: Any = _binding.ffi
 _lib: Any = _binding.lib
 
 PSK_CIPHERS = b"PSK-AES128-CCM8:PSK-AES128-CBC-SHA256:@SECLEVEL=0"
+# With certificates as well: LwM2M's certificate suite (RFC 7251), ECDSA keys on P-256.
+ALL_CIPHERS = b"PSK-AES128-CCM8:PSK-AES128-CBC-SHA256:ECDHE-ECDSA-AES128-CCM8:@SECLEVEL=0"
 DTLS1_2_VERSION = 0xFEFD  # not exported by pyOpenSSL
 MTU = 1280  # IPv6's minimum MTU: what a constrained network carries without fragmentation
 MAX_PSK = 64  # bytes (RFC 4279 §5.3 asks for at least 64)
@@ -45,10 +50,25 @@ class ServerContext:
         cookie: Callable[[], bytes],
         cookie_ok: Callable[[bytes], bool],
         identity_hint: bytes = b"",
+        certificate: Path | None = None,
+        private_key: Path | None = None,
+        client_ca: Path | None = None,
     ) -> None:
         ctx = SSL.Context(SSL.DTLS_SERVER_METHOD)
         ctx.set_min_proto_version(DTLS1_2_VERSION)
-        ctx.set_cipher_list(PSK_CIPHERS)
+        ctx.set_cipher_list(PSK_CIPHERS if certificate is None else ALL_CIPHERS)
+        if certificate is not None:
+            if private_key is None or client_ca is None:
+                raise ValueError(
+                    "a DTLS server certificate needs its private key and a CA for device certificates"
+                )
+            ctx.use_certificate_chain_file(str(certificate))
+            ctx.use_privatekey_file(str(private_key))
+            ctx.check_privatekey()
+            ctx.load_verify_locations(str(client_ca))
+            # Asked only in certificate suites (a PSK handshake has no CertificateRequest): there, a device
+            # without a certificate chaining to `client_ca` fails the handshake.
+            ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _verified)
         # The application owns the MTU (memory BIOs cannot query it); buffers are released between records.
         ctx.set_options(SSL.OP_NO_QUERY_MTU | _lib.SSL_OP_COOKIE_EXCHANGE | SSL.OP_NO_TICKET)
         ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
@@ -84,18 +104,40 @@ class ServerContext:
         return Connection(conn, self)
 
 
-class ClientContext:
-    """An SSL_CTX for a PSK client (the simulator and tests)."""
+def _verified(_conn: SSL.Connection, _cert: Any, _errno: int, _depth: int, ok: int) -> bool:
+    return bool(ok)
 
-    def __init__(self, identity: bytes, key: bytes, *, ciphers: bytes = PSK_CIPHERS) -> None:
+
+class ClientContext:
+    """An SSL_CTX for a client (the simulator, tests, the benchmark): a PSK, or a certificate and its key
+    (then the server's certificate is checked against `ca`)."""
+
+    def __init__(
+        self,
+        identity: bytes = b"",
+        key: bytes = b"",
+        *,
+        certificate: Path | None = None,
+        private_key: Path | None = None,
+        ca: Path | None = None,
+    ) -> None:
         if len(identity) >= MAX_IDENTITY or len(key) > MAX_PSK:
             raise ValueError("PSK identity or key too long")
         ctx = SSL.Context(SSL.DTLS_CLIENT_METHOD)
         ctx.set_min_proto_version(DTLS1_2_VERSION)
         ctx.set_max_proto_version(DTLS1_2_VERSION)
-        ctx.set_cipher_list(ciphers)
         ctx.set_options(SSL.OP_NO_QUERY_MTU | SSL.OP_NO_TICKET)
         ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
+        self.ctx = ctx
+        if certificate is not None:
+            ctx.set_cipher_list(b"ECDHE-ECDSA-AES128-CCM8:@SECLEVEL=0")
+            ctx.use_certificate_chain_file(str(certificate))
+            ctx.use_privatekey_file(str(private_key or certificate))
+            if ca is not None:
+                ctx.load_verify_locations(str(ca))
+                ctx.set_verify(SSL.VERIFY_PEER, _verified)
+            return
+        ctx.set_cipher_list(PSK_CIPHERS)
 
         def _psk(
             _ssl: Any, _hint: Any, out_identity: Any, max_identity: int, out_key: Any, max_key: int
@@ -110,7 +152,6 @@ class ClientContext:
             "unsigned int (*)(SSL *, const char *, char *, unsigned int, unsigned char *, unsigned int)", _psk
         )
         _lib.SSL_CTX_set_psk_client_callback(ctx._context, self._psk_callback)
-        self.ctx = ctx
 
     def connection(self) -> Connection:
         conn = SSL.Connection(self.ctx, None)
@@ -183,3 +224,15 @@ class Connection:
 
     def cipher(self) -> str | None:
         return self._conn.get_cipher_name()
+
+    def peer_names(self) -> list[str]:
+        """The verified peer certificate's subject CN, then its SAN DNS names and URIs; [] without one."""
+        cert = self._conn.get_peer_certificate(as_cryptography=True)
+        if cert is None:
+            return []
+        names = [str(attr.value) for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+        with contextlib.suppress(x509.ExtensionNotFound):
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            names += san.get_values_for_type(x509.DNSName)
+            names += san.get_values_for_type(x509.UniformResourceIdentifier)
+        return names

@@ -22,6 +22,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from translator.coap.credentials import PskCredential
@@ -32,6 +33,15 @@ from translator.coap.dtls.peers import virtual_peer
 log = logging.getLogger(__name__)
 
 Address = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCertificates:
+    """The server's certificate chain and key, and the CA device certificates must chain to."""
+
+    certificate: Path
+    private_key: Path
+    client_ca: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +103,7 @@ class SessionTable:
         limits: DtlsLimits | None = None,
         clock: Callable[[], float],
         secret: Callable[[int], bytes] = os.urandom,
+        certificates: ServerCertificates | None = None,
     ) -> None:
         self._transmit = transmit
         self._deliver = deliver
@@ -102,7 +113,14 @@ class SessionTable:
         self._secret_source = secret
         self._secrets = (secret(32), secret(32))
         self._secret_at = clock()
-        self._context = ServerContext(psk=self._psk, cookie=self._cookie, cookie_ok=self._cookie_ok)
+        self._context = ServerContext(
+            psk=self._psk,
+            cookie=self._cookie,
+            cookie_ok=self._cookie_ok,
+            certificate=certificates.certificate if certificates else None,
+            private_key=certificates.private_key if certificates else None,
+            client_ca=certificates.client_ca if certificates else None,
+        )
         self._listener = self._context.connection()
         self._cookie_peer: Address = ()
         self._current: Session | None = None
@@ -273,9 +291,14 @@ class SessionTable:
 
     def _opened(self, session: Session) -> None:
         credential = session.credential
-        if credential is None:  # OpenSSL finished without our PSK: cannot happen with PSK-only suites
-            self._end(session)
-            return
+        if credential is None:
+            # A certificate suite: OpenSSL verified the chain to the devices' CA; the certificate names the
+            # one endpoint it may act as (its CN, else its first SAN).
+            names = session.conn.peer_names()
+            if not names:
+                self._end(session)
+                return
+            credential = PskCredential(f"x509:{names[0]}", b"", names[0])
         self._handshakes.pop(session.address, None)
         session.state = OPEN
         session.endpoint = credential.endpoint
