@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import ipaddress
+import logging
 import shutil
 import socket
 import subprocess
@@ -335,3 +336,23 @@ async def test_device_certificate_names_its_endpoint(tmp_path: FsPath, sink: Rec
             assert str((await psk_device.register()).code).startswith("2.01")
         finally:
             await psk_device.close()
+
+
+async def test_keys_never_reach_the_log(
+    secured: Lwm2mServer, credentials: MemoryCredentials, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        good = await _dtls_device(secured, "dev1", "id-dev1")
+        wrong = await _dtls_device(secured, "dev2", "id-dev2", b"wrong-key-for-dev2-00000")
+        try:
+            assert str((await good.register()).code).startswith("2.01")
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await wrong.register()
+        finally:
+            await good.close()
+            await wrong.close()
+        logging.getLogger("test").info("%r", await credentials.psk("id-dev1"))
+    assert "id-dev1" in caplog.text  # identities are logged...
+    for secret in (KEY, b"wrong-key-for-dev2-00000"):  # ...keys are not, in any spelling
+        assert secret.decode() not in caplog.text and secret.hex() not in caplog.text

@@ -208,3 +208,51 @@ def test_restored_ids_are_never_handed_out_again() -> None:
     other = store.register(DeviceIdentity.of("b"), RegisterParams(lifetime=60), None, ("::1", 1), 0.0)
     assert other.registration.reg_id == "abc2"  # abc1 belongs to the restored registration
     assert snapshot.registration.objects.instances == (Path(3303, 0),)
+
+
+async def test_a_dtls_registration_survives_a_restart_and_a_new_handshake() -> None:
+    """The registration is keyed by the identity's virtual address, which a restart recomputes: after the
+    device's new handshake its notifications, Update and Send reach the restored registration."""
+    from translator.coap.credentials import MemoryCredentials, PskCredential
+
+    key = b"restore-psk-0123456789"
+    credentials = MemoryCredentials([PskCredential("id-rs", key, "rs-dtls")])
+    journal, sink = MemoryJournal(), RecordingSink()
+    first = Lwm2mServer(replace(FAST, dtls_port=0), sink, journal=journal, credentials=credentials)
+    journal.server = first
+    await first.start()
+    assert first.dtls is not None
+    dtls_port = first.dtls.port
+    device = SimulatedDevice(
+        "rs-dtls", ("127.0.0.1", dtls_port), options=SimulatorOptions(psk=("id-rs", key))
+    )
+    await device.start()
+    try:
+        assert (await device.register()).code == AioCode.CREATED
+        await first.devices.observe("rs-dtls", TEMPERATURE)
+        registration = first.registration("rs-dtls")
+        assert registration is not None
+        first.devices.settle("rs-dtls", registration.reg_id)
+        await first.stop()
+
+        sink2 = RecordingSink()
+        second = Lwm2mServer(
+            replace(FAST, dtls_port=dtls_port), sink2, journal=journal, credentials=credentials
+        )
+        journal.server = second
+        assert [s.registration.endpoint for s in second.restore(journal.snapshots(second))] == ["rs-dtls"]
+        await second.start()
+        try:
+            await device.rebind()  # the server forgot the session: the device makes a new handshake
+            device.set_value(TEMPERATURE, 31.5)
+            await wait_until(
+                lambda: Record(TEMPERATURE, 31.5) in sink2.records(TelemetrySource.NOTIFY),
+                what="notification on a restored token over a new session",
+            )
+            assert (await device.update()).code == AioCode.CHANGED
+            assert (await device.send([TEMPERATURE])).code == AioCode.CHANGED
+            assert second.registrations_total == 0
+        finally:
+            await second.stop()
+    finally:
+        await device.close()
