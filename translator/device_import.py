@@ -19,9 +19,8 @@ import io
 from dataclasses import dataclass
 
 from translator.coap.credentials import check_psk
-from translator.iotc.protocol.dps import Assigned
 from translator.iotc.protocol.ids import id_problem
-from translator.store import DeviceEntry, PskEntry
+from translator.store import DeviceEntry, HubAssignment, PskEntry
 
 _COLUMNS = {
     "deviceid": "device_id",
@@ -44,7 +43,7 @@ class ImportError_(ValueError):
 @dataclass(frozen=True, slots=True)
 class ImportedDevice:
     entry: DeviceEntry
-    assignment: Assigned | None  # set for IoT Hub connection strings
+    assignment: HubAssignment | None  # set for IoT Hub connection strings
     psk: PskEntry | None = None
 
 
@@ -92,7 +91,7 @@ def parse_devices_csv(text: str) -> list[ImportedDevice]:
                 parts = parse_connection_string(values["connection_string"])
             except ValueError as error:
                 raise ImportError_(f"line {line}: connectionString: {error}") from None
-            assignment = Assigned(parts["HostName"], parts["DeviceId"])
+            assignment = HubAssignment(parts["HostName"], parts["DeviceId"])
             key = parts["SharedAccessKey"]
         problem = id_problem(device_id, via_dps=assignment is None)
         if problem:

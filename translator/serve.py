@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from translator.bridge import Bridge, CodecCatalog
+from translator.bridge.assignments import StoreAssignments
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
 from translator.codec import CodecError
@@ -109,7 +110,7 @@ class Translator:
                 token_policy=TokenPolicy(ttl=iotc.token_ttl),
                 backoff=BackoffPolicy(base=iotc.reconnect_min, cap=iotc.reconnect_max),
             ),
-            assignments=self.store,
+            assignments=StoreAssignments(self.store),
         )
         self.bridge = Bridge(
             settings, store=self.store, pool=self.pool, catalog=self.catalog, metrics=self.metrics

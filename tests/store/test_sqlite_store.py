@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from translator.iotc.protocol.dps import Assigned
 from translator.store import (
     DeviceEntry,
+    HubAssignment,
     OutboxFullError,
     PendingCommand,
     PskEntry,
@@ -23,7 +23,9 @@ from translator.store import (
 async def test_everything_survives_a_reopen(tmp_path: Path) -> None:
     path = tmp_path / "state" / "translator.db"
     async with SqliteStore(path) as store:
-        await store.put_assignment("dev-1", Assigned("hub-a.azure-devices.net", "dev-1", "initialAssignment"))
+        await store.put_assignment(
+            "dev-1", HubAssignment("hub-a.azure-devices.net", "dev-1", "initialAssignment")
+        )
         await store.save_registration(
             RegistrationRecord("ep-1", "dev-1", {"lifetime": 300, "objects": {"3": "1.1"}}, 1.0)
         )
@@ -35,7 +37,7 @@ async def test_everything_survives_a_reopen(tmp_path: Path) -> None:
         )
         await store.put_device(DeviceEntry("dev-1", "ep-1", codec="codecs/x.toml", symmetric_key="a2V5"))
     async with SqliteStore(path) as store:
-        assert await store.get_assignment("dev-1") == Assigned(
+        assert await store.get_assignment("dev-1") == HubAssignment(
             "hub-a.azure-devices.net", "dev-1", "initialAssignment"
         )
         [registration] = await store.registrations()

@@ -1,4 +1,5 @@
-"""Pure LwM2M model: paths, object models, link format and content formats. No I/O.
+"""Pure LwM2M model: paths, object models, link format and content formats. No sockets, no event loop; the
+only I/O is `load_ddf_file`/`load_ddf_directory` reading object definitions the caller names.
 
 The CoAP layer calls `decode`/`encode` with a `ContentFormat`, the request path and a registry, and
 maps `Lwm2mFormatError.kind` to its answer; the codec layer consumes `Record`s.

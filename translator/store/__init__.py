@@ -1,7 +1,12 @@
 """Persistence behind one small async interface; SQLite (`SqliteStore`) is the embedded default."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from translator.store.base import (
     DeviceEntry,
+    HubAssignment,
     OutboxFullError,
     OutboxMessage,
     PendingCommand,
@@ -10,10 +15,13 @@ from translator.store.base import (
     Store,
     StoreError,
 )
-from translator.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from translator.store.sqlite import SqliteStore
 
 __all__ = [
     "DeviceEntry",
+    "HubAssignment",
     "OutboxFullError",
     "OutboxMessage",
     "PendingCommand",
@@ -23,3 +31,12 @@ __all__ = [
     "Store",
     "StoreError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy (PEP 562): the records and the interface are pure; only the SQLite store loads aiosqlite/asyncio.
+    if name == "SqliteStore":
+        from translator.store.sqlite import SqliteStore
+
+        return SqliteStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

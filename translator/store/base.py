@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from translator.iotc.protocol.dps import Assigned
-
 
 class StoreError(Exception):
     """The store cannot do what was asked (I/O failure, corrupt data)."""
@@ -33,6 +31,16 @@ class OutboxMessage:
     creation_time: float | None = None  # the device's timestamp, epoch seconds
     properties: dict[str, str] = field(default_factory=dict)
     enqueued: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HubAssignment:
+    """The hub a device was assigned to (by DPS, or by an imported connection string) and its id there, kept
+    so that a restart connects straight to the hub without running DPS again."""
+
+    hub: str
+    device_id: str
+    substatus: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +92,10 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    # DPS assignments (the session pool's AssignmentCache)
-    async def get_assignment(self, device_id: str) -> Assigned | None: ...
+    # hub assignments (the session pool's cache, through bridge/assignments.py)
+    async def get_assignment(self, device_id: str) -> HubAssignment | None: ...
 
-    async def put_assignment(self, device_id: str, assignment: Assigned) -> None: ...
+    async def put_assignment(self, device_id: str, assignment: HubAssignment) -> None: ...
 
     async def forget_assignment(self, device_id: str) -> None: ...
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import aiosqlite
 
-from translator.iotc.protocol.dps import Assigned
 from translator.private_files import create_private, private_dir
 from translator.store.base import (
     DeviceEntry,
+    HubAssignment,
     OutboxFullError,
     OutboxMessage,
     PendingCommand,
@@ -156,17 +156,17 @@ class SqliteStore:
 
     # -- assignments ------------------------------------------------------------------------------
 
-    async def get_assignment(self, device_id: str) -> Assigned | None:
+    async def get_assignment(self, device_id: str) -> HubAssignment | None:
         async with self.db.execute(
             "SELECT hub, assigned_id, substatus FROM assignments WHERE device_id = ?", (device_id,)
         ) as rows:
             row = await rows.fetchone()
-        return None if row is None else Assigned(row[0], row[1], row[2])
+        return None if row is None else HubAssignment(row[0], row[1], row[2])
 
-    async def put_assignment(self, device_id: str, assignment: Assigned) -> None:
+    async def put_assignment(self, device_id: str, assignment: HubAssignment) -> None:
         await self._write(
             "INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?, ?)",
-            (device_id, assignment.assigned_hub, assignment.device_id, assignment.substatus, time.time()),
+            (device_id, assignment.hub, assignment.device_id, assignment.substatus, time.time()),
         )
 
     async def forget_assignment(self, device_id: str) -> None:
