@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from translator.iotc.protocol.ids import MAX_COMMON_NAME
-from translator.iotc.protocol.sas import derive_device_key
+from translator.iotc.protocol.sas import IssuedToken, SasCredential, TokenPolicy, derive_device_key
 from translator.private_files import private_dir, write_private
 
 
@@ -62,6 +62,33 @@ class X509Identity:
 
 
 Credential = SymmetricKey | X509Identity
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSecret:
+    """What a CONNECT proves identity with: a SAS token as the password (and when to renew it), or a client
+    certificate in TLS and no password."""
+
+    password: str | None
+    token: IssuedToken | None
+    identity: X509Identity | None
+
+
+def connect_secret(
+    credential: Credential,
+    resource_uri: str,
+    now: float,
+    *,
+    policy: TokenPolicy | None = None,
+    key_name: str | None = None,
+) -> ConnectSecret:
+    """The one credential → password path, for DPS and the hub alike (they differ in resource URI and key
+    name: DPS's "registration" policy, https://learn.microsoft.com/azure/iot-dps/concepts-symmetric-key-attestation)."""
+    if isinstance(credential, X509Identity):
+        return ConnectSecret(None, None, credential)
+    sas = SasCredential(resource_uri, credential.key, key_name=key_name, policy=policy or TokenPolicy())
+    token = sas.issue(now)
+    return ConnectSecret(str(token), token, None)
 
 
 def client_ssl_context(ca_file: Path | None, identity: X509Identity | None = None) -> ssl.SSLContext:

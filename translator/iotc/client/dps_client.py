@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from translator.iotc.client.credentials import Credential, SymmetricKey, X509Identity, client_ssl_context
+from translator.iotc.client.credentials import Credential, client_ssl_context, connect_secret
 from translator.iotc.client.transport import ConnectParams, ConnectRefusedError, MessageHandler, MqttTransport
 from translator.iotc.protocol.backoff import Backoff, BackoffPolicy
 from translator.iotc.protocol.dps import Assigned, DpsRegistration, Wait
@@ -21,7 +21,7 @@ from translator.iotc.protocol.errors import (
     ProvisioningThrottledError,
     ProvisioningUnauthorizedError,
 )
-from translator.iotc.protocol.sas import DPS_KEY_NAME, SasCredential
+from translator.iotc.protocol.sas import DPS_KEY_NAME
 from translator.iotc.protocol.topics import DPS_GLOBAL_HOST, dps_resource_uri, dps_username
 
 log = logging.getLogger(__name__)
@@ -62,16 +62,10 @@ async def provision(
 
     backoff = Backoff(backoff_policy or BackoffPolicy(), (rng or random.Random()).random, time.monotonic)
     registration = DpsRegistration(registration_id, backoff=backoff, model_id=model_id)
-    password: str | None = None
-    identity: X509Identity | None = None
-    if isinstance(credential, SymmetricKey):
-        sas = SasCredential(
-            dps_resource_uri(endpoint.id_scope, registration_id), credential.key, key_name=DPS_KEY_NAME
-        )
-        password = str(sas.issue(time.time()))
-    else:
-        identity = credential
-    context: ssl.SSLContext = client_ssl_context(endpoint.ca_file, identity)
+    secret = connect_secret(
+        credential, dps_resource_uri(endpoint.id_scope, registration_id), time.time(), key_name=DPS_KEY_NAME
+    )
+    context: ssl.SSLContext = client_ssl_context(endpoint.ca_file, secret.identity)
     last_wait: Wait | None = None
     transport = transport_factory(on_message)
     params = ConnectParams(
@@ -79,7 +73,7 @@ async def provision(
         port=endpoint.port,
         client_id=registration_id,
         username=dps_username(endpoint.id_scope, registration_id),
-        password=password,
+        password=secret.password,
         ssl_context=context,
         server_hostname=endpoint.tls_name,
         keep_alive=60,

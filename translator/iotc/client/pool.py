@@ -28,7 +28,7 @@ from translator.iotc.client.session import (
 )
 from translator.iotc.client.transport import MessageHandler, MqttTransport
 from translator.iotc.protocol.dps import Assigned
-from translator.iotc.protocol.errors import IotcError
+from translator.iotc.protocol.errors import IotcError, ProvisioningError
 from translator.iotc.protocol.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,10 @@ class DeviceSpec:
     callbacks: SessionCallbacks = field(default_factory=SessionCallbacks)
 
 
+class AssignmentUnavailableError(ProvisioningError):
+    """The assignment cache failed (the store, usually): transient, the session backs off and retries."""
+
+
 class SessionPool:
     def __init__(
         self,
@@ -118,7 +122,11 @@ class SessionPool:
     def _provisioner(self, spec: DeviceSpec) -> Provisioner:
         async def assignment(refused: bool) -> Assigned:
             if not refused:
-                cached = await self._assignments.get_assignment(spec.device_id)
+                try:
+                    cached = await self._assignments.get_assignment(spec.device_id)
+                except Exception as error:
+                    # Whatever the cache is built on failed: the session backs off and retries.
+                    raise AssignmentUnavailableError(f"assignment cache: {error}") from error
                 if cached is not None:
                     return cached
             await self._connect_gate()
@@ -130,7 +138,11 @@ class SessionPool:
                 transport_factory=self.transport_factory,
                 model_id=spec.model_id,
             )
-            await self._assignments.put_assignment(spec.device_id, assigned)
+            try:
+                await self._assignments.put_assignment(spec.device_id, assigned)
+            except Exception:
+                # The assignment is good; only the next start runs DPS again for lack of it.
+                log.warning("pool: assignment of %s not cached", spec.device_id, exc_info=True)
             return assigned
 
         return assignment

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from translator.iotc.client.credentials import Credential, SymmetricKey, TlsContexts
+from translator.iotc.client.credentials import Credential, TlsContexts, connect_secret
 from translator.iotc.client.transport import (
     AckCallback,
     ConnectParams,
@@ -47,7 +47,8 @@ from translator.iotc.protocol.errors import (
 )
 from translator.iotc.protocol.methods import Invocation, MethodStatus, method_response
 from translator.iotc.protocol.property_bag import CREATION_TIME, PropertyBag, format_creation_time
-from translator.iotc.protocol.sas import IssuedToken, SasCredential, TokenPolicy
+from translator.iotc.protocol.reconnect import Ended, Ending, ReconnectPolicy
+from translator.iotc.protocol.sas import IssuedToken, TokenPolicy
 from translator.iotc.protocol.topics import (
     DESIRED_PATCH_SUBSCRIPTION,
     METHODS_SUBSCRIPTION,
@@ -65,11 +66,9 @@ from translator.iotc.protocol.topics import (
     parse_hub_topic,
 )
 from translator.iotc.protocol.twin import DesiredProperty, Twin, parse_desired_patch
+from translator.iotc.protocol.twin_requests import TwinRequests
 
 log = logging.getLogger(__name__)
-
-# CONNACK codes after which the device may have moved hub or lost its registration: run DPS again.
-_REPROVISION_CODES = frozenset({2, 4, 5})
 
 
 class SessionState(enum.Enum):
@@ -172,6 +171,7 @@ class DeviceSession:
         self._connect_gate = connect_gate
         self._tls = tls or TlsContexts(self._endpoint.ca_file)
         self._backoff = Backoff(self.settings.backoff, (rng or random.Random()).random, time.monotonic)
+        self._policy = ReconnectPolicy(self._backoff)
         self.metrics = SessionMetrics()
         self.status = SessionStatus(SessionState.IDLE, "not started", time.monotonic())
         self.assignment: Assigned | None = None
@@ -182,8 +182,7 @@ class DeviceSession:
         self._publishing = 0
         self._drained = asyncio.Event()  # set while no publish is in flight
         self._drained.set()
-        self._twin_waiters: dict[str, asyncio.Future[tuple[TwinResponse, bytes]]] = {}
-        self._next_rid = 0
+        self._twin_requests: TwinRequests[asyncio.Future[tuple[TwinResponse, bytes]]] = TwinRequests()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._topics: dict[tuple[str | None, tuple[tuple[str, str], ...]], str] = {}
@@ -217,7 +216,7 @@ class DeviceSession:
     def busy(self) -> bool:
         """Whether work is under way: provisioning, connecting, publishes, twin requests, method calls."""
         establishing = self.status.state in (SessionState.PROVISIONING, SessionState.CONNECTING)
-        return establishing or bool(self._publishing or self._twin_waiters or self._tasks)
+        return establishing or bool(self._publishing or self._twin_requests or self._tasks)
 
     async def wait_connected(self, timeout: float) -> None:
         async with asyncio.timeout(timeout):
@@ -232,54 +231,56 @@ class DeviceSession:
             self.callbacks.on_state(self, self.status)
 
     async def _run(self) -> None:
-        reprovision = False
+        """The I/O of the loop `ReconnectPolicy` decides: assignment → connect → hold → ended → wait."""
         while not self._closing.is_set():
-            renew = False
-            try:
-                self._set_state(SessionState.PROVISIONING, "reprovisioning" if reprovision else "assignment")
-                self.assignment = await self._provisioner(reprovision)
-                self.metrics.provisions += int(reprovision)
-                reprovision = False
-                await self._connect_gate()
-                self._set_state(SessionState.CONNECTING, f"to {self.assignment.assigned_hub}")
-                token = await self._connect(self.assignment)
-                renew = await self._hold(token)
-                reason = "token renewal" if renew else "connection lost"
-            except ConnectRefusedError as error:
-                reason = str(error)
-                self.metrics.failed("refused")
-                reprovision = error.return_code in _REPROVISION_CODES
-            except ProvisioningError as error:
-                reason = f"provisioning failed: {error}"
-                self.metrics.failed(type(error).__name__)
-            except (OSError, ssl.SSLError, TimeoutError, TransportClosedError) as error:
-                reason = f"{type(error).__name__}: {error}"
-                self.metrics.failed("connection")
-            finally:
-                self._connected.clear()
-                await self._drop_transport()
+            ended = await self._attempt()
             if self._closing.is_set():
                 return
-            if renew:
+            retry = self._policy.ended(ended)
+            if not retry.disconnect:
                 continue
             self.metrics.disconnects += 1
-            delay = self._backoff.next_delay()
-            self._set_state(SessionState.BACKING_OFF, f"{reason}; retrying in {delay:.1f} s")
-            await asyncio.sleep(delay)
+            self._set_state(SessionState.BACKING_OFF, f"{retry.reason}; retrying in {retry.delay:.1f} s")
+            await asyncio.sleep(retry.delay)
+
+    async def _attempt(self) -> Ended:
+        """One assignment → connection → hold, and how it ended. Only cancellation escapes."""
+        try:
+            reprovision = self._policy.reprovision
+            self._set_state(SessionState.PROVISIONING, "reprovisioning" if reprovision else "assignment")
+            self.assignment = await self._provisioner(reprovision)
+            self._policy.assigned()
+            self.metrics.provisions += int(reprovision)
+            await self._connect_gate()
+            self._set_state(SessionState.CONNECTING, f"to {self.assignment.assigned_hub}")
+            token = await self._connect(self.assignment)
+            if await self._hold(token):
+                return Ended(Ending.RENEWAL, "token renewal")
+            return Ended(Ending.LOST, "connection lost")
+        except ConnectRefusedError as error:
+            self.metrics.failed("refused")
+            return Ended(Ending.REFUSED, str(error), error.return_code)
+        except ProvisioningError as error:
+            self.metrics.failed(type(error).__name__)
+            return Ended(Ending.PROVISIONING, f"provisioning failed: {error}")
+        except (OSError, ssl.SSLError, TimeoutError, TransportClosedError) as error:
+            self.metrics.failed("connection")
+            return Ended(Ending.CONNECTION, f"{type(error).__name__}: {error}")
+        except Exception as error:
+            # A failure nobody foresaw (a provisioner's store, a callback) must not end the device's
+            # session for good: it is logged with its traceback and retried like any other.
+            log.exception("session %s: unexpected failure", self.device_id)
+            self.metrics.failed("unexpected")
+            return Ended(Ending.UNEXPECTED, f"{type(error).__name__}: {error}")
+        finally:
+            self._connected.clear()
+            await self._drop_transport()
 
     async def _connect(self, assignment: Assigned) -> IssuedToken | None:
         hub, device_id = assignment.assigned_hub, assignment.device_id
-        token: IssuedToken | None = None
-        password: str | None = None
-        identity = None
-        if isinstance(self.credential, SymmetricKey):
-            sas = SasCredential(
-                hub_resource_uri(hub, device_id), self.credential.key, policy=self.settings.token_policy
-            )
-            token = sas.issue(time.time())
-            password = str(token)
-        else:
-            identity = self.credential
+        secret = connect_secret(
+            self.credential, hub_resource_uri(hub, device_id), time.time(), policy=self.settings.token_policy
+        )
         transport = self._transport_factory(self._on_message)
         self._transport = transport
         params = ConnectParams(
@@ -287,8 +288,8 @@ class DeviceSession:
             port=self._endpoint.port,
             client_id=device_id,
             username=hub_username(hub, device_id, self.settings.model_id),
-            password=password,
-            ssl_context=self._tls.for_identity(identity),
+            password=secret.password,
+            ssl_context=self._tls.for_identity(secret.identity),
             server_hostname=hub,
             keep_alive=self.settings.keep_alive,
             clean_session=False,
@@ -307,12 +308,12 @@ class DeviceSession:
         if refused:
             raise TransportClosedError(f"hub refused subscriptions {refused}")
         self.metrics.connects += 1
-        self._backoff.connected()
+        self._policy.connected()
         self._connected.set()
         self._set_state(SessionState.CONNECTED, f"to {hub}")
         if self.callbacks.on_connected is not None:
             self._spawn(self._after_connect(self.callbacks.on_connected), "after-connect")
-        return token
+        return secret.token
 
     async def _after_connect(self, callback: Callable[[DeviceSession], Awaitable[None]]) -> None:
         try:
@@ -347,7 +348,7 @@ class DeviceSession:
 
     async def _drop_transport(self) -> None:
         transport, self._transport = self._transport, None
-        for waiter in self._twin_waiters.values():
+        for waiter in self._twin_requests.abandon_all():
             if not waiter.done():
                 waiter.set_exception(ConnectionLostError("connection lost before the twin response"))
                 waiter.exception()
@@ -407,7 +408,7 @@ class DeviceSession:
                         self.metrics.publish_failures += 1
                         continue  # at least once: the same message goes again on the next connection
                     self.metrics.published += 1
-                    self._backoff.proven()
+                    self._policy.proven()
                     return
             finally:
                 self._publishing -= 1
@@ -450,7 +451,7 @@ class DeviceSession:
             self._drained.set()
         if outcome is None:
             self.metrics.published += 1
-            self._backoff.proven()
+            self._policy.proven()
         else:
             self.metrics.publish_failures += 1
         on_ack(outcome)
@@ -479,21 +480,19 @@ class DeviceSession:
         async with asyncio.timeout(timeout):
             while True:
                 transport = await self._ready()
-                self._next_rid += 1
-                rid = str(self._next_rid)
                 waiter: asyncio.Future[tuple[TwinResponse, bytes]] = (
                     asyncio.get_running_loop().create_future()
                 )
-                self._twin_waiters[rid] = waiter
+                rid = self._twin_requests.open(waiter)
                 try:
                     await transport.publish(topic_for(rid), payload, 0)
                     response, body = await waiter
                 except (TransportClosedError, ConnectionLostError):
                     continue
                 finally:
-                    self._twin_waiters.pop(rid, None)
+                    self._twin_requests.close(rid)
                 if response.status == 429:
-                    await asyncio.sleep(response.retry_after or self._backoff.next_delay())
+                    await asyncio.sleep(self._policy.retry_after_twin_throttle(response.retry_after))
                     continue
                 if not response.ok:
                     raise hub_error_for_status(
@@ -521,7 +520,7 @@ class DeviceSession:
             return
         self.last_activity = time.monotonic()
         if isinstance(parsed, TwinResponse):
-            waiter = self._twin_waiters.get(parsed.rid)
+            waiter = self._twin_requests.match(parsed)
             if waiter is not None and not waiter.done():
                 waiter.set_result((parsed, payload))
         elif isinstance(parsed, DesiredPatch):
