@@ -82,8 +82,9 @@ def connect_secret(
     policy: TokenPolicy | None = None,
     key_name: str | None = None,
 ) -> ConnectSecret:
-    """The one credential → password path, for DPS and the hub alike (they differ in resource URI and key
-    name: DPS's "registration" policy, https://learn.microsoft.com/azure/iot-dps/concepts-symmetric-key-attestation)."""
+    """The one credential → password path, for DPS and the hub alike. They differ only in the resource URI
+    and the key name: for DPS "the policy name (skn) must be set to registration"
+    (https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-dps); the hub's token carries none."""
     if isinstance(credential, X509Identity):
         return ConnectSecret(None, None, credential)
     sas = SasCredential(resource_uri, credential.key, key_name=key_name, policy=policy or TokenPolicy())
