@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import functools
 import json
 import logging
@@ -18,13 +17,22 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from translator.iotc.client.commands import answer_method
 from translator.iotc.client.credentials import Credential, TlsContexts, connect_secret
+from translator.iotc.client.session_types import (
+    HubEndpoint,
+    MethodHandler,
+    Provisioner,
+    SessionCallbacks,
+    SessionClosedError,
+    SessionMetrics,
+    SessionSettings,
+    SessionState,
+    SessionStatus,
+)
 from translator.iotc.client.transport import (
     AckCallback,
     ConnectParams,
@@ -33,7 +41,7 @@ from translator.iotc.client.transport import (
     MqttTransport,
     TransportClosedError,
 )
-from translator.iotc.protocol.backoff import Backoff, BackoffPolicy
+from translator.iotc.protocol.backoff import Backoff
 from translator.iotc.protocol.dps import Assigned
 from translator.iotc.protocol.errors import (
     MAX_MESSAGE_BYTES,
@@ -41,14 +49,12 @@ from translator.iotc.protocol.errors import (
     HubError,
     IotcFormatError,
     MessageTooLargeError,
-    PropertyBagError,
     ProvisioningError,
     hub_error_for_status,
 )
-from translator.iotc.protocol.methods import Invocation, MethodStatus, method_response
-from translator.iotc.protocol.property_bag import CREATION_TIME, PropertyBag, format_creation_time
 from translator.iotc.protocol.reconnect import Ended, Ending, ReconnectPolicy
-from translator.iotc.protocol.sas import IssuedToken, TokenPolicy
+from translator.iotc.protocol.sas import IssuedToken
+from translator.iotc.protocol.telemetry_topics import TelemetryTopics
 from translator.iotc.protocol.topics import (
     DESIRED_PATCH_SUBSCRIPTION,
     METHODS_SUBSCRIPTION,
@@ -57,7 +63,6 @@ from translator.iotc.protocol.topics import (
     DesiredPatch,
     MethodRequest,
     ReportedPatch,
-    Telemetry,
     TwinGet,
     TwinResponse,
     c2d_subscription,
@@ -65,81 +70,24 @@ from translator.iotc.protocol.topics import (
     hub_username,
     parse_hub_topic,
 )
-from translator.iotc.protocol.twin import DesiredProperty, Twin, parse_desired_patch
+from translator.iotc.protocol.twin import Twin, parse_desired_patch
 from translator.iotc.protocol.twin_requests import TwinRequests
 
+# The types live in session_types.py; they are re-exported so owners import them from here.
+__all__ = [
+    "DeviceSession",
+    "HubEndpoint",
+    "MethodHandler",
+    "Provisioner",
+    "SessionCallbacks",
+    "SessionClosedError",
+    "SessionMetrics",
+    "SessionSettings",
+    "SessionState",
+    "SessionStatus",
+]
+
 log = logging.getLogger(__name__)
-
-
-class SessionState(enum.Enum):
-    IDLE = "idle"
-    PROVISIONING = "provisioning"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    BACKING_OFF = "backing off"
-    CLOSED = "closed"
-
-
-class SessionClosedError(HubError):
-    """The session was closed by its owner; nothing more can be sent through it."""
-
-
-@dataclass(frozen=True, slots=True)
-class SessionStatus:
-    state: SessionState
-    reason: str
-    since: float  # time.monotonic()
-
-
-@dataclass(frozen=True, slots=True)
-class HubEndpoint:
-    """How to reach assigned hubs: by default the hub's own name on 8883; `gateway_host` dials another
-    address while still verifying the hub's name in TLS (like the SDK's gateway_hostname)."""
-
-    gateway_host: str | None = None
-    port: int = 8883
-    ca_file: Path | None = None
-
-
-Provisioner = Callable[[bool], Awaitable[Assigned]]
-"""Returns the device's assignment; `True` means the cached one was refused: run DPS again."""
-
-MethodHandler = Callable[[Invocation], Awaitable[tuple[int, Any]]]
-
-
-@dataclass(slots=True)
-class SessionCallbacks:
-    on_desired: Callable[[list[DesiredProperty]], None] | None = None
-    on_method: MethodHandler | None = None
-    on_c2d: Callable[[PropertyBag, bytes], None] | None = None
-    # After every (re)connect: the owner gets the twin and acknowledges what is pending.
-    on_connected: Callable[[DeviceSession], Awaitable[None]] | None = None
-    on_state: Callable[[DeviceSession, SessionStatus], None] | None = None
-
-
-@dataclass(slots=True)
-class SessionMetrics:
-    connects: int = 0
-    disconnects: int = 0
-    provisions: int = 0
-    published: int = 0
-    publish_failures: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-
-    def failed(self, kind: str) -> None:
-        self.failures[kind] = self.failures.get(kind, 0) + 1
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSettings:
-    model_id: str | None = None
-    keep_alive: int = 300
-    token_policy: TokenPolicy = field(default_factory=TokenPolicy)
-    max_in_flight: int = 16
-    connect_timeout: float = 30.0
-    backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    method_timeout: float = 30.0  # IoT Central gives up on a command after 30 s
-    drain_timeout: float = 5.0  # how long a token renewal waits for in-flight publishes
 
 
 async def _no_gate() -> None:
@@ -185,7 +133,7 @@ class DeviceSession:
         self._twin_requests: TwinRequests[asyncio.Future[tuple[TwinResponse, bytes]]] = TwinRequests()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
-        self._topics: dict[tuple[str | None, tuple[tuple[str, str], ...]], str] = {}
+        self._topics = TelemetryTopics(device_id)
         self.last_activity = time.monotonic()
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -392,7 +340,7 @@ class DeviceSession:
     ) -> None:
         """Publish with QoS 1; return only once the hub acknowledged it. Retries across reconnects until
         `timeout`; raises TimeoutError, SessionClosedError or MessageTooLargeError."""
-        topic = self._telemetry_topic(component, creation_time, custom)
+        topic = self._topics.topic(component, creation_time, custom)
         if len(payload) + len(topic) > MAX_MESSAGE_BYTES:
             raise MessageTooLargeError(len(payload) + len(topic))
         self.last_activity = time.monotonic()
@@ -435,7 +383,7 @@ class DeviceSession:
             or self._publishing >= self.settings.max_in_flight
         ):
             return False
-        topic = self._telemetry_topic(component, creation_time, None)
+        topic = self._topics.topic(component, creation_time)
         if len(payload) + len(topic) > MAX_MESSAGE_BYTES:
             return False  # send_telemetry says why
         if not transport.publish_nowait(topic, payload, functools.partial(self._acked, on_ack)):
@@ -455,23 +403,6 @@ class DeviceSession:
         else:
             self.metrics.publish_failures += 1
         on_ack(outcome)
-
-    def _telemetry_topic(
-        self, component: str | None, creation_time: datetime | None, custom: Mapping[str, str] | None
-    ) -> str:
-        """The telemetry topic; its fixed part is encoded once per (component, custom properties), because
-        percent-encoding the whole property bag per message was a quarter of the publish cost."""
-        key = (component, tuple(custom.items()) if custom else ())
-        base = self._topics.get(key)
-        if base is None:
-            base = Telemetry(self.device_id, PropertyBag.telemetry(component=component, custom=custom)).topic
-            if len(self._topics) < 16:
-                self._topics[key] = base
-        if creation_time is None:
-            return base
-        if custom and CREATION_TIME in custom:
-            raise PropertyBagError(f"{CREATION_TIME!r} given both as creation_time and as a custom property")
-        return f"{base}&{CREATION_TIME}={quote(format_creation_time(creation_time), safe='')}"
 
     async def _twin_request(
         self, topic_for: Callable[[str], str], payload: bytes, timeout: float
@@ -547,28 +478,10 @@ class DeviceSession:
         self.callbacks.on_desired(properties)
 
     async def _answer_method(self, request: MethodRequest, payload: bytes) -> None:
+        timeout = self.settings.method_timeout
+        topic, body = await answer_method(self.device_id, self.callbacks.on_method, request, payload, timeout)
         try:
-            invocation = Invocation.from_message(request, payload)
-        except IotcFormatError as error:
-            status, result = int(MethodStatus.BAD_REQUEST), {"error": str(error)}
-        else:
-            status, result = await self._run_method(invocation)
-        topic, body = method_response(request.rid, status, result)
-        try:
-            transport = await asyncio.wait_for(self._ready(), self.settings.method_timeout)
+            transport = await asyncio.wait_for(self._ready(), timeout)
             await transport.publish(topic, body, 0)
         except (TransportClosedError, TimeoutError, SessionClosedError) as error:
             log.warning("session %s: method %s response lost: %s", self.device_id, request.name, error)
-
-    async def _run_method(self, invocation: Invocation) -> tuple[int, Any]:
-        handler = self.callbacks.on_method
-        if handler is None:
-            return int(MethodStatus.NOT_FOUND), {"error": f"no command {invocation.method}"}
-        try:
-            async with asyncio.timeout(self.settings.method_timeout):
-                return await handler(invocation)
-        except TimeoutError:
-            return int(MethodStatus.TIMEOUT), {"error": "the device did not answer in time"}
-        except Exception as error:  # a handler bug must still answer the cloud, honestly
-            log.exception("session %s: method %s failed", self.device_id, invocation.method)
-            return int(MethodStatus.ERROR), {"error": f"{type(error).__name__}: {error}"}
