@@ -86,6 +86,8 @@ def test_a_throttled_twin_request_waits_the_hubs_retry_after_else_a_draw() -> No
     p = policy()
     assert p.retry_after_twin_throttle(7.5) == 7.5
     assert p.retry_after_twin_throttle(None) == pytest.approx(1.0, rel=1e-3)
+    assert p.retry_after_twin_throttle(None) == pytest.approx(2.0, rel=1e-3)
+    assert p.retry_after_twin_throttle(0.0) == pytest.approx(4.0, rel=1e-3)
 
 
 @given(st.lists(st.sampled_from(list(Ending)), max_size=40), st.integers(0, 5))

@@ -81,8 +81,9 @@ class ReconnectPolicy:
         self._backoff.proven()
 
     def retry_after_twin_throttle(self, retry_after: float | None) -> float:
-        """The wait before a twin request the hub throttled (429) goes again: its retry-after, else a draw."""
-        return retry_after if retry_after is not None else self._backoff.next_delay()
+        """The wait before a twin request the hub throttled (429) goes again: its retry-after, else (none, or
+        0, which would retry in a tight loop) a draw."""
+        return retry_after if retry_after else self._backoff.next_delay()
 
     def ended(self, ended: Ended) -> Retry:
         if ended.how is Ending.RENEWAL:
