@@ -41,6 +41,7 @@ PURE_MODULES = (
     "translator.coap.queue",
     "translator.coap.ratelog",
     "translator.coap.registration",
+    "translator.coap.requests",
     "translator.coap.settings",
     "translator.coap.sink",
     "translator.coap.snapshot",

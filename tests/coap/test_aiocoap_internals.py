@@ -65,7 +65,7 @@ SIGNATURES: dict[str, tuple[list[str], str]] = {
     ),
     "aiocoap.transports.udp6:UDP6EndpointAddress.__init__": (
         ["self", "sockaddr", "interface", "pktinfo"],
-        "coap/management.py addresses raw downlinks with it",
+        "coap/sender.py addresses raw downlinks with it",
     ),
     "aiocoap.transports.udp6:MessageInterfaceUDP6.datagram_msg_received": (
         ["self", "data", "ancdata", "flags", "address"],
