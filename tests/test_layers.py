@@ -42,6 +42,8 @@ PURE_MODULES = (
     "translator.coap.ratelog",
     "translator.coap.registration",
     "translator.coap.requests",
+    "translator.coap.statuses",
+    "translator.coap.dtls.records",
     "translator.coap.settings",
     "translator.coap.sink",
     "translator.coap.snapshot",
