@@ -38,6 +38,10 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
         ({"IOTC_TRANSLATOR_COAP_PORT": "70000"}, "coap.port"),
         ({"IOTC_TRANSLATOR_IOTC_RECONNECT_MIN": "0"}, "iotc.reconnect_min"),
         ({"IOTC_TRANSLATOR_LOG_LEVEL": "LOUD"}, "log_level"),
+        ({"IOTC_TRANSLATOR_COAP_DTLS_PORT": "5683"}, "coap.dtls_port"),
+        ({"IOTC_TRANSLATOR_COAP_DTLS_PORT": "70000"}, "coap.dtls_port"),
+        ({"IOTC_TRANSLATOR_COAP_DTLS_CERTIFICATE": "/etc/hostname"}, "coap.dtls_certificate"),
+        ({"IOTC_TRANSLATOR_COAP_DTLS_IDLE_TIMEOUT": "0"}, "coap.dtls_handshake_timeout"),
     ],
 )
 def test_a_bad_value_names_its_field(environ: dict[str, str], named: str) -> None:
@@ -50,3 +54,9 @@ def test_a_bad_file_names_the_file_and_the_field(tmp_path: Path) -> None:
     config.write_text('[coap]\nreceive_buffer = "big"\n')
     with pytest.raises(SettingsError, match=r"translator\.toml: coap\.receive_buffer"):
         load_settings(file=config, environ={})
+
+
+def test_dtls_port_from_the_environment() -> None:
+    settings = load_settings(environ={"IOTC_TRANSLATOR_COAP_DTLS_PORT": "15684"})
+    coap = settings.coap
+    assert coap.dtls_port == 15684 and coap.dtls and not coap.insecure_auto_register

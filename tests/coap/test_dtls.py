@@ -356,3 +356,28 @@ async def test_keys_never_reach_the_log(
     assert "id-dev1" in caplog.text  # identities are logged...
     for secret in (KEY, b"wrong-key-for-dev2-00000"):  # ...keys are not, in any spelling
         assert secret.decode() not in caplog.text and secret.hex() not in caplog.text
+
+
+@needs_client
+async def test_coap_client_openssl_with_a_device_certificate(tmp_path: FsPath, sink: RecordingSink) -> None:
+    devices_ca = make_ca(tmp_path, "devices-ca")
+    server_ca = make_ca(tmp_path, "server-ca")
+    server_cert, server_key = _server_cert(tmp_path, server_ca)
+    settings = replace(
+        DTLS, dtls_certificate=server_cert, dtls_private_key=server_key, dtls_client_ca=devices_ca.path
+    )
+    cert, key = make_device_cert(tmp_path, devices_ca, "libcoap-cert-1")
+    async with Lwm2mServer(settings, sink, credentials=MemoryCredentials()) as server:
+        assert server.dtls is not None
+        assert COAP_DTLS_CLIENT is not None
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [
+                COAP_DTLS_CLIENT, "-B", "5", "-c", str(cert), "-j", str(key), "-R", str(server_ca.path),
+                "-m", "post", "-t", "40", "-e", "</3303/0>",
+                f"coaps://127.0.0.1:{server.dtls.port}/rd?ep=libcoap-cert-1&lt=300",
+            ],
+            capture_output=True, text=True, timeout=15,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert server.registration("libcoap-cert-1") is not None
