@@ -244,8 +244,10 @@ async def test_spoofed_client_hello_flood_over_udp_keeps_no_state(secured: Lwm2m
                 with contextlib.suppress(BlockingIOError):
                     sock.sendto(hello, target)
             # Paced by the answers (the kernel would drop what the server has no time to read).
-            expected = 0.9 * len(senders) * (round_ + 1)
-            await wait_until(partial(_at_least, table.counters, "hello_verify", expected), what="answers")
+            expected = 0.8 * len(senders) * (round_ + 1)  # the kernel may drop some under load
+            await wait_until(
+                partial(_at_least, table.counters, "hello_verify", expected), timeout=10.0, what="answers"
+            )
             assert table.handshaking == 0 and len(table) == 0, round_
         assert table.handshaking == 0 and len(table) == 0
     finally:
