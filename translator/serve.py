@@ -127,6 +127,7 @@ class Translator:
         self.bridge.attach(self.coap)
         await self.bridge.restore()  # before the socket opens: no restored token is ever answered RST
         await self.coap.start()
+        self.metrics.add_callback(self._dtls_gauges, {"iotc_translator_dtls_events": ["event"]})
         self.bridge.start_restored()
         await self.bridge.resume()
         operations = settings.operations
@@ -150,6 +151,18 @@ class Translator:
             self.coap.port,
             f", DTLS on udp {settings.coap.host}:{dtls.port}" if dtls is not None else "",
         )
+
+    def _dtls_gauges(self) -> dict[str, dict[tuple[str, ...], float]]:
+        """Open DTLS sessions, handshakes under way, and what happened to handshakes since start."""
+        dtls = self.coap.dtls if self.coap is not None else None
+        if dtls is None:
+            return {}
+        table = dtls.table
+        return {
+            "iotc_translator_dtls_sessions": {(): float(len(table))},
+            "iotc_translator_dtls_handshaking": {(): float(table.handshaking)},
+            "iotc_translator_dtls_events": {(name,): float(count) for name, count in table.counters.items()},
+        }
 
     def objects_check(self, objects: RegisteredObjects) -> str | None:
         """Whether a registration's objects make a device template IoT Central accepts; why not if not.

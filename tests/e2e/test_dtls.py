@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import aiohttp
 import pytest
 
 from emulator.app import Emulator
@@ -83,6 +84,14 @@ async def test_coap_client_openssl_registers_and_sends_over_dtls(
         rest, "dtls-1", lambda e: "iothub-creation-time-utc" in e["properties"], after=start
     )
     assert event["component"] == "temperature_0"
+    assert translator.ops is not None
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{translator.ops.port}/metrics") as response,
+    ):
+        metrics = await response.text()
+    assert 'iotc_translator_dtls_events{event="handshakes"} 2.0' in metrics
+    assert "iotc_translator_dtls_sessions " in metrics
 
     # The plain port: the secured endpoint is refused (4.03), and so is an unknown one (safe default).
     host, port = coap_address(translator)
