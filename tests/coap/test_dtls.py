@@ -26,7 +26,7 @@ from cryptography.x509.oid import NameOID
 from tests.coap.conftest import FAST
 from tests.coap.support import RecordingSink, UdpClient, wait_until
 from tests.pki import Issuer, make_ca, make_device_cert
-from translator.coap import Lwm2mServer, TelemetrySource
+from translator.coap import Lwm2mServer, TelemetrySource, wire
 from translator.coap.credentials import MemoryCredentials, PskCredential
 from translator.coap.errors import Code
 from translator.coap.simulator import SimulatedDevice, SimulatorOptions, run_fleet
@@ -383,3 +383,27 @@ async def test_coap_client_openssl_with_a_device_certificate(tmp_path: FsPath, s
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert server.registration("libcoap-cert-1") is not None
+
+
+async def test_a_secured_devices_token_from_a_plain_address_is_ignored(
+    secured: Lwm2mServer, sink: RecordingSink
+) -> None:
+    """Whoever learns a DTLS device's observation token cannot notify for it from plain UDP (nor move its
+    registration there, as a NAT rebinding would)."""
+    dev = await _dtls_device(secured, "dev1", "id-dev1")
+    plain = await UdpClient.connect(secured.port)
+    try:
+        assert str((await dev.register()).code).startswith("2.01")
+        await secured.devices.observe("dev1", Path(3303, 0, 5700))
+        [observation] = secured._devices["dev1"].observations.values()
+        before = secured.registration("dev1")
+        forged = wire.encode(
+            wire.NON, 0x45, 0x7777, observation.token, [(6, b"\x09"), (12, b"\x00")], b"99"
+        )  # 2.05 Content, Observe 9, text/plain "99"
+        plain.send(forged)
+        await secured.devices.read("dev1", Path(3, 0, 9))  # a round trip: the forged datagram was handled
+        assert 99 not in [r.value for r in sink.records(TelemetrySource.NOTIFY)]
+        assert secured.registration("dev1") == before
+    finally:
+        plain.close()
+        await dev.close()
