@@ -142,7 +142,7 @@ def _devices_import(args: argparse.Namespace) -> int:
     import asyncio
 
     from translator.device_import import ImportError_, parse_devices_csv
-    from translator.store import SqliteStore
+    from translator.store.factory import describe, opened, store_from_settings
 
     try:
         settings = _settings(args)
@@ -152,7 +152,7 @@ def _devices_import(args: argparse.Namespace) -> int:
         return 2
 
     async def store_them() -> None:
-        async with SqliteStore(settings.store_path) as store:
+        async with opened(store_from_settings(settings)) as store:
             for device in devices:
                 await store.put_device(device.entry)
                 if device.assignment is not None:
@@ -161,7 +161,7 @@ def _devices_import(args: argparse.Namespace) -> int:
                     await store.put_psk(device.psk)
 
     asyncio.run(store_them())
-    print(f"imported {len(devices)} devices into {settings.store_path}")
+    print(f"imported {len(devices)} devices into {describe(settings)}")
     return 0
 
 

@@ -30,7 +30,7 @@ from translator.ops.http import OpsServer
 from translator.ops.metrics import Metrics
 from translator.private_files import private_dir
 from translator.settings import IotcSettings, Settings
-from translator.store import SqliteStore
+from translator.store.factory import store_from_settings
 
 if TYPE_CHECKING:
     from emulator.app import Emulator
@@ -46,11 +46,7 @@ class Translator:
         self.emulator: Emulator | None = None
         self.iotc: IotcSettings = settings.iotc
         self.metrics = Metrics()
-        self.store = SqliteStore(
-            settings.store_path,
-            outbox_limit=settings.store.outbox_limit,
-            outbox_device_limit=settings.store.outbox_device_limit,
-        )
+        self.store = store_from_settings(settings)
         self.catalog = CodecCatalog.from_settings(settings.codec)
         self.registry = self.catalog.registry
         self.pool: SessionPool | None = None

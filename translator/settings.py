@@ -69,6 +69,10 @@ class StoreSettings:
     path: Path | None = None  # default: <state_dir>/translator.db
     outbox_limit: int = 100_000
     outbox_device_limit: int = 10_000
+    # A shared Redis (redis://host:port/db, rediss://, unix://) instead of the SQLite file: the store of
+    # several translators. Run it with appendonly yes, appendfsync always (docs/cluster.md).
+    redis_url: str = ""
+    redis_prefix: str = "iotct:"  # every key under it: several deployments can share one Redis
 
 
 @dataclass(frozen=True, slots=True)

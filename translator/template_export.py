@@ -13,7 +13,8 @@ from translator.bridge.codecs import CodecCatalog
 from translator.codec import Codec
 from translator.lwm2m import Path, RegisteredObjects, parse_registration
 from translator.settings import Settings
-from translator.store import DeviceEntry, SqliteStore
+from translator.store import DeviceEntry
+from translator.store.factory import opened, store_from_settings
 
 
 class ExportError(Exception):
@@ -40,7 +41,7 @@ def for_objects(catalog: CodecCatalog, links: str, *, queue_mode: bool = False) 
 async def for_device(settings: Settings, catalog: CodecCatalog, device_id: str) -> Resolved:
     """The template a device known to the store announced: its import entry's codec and model id, else the
     default codec for the object list of its last registration. `device_id` may also be its endpoint."""
-    async with SqliteStore(settings.store_path) as store:
+    async with opened(store_from_settings(settings)) as store:
         entries = await store.devices()
         records = await store.registrations()
     entry = next((e for e in entries if device_id in (e.device_id, e.endpoint)), None)

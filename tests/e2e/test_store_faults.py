@@ -20,8 +20,14 @@ from tests.e2e.conftest import (
 from translator.bridge import delivery
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
+from translator.store import SqliteStore
 
 TEMPERATURE = Lwm2mPath(3303, 0, 5700)
+
+
+def _sqlite(translator: Translator) -> SqliteStore:
+    assert isinstance(translator.store, SqliteStore)
+    return translator.store
 
 
 def _store_errors(translator: Translator) -> float:
@@ -47,7 +53,7 @@ async def test_a_read_only_store_pauses_the_replay_and_sends_nothing_twice(
             await send_at(device, [(TEMPERATURE, 1000.0 + n, base + n)])  # kept in the outbox
         assert await translator.store.outbox_depth("ro-1") == 5
 
-        await translator.store.db.execute("PRAGMA query_only = ON")  # the filesystem went read-only
+        await _sqlite(translator).db.execute("PRAGMA query_only = ON")  # the filesystem went read-only
         errors = _store_errors(translator)
         await rest.request("POST", "/emulator/faults/clear")
         await telemetry_matching(rest, "ro-1", lambda e: e["component"] == "temperature_0", 5, after=start)
@@ -63,7 +69,7 @@ async def test_a_read_only_store_pauses_the_replay_and_sends_nothing_twice(
         assert status == 200
         await eventually(removal_refused, what="a replay after the reconnect, refused again")
 
-        await translator.store.db.execute("PRAGMA query_only = OFF")
+        await _sqlite(translator).db.execute("PRAGMA query_only = OFF")
 
         async def drained() -> bool:
             return await translator.store.outbox_depth("ro-1") == 0
@@ -93,14 +99,14 @@ async def test_a_refused_notification_is_not_taken_for_a_repeat(
         status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 60})
         assert status == 200
         errors = _store_errors(translator)
-        await translator.store.db.execute("PRAGMA query_only = ON")  # writes fail, as on a full disk
+        await _sqlite(translator).db.execute("PRAGMA query_only = ON")  # writes fail, as on a full disk
         device.set_value(TEMPERATURE, 30.0)
 
         async def refused() -> bool:
             return _store_errors(translator) > errors
 
         await eventually(refused, what="the notification refused by the failing store")
-        await translator.store.db.execute("PRAGMA query_only = OFF")
+        await _sqlite(translator).db.execute("PRAGMA query_only = OFF")
         device.set_value(TEMPERATURE, 30.0)  # the device tells it again
 
         async def kept() -> bool:
