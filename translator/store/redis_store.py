@@ -119,6 +119,10 @@ return 1
 """
 
 
+def encode_registration(record: RegistrationRecord) -> str:
+    return json.dumps({"device_id": record.device_id, "data": record.data, "updated": record.updated})
+
+
 def _message_blob(
     payload: bytes, component: str | None, creation_time: float | None, properties: dict[str, str]
 ) -> bytes:
@@ -264,8 +268,7 @@ class RedisStore:
             return
         async with self.redis.pipeline(transaction=True) as pipe:  # MULTI/EXEC: all or nothing
             for record in saves:
-                value = {"device_id": record.device_id, "data": record.data, "updated": record.updated}
-                pipe.set(self.key("reg", record.endpoint), json.dumps(value))
+                pipe.set(self.key("reg", record.endpoint), encode_registration(record))
                 pipe.sadd(self.key("regs"), record.endpoint)
             for endpoint in deletes:
                 pipe.delete(self.key("reg", endpoint))

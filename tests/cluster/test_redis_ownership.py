@@ -1,0 +1,116 @@
+"""Ownership on a real redis-server: two nodes in one process contend for devices; claims are atomic
+compare-and-sets with an epoch bump; an expired heartbeat lets another node take the devices; a node that
+lost a device is fenced off its consuming actions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.redis_server import RedisServer, needs_redis
+from translator.cluster.ownership import HeartbeatPolicy, Owner, Trigger
+from translator.cluster.redis_ownership import RedisOwnership
+from translator.store import RegistrationRecord
+from translator.store.factory import opened
+from translator.store.redis_store import RedisStore
+
+pytestmark = needs_redis
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    async with RedisServer(tmp_path / "redis") as running:
+        yield running
+
+
+@pytest.fixture
+async def client(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    connection = aioredis.Redis.from_url(server.url)
+    yield connection
+    await connection.aclose()
+
+
+async def test_nodes_contending_at_once_get_distinct_epochs_and_one_owner(client: aioredis.Redis) -> None:
+    """Eight nodes see a Register for the same device at the same moment. Every claim that wins bumps the
+    epoch by exactly one (a read-then-write instead of the script would hand two nodes the same epoch), and
+    at the end exactly one node's fence holds: the stored owner's."""
+    nodes = [RedisOwnership(client, f"node-{n}") for n in range(8)]
+    for node in nodes:
+        await node.start()
+    try:
+        outcomes = await asyncio.gather(*(node.claim("dev", Trigger.REGISTRATION) for node in nodes))
+        wins = [o for node, o in zip(nodes, outcomes, strict=True) if o is not None and o.node == node.node]
+        owner = await nodes[0].owner("dev")
+        assert owner is not None and wins
+        assert sorted(w.epoch for w in wins) == list(range(1, owner.epoch + 1))  # distinct, none lost
+        fences = [await node.still_mine("dev") for node in nodes]
+        assert fences.count(True) == 1
+        assert nodes[fences.index(True)].node == owner.node
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+async def test_a_claim_compares_and_sets_so_no_claim_is_lost_or_doubled(client: aioredis.Redis) -> None:
+    """Alternating claims from two nodes, one at a time: each bumps the epoch by one; the loser learns it."""
+    a, b = RedisOwnership(client, "node-a"), RedisOwnership(client, "node-b")
+    assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 1)
+    assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 1)  # an Update: no bump
+    assert await b.claim("dev", Trigger.REGISTRATION) == Owner("node-b", 2)
+    assert a.held("dev") == Owner("node-a", 1)  # a does not know yet…
+    assert not await a.still_mine("dev")  # …until its next consuming action checks the fence
+    assert a.held("dev") is None
+    assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 3)
+    assert await a.owned_by("node-a") == {"dev"}
+    assert await a.owned_by("node-b") == set()
+
+
+async def test_an_expired_heartbeat_lets_another_node_take_the_devices(client: aioredis.Redis) -> None:
+    a = RedisOwnership(client, "node-a", heartbeat=HeartbeatPolicy(ttl=0.3))
+    b = RedisOwnership(client, "node-b", heartbeat=HeartbeatPolicy(ttl=0.3))
+    await a.start()
+    await b.start()
+    try:
+        assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 1)
+        # a beats: b's orphan claim leaves the device alone, however long it tries (a few TTLs).
+        for _ in range(3):
+            assert await b.claim("dev", Trigger.ORPHANED) is None
+            await asyncio.sleep(0.2)
+        await a.stop(leave=False)  # a crash: the heartbeat key is left to expire
+        async with asyncio.timeout(5):
+            while await b.alive("node-a"):
+                await asyncio.sleep(0.05)  # Redis gives no event for an expiry we could await here
+        assert await b.claim("dev", Trigger.ORPHANED) == Owner("node-b", 2)
+        assert await b.owned_by("node-a") == set()
+        assert await b.owned_by("node-b") == {"dev"}
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_graceful_leave_hands_the_devices_over_at_once(client: aioredis.Redis) -> None:
+    a = RedisOwnership(client, "node-a", heartbeat=HeartbeatPolicy(ttl=60))
+    b = RedisOwnership(client, "node-b")
+    await a.start()
+    await a.claim("dev", Trigger.REGISTRATION)
+    await a.stop()  # leave: the heartbeat goes now, not in 60 s
+    assert await b.claim("dev", Trigger.ORPHANED) == Owner("node-b", 2)
+
+
+async def test_a_registration_write_from_a_node_that_lost_the_device_is_refused(
+    server: RedisServer, client: aioredis.Redis
+) -> None:
+    a, b = RedisOwnership(client, "node-a"), RedisOwnership(client, "node-b")
+    await a.claim("dev", Trigger.REGISTRATION)
+    assert await a.write_registration(RegistrationRecord("ep", "dev", {"by": "a"}, 1.0))
+    await b.claim("dev", Trigger.REGISTRATION)
+    # a still believes it holds the device (it checked nothing since): the script's fence refuses it.
+    assert not await a.write_registration(RegistrationRecord("ep", "dev", {"by": "a, stale"}, 2.0))
+    assert await b.write_registration(RegistrationRecord("ep", "dev", {"by": "b"}, 3.0))
+    async with opened(RedisStore(server.url)) as store:
+        [record] = await store.registrations()
+        assert record.data == {"by": "b"}

@@ -1,0 +1,197 @@
+"""Ownership on Redis: the claim (a Lua compare-and-set with an epoch bump), the node's heartbeat, fences.
+
+Keys, under the store's prefix:
+
+    own:<device>    hash {node, epoch}: the owner, changed only by the claim script
+    owned:<node>    set of the devices a node owns (for taking a dead node's devices)
+    node:<node>     the heartbeat: a key with a TTL, refreshed by the node while it lives
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from translator.cluster.ownership import Decision, HeartbeatPolicy, Owner, Trigger, Verdict, decide, fenced
+from translator.store.base import RegistrationRecord, StoreError
+from translator.store.redis_store import encode_registration
+
+log = logging.getLogger(__name__)
+
+# KEYS: own:<device>; ARGV: me, expected epoch, orphan-only (1/0), prefix of node:, prefix of owned:, device
+# → {1, node, epoch} claimed, or {0, node, epoch} as it stands (someone else moved first, or its owner lives).
+_CLAIM = """
+local current = redis.call('HMGET', KEYS[1], 'node', 'epoch')
+local node, epoch = current[1], tonumber(current[2] or '0')
+if epoch ~= tonumber(ARGV[2]) then return {0, node or '', epoch} end
+if ARGV[3] == '1' and node and node ~= ARGV[1] and redis.call('EXISTS', ARGV[4] .. node) == 1 then
+  return {0, node, epoch}
+end
+epoch = epoch + 1
+redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', epoch)
+if node then redis.call('SREM', ARGV[5] .. node, ARGV[6]) end
+redis.call('SADD', ARGV[5] .. ARGV[1], ARGV[6])
+return {1, ARGV[1], epoch}
+"""
+
+# KEYS: own:<device>, reg:<endpoint>, regs; ARGV: me, epoch, endpoint, value → 1 written, 0 fenced off.
+_FENCED_REGISTRATION = """
+local current = redis.call('HMGET', KEYS[1], 'node', 'epoch')
+if current[1] ~= ARGV[1] or tonumber(current[2] or '0') ~= tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 1
+"""
+
+CLAIM_ATTEMPTS = 3  # a claim lost to a concurrent one is decided again on what won, a bounded number of times
+
+
+def default_node_id() -> str:
+    """Unique per process: a restarted process is a new node, and its old self's devices are orphans."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class RedisOwnership:
+    """One node's view of ownership. Claims and fences go to Redis; `held` is answered locally, so the
+    telemetry path never waits for Redis (ownership is checked at registration, update and hand-over)."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        node: str,
+        *,
+        prefix: str = "iotct:",
+        heartbeat: HeartbeatPolicy | None = None,
+    ) -> None:
+        self.redis = redis
+        self.node = node
+        self.prefix = prefix
+        self.heartbeat = heartbeat or HeartbeatPolicy()
+        self._held: dict[str, int] = {}  # device → the epoch this node claimed
+        self._beating: asyncio.Task[None] | None = None
+        self._claim: AsyncScript = redis.register_script(_CLAIM)
+        self._fenced_registration: AsyncScript = redis.register_script(_FENCED_REGISTRATION)
+
+    def _key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def _call(self, what: str, call: Any) -> Any:
+        try:
+            return await call
+        except (RedisError, OSError) as error:
+            raise StoreError(f"{what} failed: {error}") from error
+
+    # -- the heartbeat ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.beat()  # alive before the first claim: nobody takes a device from a node not yet beating
+        self._beating = asyncio.create_task(self._beat_forever(), name=f"heartbeat-{self.node}")
+
+    async def beat(self) -> None:
+        await self._call(
+            "heartbeat", self.redis.set(self._key("node", self.node), b"1", px=self.heartbeat.ttl_ms)
+        )
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat.interval)
+            try:
+                await self.beat()
+            except StoreError as error:  # the next beat may get through before the TTL runs out
+                log.warning("node %s: heartbeat not written: %s", self.node, error)
+
+    async def stop(self, *, leave: bool = True) -> None:
+        """Stop beating; with `leave`, remove the heartbeat so others take this node's devices at once
+        instead of after the TTL (a graceful shutdown). `leave=False` is what a crash looks like."""
+        if self._beating is not None:
+            self._beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beating
+            self._beating = None
+        if leave:
+            with contextlib.suppress(StoreError):
+                await self._call("heartbeat removal", self.redis.delete(self._key("node", self.node)))
+
+    async def alive(self, node: str) -> bool:
+        return bool(await self._call("heartbeat read", self.redis.exists(self._key("node", node))))
+
+    # -- owners -----------------------------------------------------------------------------------
+
+    async def owner(self, device_id: str) -> Owner | None:
+        node, epoch = await self._call(
+            "owner read", self.redis.hmget(self._key("own", device_id), "node", "epoch")
+        )
+        return None if node is None else Owner(node.decode(), int(epoch or 0))
+
+    def held(self, device_id: str) -> Owner | None:
+        """This node's claim on the device as it last knew it (no I/O)."""
+        epoch = self._held.get(device_id)
+        return None if epoch is None else Owner(self.node, epoch)
+
+    async def claim(self, device_id: str, trigger: Trigger) -> Owner | None:
+        """Make this node the device's owner if `trigger` justifies it; the owner it holds, or None when
+        another node keeps the device."""
+        for _ in range(CLAIM_ATTEMPTS):
+            current = await self.owner(device_id)
+            alive = current is not None and current.node != self.node and await self.alive(current.node)
+            decision = decide(self.node, current, trigger, owner_alive=alive)
+            if decision.verdict is Verdict.KEEP:
+                assert current is not None
+                self._held[device_id] = current.epoch
+                return current
+            if decision.verdict is Verdict.LEAVE:
+                self._held.pop(device_id, None)
+                return None
+            won = await self._cas(device_id, decision, orphan_only=trigger is Trigger.ORPHANED)
+            if won is not None:
+                self._held[device_id] = won.epoch
+                log.info("node %s owns %s (epoch %d, %s)", self.node, device_id, won.epoch, trigger.value)
+                return won
+        self._held.pop(device_id, None)
+        return None
+
+    async def _cas(self, device_id: str, decision: Decision, *, orphan_only: bool) -> Owner | None:
+        args: list[str | int] = [
+            self.node,
+            decision.expected_epoch,
+            1 if orphan_only else 0,
+            self._key("node", ""),
+            self._key("owned", ""),
+            device_id,
+        ]
+        claimed, node, epoch = await self._call("claim", self._claim([self._key("own", device_id)], args))
+        return Owner(node.decode() if isinstance(node, bytes) else str(node), int(epoch)) if claimed else None
+
+    async def still_mine(self, device_id: str) -> bool:
+        """The fence of a consuming action (outbox replay, command execution): one read. A device found
+        lost is forgotten here, so `held` stops answering for it."""
+        if fenced(self.held(device_id), await self.owner(device_id)):
+            return True
+        self._held.pop(device_id, None)
+        return False
+
+    async def owned_by(self, node: str) -> set[str]:
+        members = await self._call("owned read", self.redis.smembers(self._key("owned", node)))
+        return {m.decode() for m in members}
+
+    async def write_registration(self, record: RegistrationRecord) -> bool:
+        """Write a registration (as RedisStore lays it out) only if this node still owns the device, in one
+        script: no write from a node that lost the device between its check and its write."""
+        mine = self.held(record.device_id)
+        if mine is None:
+            return False
+        keys = [self._key("own", record.device_id), self._key("reg", record.endpoint), self._key("regs")]
+        args: list[str | int] = [self.node, mine.epoch, record.endpoint, encode_registration(record)]
+        written = await self._call("registration write", self._fenced_registration(keys, args))
+        if not written:
+            self._held.pop(record.device_id, None)
+        return bool(written)
