@@ -38,7 +38,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def _redis_server(directory: Path, appendfsync: str) -> tuple[asyncio.subprocess.Process, str]:
+async def redis_server(directory: Path, appendfsync: str) -> tuple[asyncio.subprocess.Process, str]:
     server = shutil.which("redis-server")
     if server is None:
         raise SystemExit("redis-server is not installed (apt-get install redis-server)")
@@ -127,7 +127,7 @@ async def run(messages: int, concurrency: int) -> dict[str, Any]:
         for appendfsync in ("always", "everysec"):
             directory = root / f"redis-{appendfsync}"
             directory.mkdir()
-            process, url = await _redis_server(directory, appendfsync)
+            process, url = await redis_server(directory, appendfsync)
             store = RedisStore(url, outbox_limit=10**7, outbox_device_limit=10**7)
             try:
                 await store.open()
