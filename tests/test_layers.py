@@ -19,7 +19,7 @@ import translator.iotc.protocol
 import translator.lwm2m
 
 # Never loaded by importing a pure module: the I/O stacks.
-FORBIDDEN = ("asyncio", "ssl", "socket", "aiocoap", "aiosqlite", "aiomqtt")
+FORBIDDEN = ("asyncio", "ssl", "socket", "aiocoap", "aiosqlite", "aiomqtt", "redis")
 
 # Every module of these packages is pure, including any added later.
 PURE_PACKAGES = (translator.lwm2m, translator.codec, translator.iotc.protocol)
@@ -52,6 +52,9 @@ PURE_MODULES = (
     "translator.iotc.client",
     "translator.store",
     "translator.store.base",
+    "translator.store.factory",
+    "translator.cluster",
+    "translator.cluster.ownership",
     "translator.ops.logs",
     "translator.private_files",
     "translator.settings",

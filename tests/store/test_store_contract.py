@@ -9,9 +9,9 @@ import time
 import pytest
 
 from tests.store.conftest import StoreFactory
-from translator.iotc.protocol.dps import Assigned
 from translator.store import (
     DeviceEntry,
+    HubAssignment,
     OutboxFullError,
     PendingCommand,
     PskEntry,
@@ -22,7 +22,9 @@ from translator.store.factory import opened
 
 async def test_everything_survives_a_reopen(new_store: StoreFactory) -> None:
     async with opened(new_store()) as store:
-        await store.put_assignment("dev-1", Assigned("hub-a.azure-devices.net", "dev-1", "initialAssignment"))
+        await store.put_assignment(
+            "dev-1", HubAssignment("hub-a.azure-devices.net", "dev-1", "initialAssignment")
+        )
         await store.save_registration(
             RegistrationRecord("ep-1", "dev-1", {"lifetime": 300, "objects": {"3": "1.1"}}, 1.0)
         )
@@ -34,7 +36,7 @@ async def test_everything_survives_a_reopen(new_store: StoreFactory) -> None:
         )
         await store.put_device(DeviceEntry("dev-1", "ep-1", codec="codecs/x.toml", symmetric_key="a2V5"))
     async with opened(new_store()) as store:
-        assert await store.get_assignment("dev-1") == Assigned(
+        assert await store.get_assignment("dev-1") == HubAssignment(
             "hub-a.azure-devices.net", "dev-1", "initialAssignment"
         )
         [registration] = await store.registrations()

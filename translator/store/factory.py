@@ -6,7 +6,6 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING
 
 from translator.store.base import Store
-from translator.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
     from translator.settings import Settings
@@ -35,6 +34,8 @@ def store_from_settings(settings: Settings) -> Store:
             outbox_limit=chosen.outbox_limit,
             outbox_device_limit=chosen.outbox_device_limit,
         )
+    from translator.store.sqlite import SqliteStore
+
     return SqliteStore(
         settings.store_path,
         outbox_limit=chosen.outbox_limit,

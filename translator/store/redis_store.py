@@ -36,9 +36,9 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from translator.iotc.protocol.dps import Assigned
 from translator.store.base import (
     DeviceEntry,
+    HubAssignment,
     OutboxFullError,
     OutboxMessage,
     PendingCommand,
@@ -240,16 +240,15 @@ class RedisStore:
 
     # -- assignments ------------------------------------------------------------------------------
 
-    async def get_assignment(self, device_id: str) -> Assigned | None:
+    async def get_assignment(self, device_id: str) -> HubAssignment | None:
         raw = await self._run("assignment read", self.redis.get(self.key("assign", device_id)))
         if raw is None:
             return None
         value = json.loads(raw)
-        return Assigned(value["hub"], value["device_id"], value["substatus"])
+        return HubAssignment(value["hub"], value["device_id"], value["substatus"])
 
-    async def put_assignment(self, device_id: str, assignment: Assigned) -> None:
-        value = {"hub": assignment.assigned_hub, "device_id": assignment.device_id}
-        value["substatus"] = assignment.substatus  # type: ignore[assignment]
+    async def put_assignment(self, device_id: str, assignment: HubAssignment) -> None:
+        value = {"hub": assignment.hub, "device_id": assignment.device_id, "substatus": assignment.substatus}
         await self._run("assignment write", self.redis.set(self.key("assign", device_id), json.dumps(value)))
 
     async def forget_assignment(self, device_id: str) -> None:
