@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import stat
+from pathlib import Path
+
 import pytest
 
+from translator.cli import main
 from translator.device_import import ImportError_, parse_devices_csv
 
 HUB = "HostName=h.azure-devices.net;DeviceId={};SharedAccessKey=a2V5"
@@ -47,3 +53,18 @@ def test_bad_psk_columns_are_refused_without_quoting_the_key(identity: str, key:
     with pytest.raises(ImportError_, match=problem) as error:
         parse_devices_csv(f"deviceId,pskIdentity,pskKey\nd1,{identity},{key}\n")
     assert "line 2" in str(error.value) and (not key or key not in str(error.value))
+
+
+def test_import_then_remove_psk_through_the_cli(tmp_path: Path) -> None:
+    csv_file = tmp_path / "devices.csv"
+    csv_file.write_text("deviceId,pskIdentity,pskKey\nd1,id-1,00112233445566778899aabbccddeeff\n")
+    state = ["--state-dir", str(tmp_path / "state")]
+    assert main(["devices", "import", str(csv_file), *state]) == 0
+    database = tmp_path / "state" / "translator.db"
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600  # it holds keys
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        assert db.execute("SELECT identity, endpoint FROM dtls_psk").fetchall() == [("id-1", "d1")]
+    assert main(["devices", "remove-psk", "d1", *state]) == 0
+    assert main(["devices", "remove-psk", "d1", *state]) == 1  # nothing left to remove
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        assert db.execute("SELECT COUNT(*) FROM dtls_psk").fetchone() == (0,)

@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     importing.add_argument("csv", type=Path, help="deviceId,endpoint,codec,modelId,symmetricKey,... per line")
     _settings_flags(importing)
+    forgetting = device_commands.add_parser(
+        "remove-psk", help="remove endpoints' DTLS PSKs (new handshakes fail at once; no restart)"
+    )
+    forgetting.add_argument("endpoints", nargs="+", metavar="ENDPOINT")
+    _settings_flags(forgetting)
     return parser
 
 
@@ -163,6 +168,29 @@ def _devices_import(args: argparse.Namespace) -> int:
     asyncio.run(store_them())
     print(f"imported {len(devices)} devices into {describe(settings)}")
     return 0
+
+
+def _remove_psk(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from translator.store import SqliteStore
+
+    try:
+        settings = _settings(args)
+    except SettingsError as error:
+        print(f"iotc-translator: {error}", file=sys.stderr)
+        return 2
+
+    async def remove() -> int:
+        async with SqliteStore(settings.store_path) as store:
+            known = [ep for ep in args.endpoints if await store.psk_for_endpoint(ep) is not None]
+            for endpoint in known:
+                await store.remove_psk(endpoint)
+        return len(known)
+
+    removed = asyncio.run(remove())
+    print(f"removed the PSK of {removed} of {len(args.endpoints)} endpoints in {settings.store_path}")
+    return 0 if removed == len(args.endpoints) else 1
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -276,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(parsed)
     if parsed.command == "devices" and parsed.devices_command == "import":
         return _devices_import(parsed)
+    if parsed.command == "devices" and parsed.devices_command == "remove-psk":
+        return _remove_psk(parsed)
     if parsed.command == "simulate":
         return _simulate(parsed)
     parser.print_help()
