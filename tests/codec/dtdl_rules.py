@@ -33,8 +33,10 @@ def problems(interfaces: list[dict[str, Any]]) -> list[str]:
     known = set(ids)
     for interface in interfaces:
         where = interface.get("@id", "?")
-        if interface.get("@context") != dtdl.CONTEXT:
-            found.append(f"{where}: @context is not {dtdl.CONTEXT}")
+        context = interface.get("@context")
+        extended = context == [dtdl.CONTEXT, dtdl.IOTC_CONTEXT]
+        if context != dtdl.CONTEXT and not extended:
+            found.append(f"{where}: @context is not {dtdl.CONTEXT} (and the IoT Central extension)")
         if interface.get("@type") != "Interface":
             found.append(f"{where}: @type is not Interface")
         if not isinstance(where, str) or not dtdl.is_dtmi(where):
@@ -48,7 +50,7 @@ def problems(interfaces: list[dict[str, Any]]) -> list[str]:
         if dupes:
             found.append(f"{where}: duplicate names {sorted(dupes)}")
         for item in contents:
-            found += _content(item, f"{where}/{item.get('name')}", known)
+            found += _content(item, f"{where}/{item.get('name')}", known, extended)
     return found
 
 
@@ -67,11 +69,33 @@ def _name(name: Any, where: str) -> list[str]:
     return []
 
 
-def _content(item: dict[str, Any], where: str, interfaces: set[Any]) -> list[str]:
+# IoT Central's extension (dtmi:iotcentral:context;2): adjunct type → (schema, semantic type of its unit).
+IOTC_ADJUNCTS = {
+    "Location": ("geopoint", None),
+    "AccelerationVector": ("vector", "Acceleration"),
+    "VelocityVector": ("vector", "Velocity"),
+}
+
+
+def _content(item: dict[str, Any], where: str, interfaces: set[Any], extended: bool = False) -> list[str]:
     found = _name(item.get("name"), where) + _display(item, where)
     types = item.get("@type")
     types = types if isinstance(types, list) else [types]
     kind, semantic = types[0], types[1:]
+    if item.get("schema") in ("geopoint", "vector"):
+        if not extended:
+            return [*found, f"{where}: {item['schema']} needs the IoT Central context"]
+        if kind not in ("Telemetry", "Property") or len(semantic) > 1:
+            return [*found, f"{where}: {item['schema']} on {types}"]
+        if semantic:
+            schema, unit_type = IOTC_ADJUNCTS.get(semantic[0], (None, None))
+            if schema != item["schema"]:
+                found.append(f"{where}: {semantic[0]} does not allow schema {item['schema']}")
+            if "unit" in item and item["unit"] not in dtdl.SEMANTIC_UNITS.get(unit_type or "", ()):
+                found.append(f"{where}: {item['unit']} is not a unit of {semantic[0]}")
+        elif "unit" in item:
+            found.append(f"{where}: a unit on a plain {item['schema']}")
+        return found
     if kind == "Component":
         if item.get("schema") not in interfaces:
             found.append(f"{where}: component schema {item.get('schema')} is not among the interfaces")

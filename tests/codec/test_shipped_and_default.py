@@ -21,6 +21,8 @@ from translator.codec import (
     is_dtdl_name,
     load_codec,
 )
+from translator.codec.coverage import untranslated
+from translator.codec.export import capability_count
 from translator.lwm2m import ObjectModel, ObjectRegistry
 from translator.lwm2m import Path as LwPath
 
@@ -61,7 +63,16 @@ def test_one_template_with_every_registry_object(full_registry: ObjectRegistry) 
     instances = [LwPath(m.id, 0) for m in full_registry if m.id not in (0, 21)]
     codec = default_codec(instances, full_registry)
     names = [c.name for c in codec.components]
-    assert len(names) == len(set(names)) == len({p[0] for p in instances})
+    assert len(names) == len(set(names))
+    # Past IoT Central's 300 capabilities per template, whole instances are left out, and said so.
+    assert 250 < capability_count(codec) <= 300
+    kept = {(c.object_id, c.instance_id) for c in codec.components}
+    assert codec.left_out and not kept & {(p[0], p[1]) for p in codec.left_out}
+    assert len(kept) + len(codec.left_out) == len(instances)
+    assert (
+        "instances over IoT Central's 300 capabilities"
+        in untranslated(codec, instances, full_registry).describe()
+    )
     assert problems(export_template(codec)) == []
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 from translator.codec import dtdl
 from translator.codec.errors import CodecFileError
 from translator.codec.names import is_dtdl_name
-from translator.codec.spec import Codec, Property, Telemetry
+from translator.codec.spec import Codec, Compound, Property, Telemetry
 
 
 def check_codec(codec: Codec) -> None:
@@ -45,18 +45,62 @@ def check_codec(codec: Codec) -> None:
             raise CodecFileError(src, item.name, f"{key} is already mapped to {uplink[key]!r}")
         uplink[key] = item.name
     groups: dict[str | None, list[str]] = {None: [c.name for c in codec.components]}
+    exported: dict[str | None, int] = {}
+    compounds: dict[tuple[str | None, str], list[Telemetry]] = {}
     for entry in codec.entries():
         if entry.component is not None and entry.component not in seen_components:
             raise CodecFileError(src, f"{entry.name}", f"unknown component {entry.component!r}")
         if not is_dtdl_name(entry.name):
             raise CodecFileError(src, f"{entry.name}", f"{entry.name!r} is not a DTDL name")
         groups.setdefault(entry.component, []).append(entry.name)
+        if isinstance(entry, Telemetry) and entry.member is not None:
+            members = compounds.setdefault((entry.component, entry.member.name), [])
+            if not members:
+                groups[entry.component].append(entry.member.name)
+                exported[entry.component] = exported.get(entry.component, 0) + 1
+            members.append(entry)
+        else:
+            exported[entry.component] = exported.get(entry.component, 0) + 1
+    for (component, name), members in compounds.items():
+        _check_compound(src, component, name, members)
     for component, names in groups.items():
         where = "root interface" if component is None else f"component {component!r}"
         clashes = [n for n, k in Counter(names).items() if k > 1]
         if clashes:
             raise CodecFileError(src, where, f"name clash: {', '.join(sorted(clashes))} used more than once")
-        if len(names) > dtdl.MAX_CONTENTS:
+        count = exported.get(component, 0) + (len(codec.components) if component is None else 0)
+        if count > dtdl.MAX_CONTENTS:
+            raise CodecFileError(src, where, f"{count} contents; DTDL allows at most {dtdl.MAX_CONTENTS}")
+    # IoT Central counts the capabilities of all components together:
+    # https://learn.microsoft.com/azure/iot-central/core/concepts-quotas-limits#device-modeling
+    total = exported.get(None, 0) + sum(exported.get(c.name, 0) for c in codec.components)
+    if total > dtdl.MAX_TEMPLATE_CAPABILITIES:
+        raise CodecFileError(
+            src,
+            "template",
+            f"{total} capabilities (telemetry, properties, commands of all components together); an IoT "
+            f"Central device template holds at most {dtdl.MAX_TEMPLATE_CAPABILITIES}: map fewer resources",
+        )
+
+
+def _check_compound(src: str, component: str | None, name: str, members: list[Telemetry]) -> None:
+    where = f"telemetry {name!r}" + ("" if component is None else f" of component {component!r}")
+    schema = members[0].member.schema if members[0].member is not None else Compound.VECTOR
+    fields = [m.member.field for m in members if m.member is not None]
+    if any(m.member is None or m.member.schema is not schema for m in members):
+        raise CodecFileError(src, where, "its members mix geopoint and vector")
+    unknown = sorted(set(fields) - set(schema.fields))
+    if unknown:
+        raise CodecFileError(src, where, f"{schema.value} has no field {', '.join(unknown)}")
+    twice = sorted(f for f, k in Counter(fields).items() if k > 1)
+    if twice:
+        raise CodecFileError(src, where, f"field {', '.join(twice)} is mapped twice")
+    missing = [f for f in schema.required if f not in fields]
+    if missing:
+        raise CodecFileError(src, where, f"a {schema.value} needs {', '.join(missing)} too")
+    for member in members:
+        schema_of = dtdl.primitive_schema(member.resource.type)
+        if member.resource.multiple or schema_of not in dtdl.NUMERIC_SCHEMAS:
             raise CodecFileError(
-                src, where, f"{len(names)} contents; DTDL allows at most {dtdl.MAX_CONTENTS}"
+                src, where, f"{member.resource.name} ({member.pattern}) is not a single number"
             )

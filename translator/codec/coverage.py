@@ -20,9 +20,10 @@ class Untranslated:
     dropped: tuple[
         tuple[int, tuple[int, ...]], ...
     ]  # per mapped object: model resources the codec leaves out
+    over_limit: tuple[Path, ...] = ()  # instances left out to keep the template within IoT Central's limit
 
     def __bool__(self) -> bool:
-        return bool(self.unknown_objects or self.unmapped_objects or self.dropped)
+        return bool(self.unknown_objects or self.unmapped_objects or self.dropped or self.over_limit)
 
     def describe(self) -> str:
         parts: list[str] = []
@@ -34,6 +35,11 @@ class Untranslated:
             parts.append(
                 "resources the codec leaves out "
                 + "; ".join(f"/{o}: {','.join(map(str, ids))}" for o, ids in self.dropped)
+            )
+        if self.over_limit:
+            parts.append(
+                "instances over IoT Central's 300 capabilities per template "
+                + ", ".join(str(p) for p in self.over_limit)
             )
         return "; ".join(parts)
 
@@ -61,4 +67,4 @@ def untranslated(codec: Codec, instances: Iterable[Path], registry: ObjectRegist
         left = tuple(sorted(r.id for r in model.resources if r.id not in mapped[object_id]))
         if left:
             dropped.append((object_id, left))
-    return Untranslated(tuple(unknown), tuple(unmapped), tuple(dropped))
+    return Untranslated(tuple(unknown), tuple(unmapped), tuple(dropped), codec.left_out)

@@ -25,13 +25,15 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from translator.codec import dtdl
 from translator.codec.check import check_codec
-from translator.codec.export import content
+from translator.codec.export import contents
 from translator.codec.names import component_names, display_name, resource_names
 from translator.codec.spec import (
     Codec,
     Command,
     Component,
+    Compound,
     Entry,
+    Member,
     Operation,
     PathPattern,
     Property,
@@ -58,6 +60,21 @@ _SECRET = re.compile(
 _CHANGING_TYPES = frozenset(
     {ResourceType.INTEGER, ResourceType.UNSIGNED_INTEGER, ResourceType.FLOAT, ResourceType.BOOLEAN}
 )
+
+
+# Resources that IoT Central shows best as one value: a geopoint (maps, geofencing) and x/y/z vectors.
+# (object, resource) → (compound name, schema, field).
+# https://learn.microsoft.com/azure/iot-central/core/howto-use-location-data
+COMPOUNDS: Mapping[tuple[int, int], tuple[str, Compound, str]] = {
+    (6, 0): ("location", Compound.GEOPOINT, "lat"),
+    (6, 1): ("location", Compound.GEOPOINT, "lon"),
+    (6, 2): ("location", Compound.GEOPOINT, "alt"),
+    **{
+        (oid, rid): (name, Compound.VECTOR, axis)
+        for oid, name in ((3313, "acceleration"), (3314, "magneticField"), (3334, "angularVelocity"))
+        for rid, axis in ((5702, "x"), (5703, "y"), (5704, "z"))
+    },
+}
 
 
 class Kind(enum.Enum):
@@ -101,7 +118,10 @@ def object_entries(model: ObjectModel) -> list[Entry]:
         unit = dtdl.oma_unit(resource)
         semantic = None if unit is None else SemanticUnit(*unit)
         if kind is Kind.TELEMETRY:
-            entries.append(Telemetry(name, pattern, resource, display_name=label, unit=semantic))
+            member = _member(model, resource.id)
+            entries.append(
+                Telemetry(name, pattern, resource, display_name=label, unit=semantic, member=member)
+            )
         elif kind in (Kind.PROPERTY, Kind.WRITABLE_PROPERTY):
             writable = kind is Kind.WRITABLE_PROPERTY
             entries.append(Property(name, pattern, resource, writable, display_name=label, unit=semantic))
@@ -109,6 +129,25 @@ def object_entries(model: ObjectModel) -> list[Entry]:
             operation = Operation.EXECUTE if kind is Kind.EXECUTE else Operation.WRITE
             entries.append(Command(name, operation, pattern, display_name=label, resource=resource))
     return entries
+
+
+def _member(model: ObjectModel, resource_id: int) -> Member | None:
+    """The compound a resource is a field of, when every field it needs is telemetry of this model."""
+    found = COMPOUNDS.get((model.id, resource_id))
+    if found is None:
+        return None
+    name, schema, field = found
+    fields = {
+        f for (oid, rid), (_, _, f) in COMPOUNDS.items() if oid == model.id and _is_telemetry(model, rid)
+    }
+    if not set(schema.required) <= fields:
+        return None
+    return Member(name, schema, field, display_name(name[:1].upper() + name[1:], name))
+
+
+def _is_telemetry(model: ObjectModel, resource_id: int) -> bool:
+    resource = model.resource(resource_id)
+    return resource is not None and default_kind(model.id, resource) is Kind.TELEMETRY
 
 
 def _override_entries(object_id: int, overrides: Sequence[Codec]) -> list[Entry] | None:
@@ -150,8 +189,18 @@ def default_codec(
 
     components: list[Component] = []
     bound: list[Entry] = []
+    left_out: list[Path] = []
+    capabilities = 0
     for oid, iid in rows:
         model = models[oid]
+        # IoT Central holds at most 300 capabilities per template, all components together: instances
+        # that would pass it are left out (said by the coverage report), so the template still imports.
+        # https://learn.microsoft.com/azure/iot-central/core/concepts-quotas-limits#device-modeling
+        size = len(contents(per_object[oid]))
+        if capabilities + size > dtdl.MAX_TEMPLATE_CAPABILITIES or len(components) >= dtdl.MAX_CONTENTS:
+            left_out.append(Path(oid, iid))
+            continue
+        capabilities += size
         name = names[(oid, iid)]
         label = display_name(f"{model.name} {iid}" if model.multiple else model.name, name)
         components.append(
@@ -172,6 +221,7 @@ def default_codec(
         telemetry=tuple(e for e in bound if isinstance(e, Telemetry)),
         properties=tuple(e for e in bound if isinstance(e, Property)),
         commands=tuple(e for e in bound if isinstance(e, Command)),
+        left_out=tuple(left_out),
     )
     check_codec(codec)
     return codec
@@ -184,7 +234,7 @@ def _interface_id(model: ObjectModel, entries: list[Entry]) -> str:
     a published interface, without us keeping version numbers anywhere.
     """
     version = re.sub(r"[^A-Za-z0-9]+", "_", model.version).strip("_") or "0"
-    body = json.dumps([content(e) for e in entries], sort_keys=True)
+    body = json.dumps(contents(entries), sort_keys=True)
     return f"{MODEL_PREFIX}:o{model.id}:v{version}:c{_digest(body)};1"
 
 

@@ -12,8 +12,17 @@ from typing import Any, Final
 from translator.lwm2m import ResourceModel, ResourceType
 
 CONTEXT: Final = "dtmi:dtdl:context;2"
+# IoT Central's extension of DTDL v2: the geopoint and vector schemas and their adjunct types
+# (https://learn.microsoft.com/azure/iot-central/core/howto-use-location-data; Azure/opendigitaltwins-dtdl
+# DTDL/v2/DTDL.iotcentral.v2.md).
+IOTC_CONTEXT: Final = "dtmi:iotcentral:context;2"
+# The adjunct type a vector of this semantic type takes (its unit must then be of that type).
+VECTOR_ADJUNCTS: Final = {"Acceleration": "AccelerationVector", "Velocity": "VelocityVector"}
 MAX_INTERFACE_ID: Final = 128
 MAX_CONTENTS: Final = 300
+# IoT Central: at most 300 capabilities in a device template, all components together
+# (https://learn.microsoft.com/azure/iot-central/core/concepts-quotas-limits#device-modeling).
+MAX_TEMPLATE_CAPABILITIES: Final = 300
 MAX_DISPLAY_NAME: Final = 64
 MAX_DESCRIPTION: Final = 512
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from translator.codec import dtdl
 from translator.codec.errors import CodecFileError
-from translator.codec.spec import Codec, Command, Entry, Operation, Property, Telemetry
+from translator.codec.spec import Codec, Command, Compound, Entry, Operation, Property, Telemetry
 
 JsonObject = dict[str, Any]
 
@@ -42,13 +42,69 @@ def export_template(codec: Codec) -> list[JsonObject]:
 
 
 def _interface(dtmi: str, display: str | None, description: str | None, entries: list[Entry]) -> JsonObject:
-    interface: JsonObject = {"@context": dtdl.CONTEXT, "@id": dtmi, "@type": "Interface"}
+    items = contents(entries)
+    # IoT Central's schemas (geopoint, vector) and adjunct types need its context beside DTDL's.
+    compound = any(isinstance(e, Telemetry) and e.member is not None for e in entries)
+    context: Any = [dtdl.CONTEXT, dtdl.IOTC_CONTEXT] if compound else dtdl.CONTEXT
+    interface: JsonObject = {"@context": context, "@id": dtmi, "@type": "Interface"}
     if display:
         interface["displayName"] = display
     if description:
         interface["description"] = description
-    interface["contents"] = [content(e) for e in entries]
+    interface["contents"] = items
     return interface
+
+
+def contents(entries: list[Entry]) -> list[JsonObject]:
+    """The DTDL contents of one interface: one element per entry, except that the members of a compound
+    telemetry (geopoint, vector) become one element, where the first of them stands."""
+    items: list[JsonObject] = []
+    done: set[str] = set()
+    for entry in entries:
+        if isinstance(entry, Telemetry) and entry.member is not None:
+            if entry.member.name not in done:
+                done.add(entry.member.name)
+                name = entry.member.name
+                members = [
+                    e
+                    for e in entries
+                    if isinstance(e, Telemetry) and e.member is not None and e.member.name == name
+                ]
+                items.append(_compound(members))
+            continue
+        items.append(content(entry))
+    return items
+
+
+def capability_count(codec: Codec) -> int:
+    """Capabilities (telemetry, properties, commands) of the whole template: the root's and every
+    component's, as IoT Central counts them against its limit of 300 per device template."""
+    scopes = [None, *(c.name for c in codec.components)]
+    return sum(len(contents(codec.in_component(scope))) for scope in scopes)
+
+
+def _compound(members: list[Telemetry]) -> JsonObject:
+    first = members[0]
+    assert first.member is not None
+    units = {m.unit for m in members}
+    unit = next(iter(units)) if len(units) == 1 else None
+    # A vector of accelerations or velocities gets IoT Central's adjunct type and its unit; any other
+    # vector (magnetic field, angular velocity) stays a plain vector: those adjuncts allow no other unit.
+    adjunct = None
+    if first.member.schema is Compound.GEOPOINT:
+        adjunct = "Location"
+    elif unit is not None and unit.semantic_type in dtdl.VECTOR_ADJUNCTS:
+        adjunct = dtdl.VECTOR_ADJUNCTS[unit.semantic_type]
+    item: JsonObject = {
+        "@type": "Telemetry" if adjunct is None else ["Telemetry", adjunct],
+        "name": first.member.name,
+        "schema": first.member.schema.value,
+    }
+    if adjunct is not None and adjunct != "Location" and unit is not None:
+        item["unit"] = unit.unit
+    if first.member.display_name:
+        item["displayName"] = first.member.display_name
+    return item
 
 
 def content(entry: Entry) -> JsonObject:

@@ -34,6 +34,8 @@ from translator.codec.spec import (
     Codec,
     Command,
     Component,
+    Compound,
+    Member,
     ObserveAttributes,
     Operation,
     PathPattern,
@@ -51,7 +53,8 @@ _COMPONENT_KEYS = frozenset({"name", "path", "displayName", "interface"})
 _COMMON = frozenset({"path", "name", "displayName", "component"})
 _VALUE_KEYS = frozenset({"unit", "semanticType", "scale", "offset"})
 _OBSERVE_KEYS = frozenset({"pmin", "pmax", "gt", "lt", "st"})
-_TELEMETRY_KEYS = _COMMON | _VALUE_KEYS | _OBSERVE_KEYS
+_COMPOUND_KEYS = frozenset({"geopoint", "vector", "field"})
+_TELEMETRY_KEYS = _COMMON | _VALUE_KEYS | _OBSERVE_KEYS | _COMPOUND_KEYS
 _PROPERTY_KEYS = _COMMON | _VALUE_KEYS | {"writable"}
 _COMMAND_KEYS = _COMMON | {"operation", "arguments", "resources"}
 _ARGUMENT_KEYS = frozenset({"name", "digit", "schema"})
@@ -359,10 +362,29 @@ class _Loader:
         scaling = self.scaling(table, where, resource)
         unit = self.unit(table, where, resource, not scaling.identity)
         observe = self.observe(table, where, resource)
+        member = self.member(table, where)
         return [
-            Telemetry(name, bound, resource, comp, display, unit, scaling, observe)
+            Telemetry(name, bound, resource, comp, display, unit, scaling, observe, member)
             for comp, bound in self.targets(table, where, pattern, components)
         ]
+
+    def member(self, table: Mapping[str, Any], where: str) -> Member | None:
+        """`geopoint = "location"` / `vector = "acceleration"` with `field`: one field of IoT Central's
+        compound telemetry (the member's own name stays the codec's, the compound is what is exported)."""
+        chosen = [(Compound(k), table[k]) for k in ("geopoint", "vector") if k in table]
+        if not chosen:
+            if "field" in table:
+                raise self.fail(f"{where}.field", 'needs geopoint = "name" or vector = "name"')
+            return None
+        if len(chosen) > 1:
+            raise self.fail(f"{where}.vector", "a telemetry is part of a geopoint or of a vector, not both")
+        schema, compound = chosen[0]
+        if not isinstance(compound, str) or not is_dtdl_name(compound):
+            raise self.fail(f"{where}.{schema.value}", f"{compound!r} is not a DTDL name")
+        field = self.string(table, "field", where, required=True)
+        if field not in schema.fields:
+            raise self.fail(f"{where}.field", f"{field!r} is not one of {', '.join(schema.fields)}")
+        return Member(compound, schema, field, compound[:1].upper() + compound[1:])
 
     def property(self, table: Mapping[str, Any], where: str, components: list[Component]) -> list[Property]:
         self.keys(table, _PROPERTY_KEYS, where)

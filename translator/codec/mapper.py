@@ -175,6 +175,8 @@ class DeviceMapper:
         self._acknowledged: dict[tuple[str | None, str], Any] = {}
         self._device_values: dict[tuple[str | None, str], Any] = {}
         self._logged_unmapped: set[tuple[int, int]] = set()
+        # Per geopoint/vector: the last value of each field (bounded by the codec's compounds).
+        self._compounds: dict[tuple[str | None, str], dict[str, Any]] = {}
         self.unmapped_count = 0
 
     def rebind(self, codec: Codec) -> None:
@@ -202,7 +204,10 @@ class DeviceMapper:
             value = to_json(record.value, entry.scaling)
             if isinstance(entry, Telemetry):
                 values = messages.setdefault((entry.component, record.time), {})
-                _put(values, entry.name, value, record.path if entry.resource.multiple else None)
+                if entry.member is not None:
+                    values.setdefault(entry.member.name, {})[entry.member.field] = value
+                else:
+                    _put(values, entry.name, value, record.path if entry.resource.multiple else None)
             else:
                 values = reported.setdefault(entry.component, {})
                 _put(values, entry.name, value, record.path if entry.resource.multiple else None)
@@ -213,14 +218,38 @@ class DeviceMapper:
             kept = {name: entry for name, entry in entries.items() if entry is not ...}
             if kept:
                 patches.append(reported_patch(kept, comp))
+        for (comp, _), values in messages.items():
+            self._complete_compounds(comp, values)
         return Uplink(
             telemetry=tuple(
                 TelemetryMessage(comp, values, None if t is None else datetime.fromtimestamp(t, UTC))
                 for (comp, t), values in messages.items()
+                if values
             ),
             reported=merge_patches(patches) if patches else None,
             unmapped=unmapped,
         )
+
+    def _complete_compounds(self, component: str | None, values: dict[str, Any]) -> None:
+        """A geopoint or vector goes out whole: fields this batch lacks (a notification carries only the
+        resource that changed) come from the last ones the device gave; until every required field is
+        known (latitude and longitude; x, y and z) the value is held back, not sent half empty."""
+        for name in [n for n, v in values.items() if isinstance(v, dict)]:
+            entry = self._compound_entry(component, name)
+            if entry is None or entry.member is None:
+                continue
+            known = self._compounds.setdefault((component, name), {})
+            known.update({k: v for k, v in values[name].items() if v is not None})
+            if all(f in known for f in entry.member.schema.required):
+                values[name] = {f: known[f] for f in entry.member.schema.fields if f in known}
+            else:
+                del values[name]
+
+    def _compound_entry(self, component: str | None, name: str) -> Telemetry | None:
+        for entry in self.codec.telemetry:
+            if entry.component == component and entry.member is not None and entry.member.name == name:
+                return entry
+        return None
 
     def _reported(self, component: str | None, name: str, value: Any) -> Any:
         """The reported entry for a property value; Ellipsis when nothing is to be reported."""

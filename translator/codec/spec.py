@@ -90,6 +90,36 @@ class Component:
     interface_display_name: str | None = None  # when several components share one interface
 
 
+class Compound(enum.Enum):
+    """IoT Central's object schemas (its DTDL extension): one telemetry value made of several resources.
+
+    https://learn.microsoft.com/azure/iot-central/core/howto-use-location-data (geopoint: {lat, lon, alt})
+    and the IoT Central extension of DTDL v2 (vector: {x, y, z}, doubles), dtmi:iotcentral:context;2.
+    """
+
+    GEOPOINT = "geopoint"
+    VECTOR = "vector"
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return ("lat", "lon", "alt") if self is Compound.GEOPOINT else ("x", "y", "z")
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Without these a value means nothing (a point needs latitude and longitude; altitude may lack)."""
+        return ("lat", "lon") if self is Compound.GEOPOINT else ("x", "y", "z")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """This telemetry is field `field` of the compound telemetry `name` (e.g. `lat` of `location`)."""
+
+    name: str
+    schema: Compound
+    field: str
+    display_name: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Telemetry:
     name: str
@@ -100,6 +130,7 @@ class Telemetry:
     unit: SemanticUnit | None = None
     scaling: Scaling = IDENTITY
     observe: ObserveAttributes = NO_ATTRIBUTES
+    member: Member | None = None  # one field of a geopoint or vector; exported and sent as that object
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +203,8 @@ class Codec:
     telemetry: tuple[Telemetry, ...]
     properties: tuple[Property, ...]
     commands: tuple[Command, ...]
+    # Object instances left out to keep the template within IoT Central's capability limit (default codec).
+    left_out: tuple[Path, ...] = ()
     _by_resource: dict[tuple[int, int | None, int], Telemetry | Property] = field(
         init=False, repr=False, compare=False
     )
