@@ -196,8 +196,10 @@ def default_codec(
         # IoT Central holds at most 300 capabilities per template, all components together: instances
         # that would pass it are left out (said by the coverage report), so the template still imports.
         # https://learn.microsoft.com/azure/iot-central/core/concepts-quotas-limits#device-modeling
+        # More instances than an interface holds components stays an error (check_codec): the face
+        # refuses such a Register (docs/coap.md), rather than serving a fraction of a huge object list.
         size = len(contents(per_object[oid]))
-        if capabilities + size > dtdl.MAX_TEMPLATE_CAPABILITIES or len(components) >= dtdl.MAX_CONTENTS:
+        if capabilities + size > dtdl.MAX_TEMPLATE_CAPABILITIES and len(rows) <= dtdl.MAX_CONTENTS:
             left_out.append(Path(oid, iid))
             continue
         capabilities += size
