@@ -164,7 +164,10 @@ class _Strings:
     def field(self, check: bool = True) -> None:
         """A two-byte length and that many bytes; checked as UTF-8 text unless `check` is false (binary)."""
         if self.offset + 2 > len(self._body):
-            return  # truncated: amqtt's decoder reports it
+            # Truncated: amqtt's decoder reports it. Consume the rest, or a caller looping `while more`
+            # (UNSUBSCRIBE's topic list) would spin forever on one stray byte.
+            self.offset = len(self._body)
+            return
         length = int.from_bytes(self._body[self.offset : self.offset + 2], "big")
         raw = self._body[self.offset + 2 : self.offset + 2 + length]
         self.offset += 2 + length
