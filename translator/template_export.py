@@ -14,7 +14,7 @@ from translator.codec import Codec
 from translator.lwm2m import Path, RegisteredObjects, parse_registration
 from translator.settings import Settings
 from translator.store import DeviceEntry
-from translator.store.factory import opened, store_from_settings
+from translator.store.factory import describe, opened, store_from_settings
 
 
 class ExportError(Exception):
@@ -58,7 +58,7 @@ async def for_device(settings: Settings, catalog: CodecCatalog, device_id: str) 
     objects = _objects(record.data) if record is not None else None
     if objects is None and not (entry is not None and entry.codec):
         raise ExportError(
-            f"{device_id}: no registration of this device in {settings.store_path} "
+            f"{device_id}: no registration of this device in {describe(settings)} "
             "(it must have registered with this translator, or be imported with a codec file)"
         )
     codec = catalog.for_device(entry.codec if entry is not None else None, objects)
