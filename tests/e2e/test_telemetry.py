@@ -41,7 +41,10 @@ async def test_observe_notifications_land_as_component_telemetry(
     async with simulated(translator, "obs-1", version=version, composite=composite) as device:
         await session_connected(translator, "obs-1")
         await eventually(lambda: _observing(device, TEMPERATURE), what="the observation of /3303/0/5700")
-        start = await log_position(rest)
+        # The value read at registration goes out once, and may land after the observation is in place:
+        # wait for it, so that the first change below is not mistaken for it.
+        [initial] = await telemetry_matching(rest, "obs-1", lambda e: e["component"] == "temperature_0")
+        start = initial["sequence"]
         for value in (22.25, 23.5, 24.75):
             device.set_value(TEMPERATURE, value)
             [event] = await telemetry_matching(
