@@ -48,8 +48,11 @@ class Harness:
             session, identity = self.lookups.pop(0)
             self.table.resolved(session, self.keys.get(identity))
 
-    def handshake(self, identity: str, address: Any, key: bytes = KEY) -> Connection:
-        client = ClientContext(identity.encode(), key).connection()
+    def handshake(self, identity: str, address: Any, key: bytes = KEY, suite: bytes = b"") -> Connection:
+        context = ClientContext(identity.encode(), key)
+        if suite:
+            context.ctx.set_cipher_list(suite + b":@SECLEVEL=0")
+        client = context.connection()
         for _ in range(10):
             try:
                 done = client.handshake()
@@ -180,3 +183,13 @@ def test_limits_timeouts_and_newest_session_per_identity() -> None:
     h.clock.now += 60.0
     h.table.tick()
     assert len(h.table) == 0 and h.table.counters["idle_closed"] == 2
+
+
+def test_both_lwm2m_psk_suites() -> None:
+    for suite in (b"PSK-AES128-CCM8", b"PSK-AES128-CBC-SHA256"):
+        h = Harness()
+        client = h.handshake("id1", ADDRESS, suite=suite)
+        assert len(h.table) == 1 and client.cipher() == suite.decode()
+        client.write(b"ping")
+        h.table.receive(client.outgoing(), ADDRESS)
+        assert h.delivered == [(b"ping", virtual_peer("dev1"))]
