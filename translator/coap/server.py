@@ -512,8 +512,9 @@ class Lwm2mServer:
 
     async def _refuse_secured(self, claimed: str | None) -> None:
         """An endpoint with credentials is only ever itself over its secured session: on the plain port it is
-        refused 4.03 (LwM2M 1.1 Transport §6.2.1 lists 4.03 for a Register the server does not allow; 4.01
-        would invite a retry with the same, absent, authentication)."""
+        refused 4.03: the LwM2M Transport spec (Registration Interface) lists 4.03 Forbidden for a Register
+        the server does not allow, while RFC 7252's 4.01 asks the client to improve its authentication on
+        the same request, which the plain port can never accept."""
         if claimed is not None and self._credentials is not None and await self._credentials.secured(claimed):
             raise Forbidden(f"endpoint {claimed!r} has credentials: register over DTLS")
 
