@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Settings come from --config (TOML), then IOTC_TRANSLATOR_<SECTION>_<NAME>, then flags.",
     )
     _settings_flags(serve)
+    config = commands.add_parser("config", help="the settings serve and devices import read")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    config_commands.add_parser(
+        "reference", help="print every setting with its default and bounds (the README's table)"
+    )
     devices = commands.add_parser("devices", help="manage pre-registered devices")
     device_commands = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
     importing = device_commands.add_parser(
@@ -308,6 +313,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _remove_psk(parsed)
     if parsed.command == "simulate":
         return _simulate(parsed)
+    if parsed.command == "config" and parsed.config_command == "reference":
+        from translator.settings_reference import reference
+
+        sys.stdout.write(reference(Settings))
+        return 0
     parser.print_help()
     return 2
 

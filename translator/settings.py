@@ -1,268 +1,349 @@
 """The translator's settings: one object, built once at start-up from a TOML file, the environment
 (`IOTC_TRANSLATOR_<SECTION>_<NAME>`) and command-line flags, in that order of precedence (flags win).
 
-Every error names the field (`coap.port: ...`), so a bad file fails at start-up, not at the first device.
+Every field declares its bounds (pydantic), so a bad value stops start-up with a message naming the field
+and where it came from (`coap.tick: Input should be greater than 0 (got '0' from IOTC_TRANSLATOR_COAP_TICK)`)
+instead of failing later inside a handshake. `Settings(...)` itself is a plain validated value: only
+`load_settings` reads the file and the environment (with pydantic-settings' environment source,
+translator/settings_environment.py). The README's configuration reference is generated
+from these declarations (`iotc-translator config reference`, translator/settings_reference.py).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import importlib.util
 import os
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic.dataclasses import dataclass
 
 from translator.coap.settings import CoapSettings
 
 ENV_PREFIX = "IOTC_TRANSLATOR_"
+# The test suite's own variables (IOTC_TRANSLATOR_TEST_SHARED) share the prefix but are no settings.
+_NOT_SETTINGS = ENV_PREFIX + "TEST_"
+
+# IoT Hub accepts a client keep-alive of at most 1177 s (its server side waits 1.5 × that, capped at
+# 1767 s): https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub#default-keep-alive-timeout
+MAX_KEEP_ALIVE = 1177
+# IoT Hub direct methods (IoT Central commands) wait 5..300 s for the device's answer:
+# https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-direct-methods#method-invocation-for-iot-hub
+MAX_COMMAND_DEADLINE = 300.0
 
 
 class SettingsError(ValueError):
-    """A setting is invalid; the message starts with its dotted name."""
+    """A setting is invalid; the message starts with its dotted name (or the file it came from)."""
 
 
-@dataclass(frozen=True, slots=True)
+def _empty_is_none(raw: object) -> object:
+    # `IOTC_TRANSLATOR_IOTC_CA_FILE=` unsets an optional path, as an absent key does.
+    return None if raw == "" else raw
+
+
+OptionalFile = Annotated[Path | None, BeforeValidator(_empty_is_none)]
+OptionalStr = Annotated[str | None, BeforeValidator(_empty_is_none)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+RemotePort = Annotated[int, Field(ge=1, le=65535)]
+# Validators are built at first use, not at import: building one loads pydantic's plugin look-up
+# (importlib.metadata → email → socket), which importing a pure module must not (tests/test_layers.py).
+_SECTION = ConfigDict(extra="forbid", defer_build=True)
+
+
+@dataclass(frozen=True, slots=True, config=_SECTION)
 class IotcSettings:
     """Where devices go: IoT Central (ID scope + group key, or an X.509 enrollment CA), plain IoT Hub
     (per-device connection strings, from `devices import`), or — with none — the built-in emulator."""
 
-    id_scope: str = ""
-    group_key: str = ""  # SAS group enrollment key (primary or secondary)
-    x509_ca_cert: Path | None = None  # enrollment CA certificate and key, to mint device certificates
-    x509_ca_key: Path | None = None
-    dps_host: str = "global.azure-devices-provisioning.net"
-    dps_port: int = 8883
-    hub_port: int = 8883
-    ca_file: Path | None = None  # trust this CA instead of the system's (the emulator's)
-    gateway_host: str | None = None  # dial hubs here instead of at their names (the emulator)
-    transport: str = "lean"  # lean | aiomqtt
-    max_sessions: int = 100_000
-    connect_rate: float = 100.0  # new connections per second (IoT Hub S1 admits about 100)
-    idle_timeout: float = 0.0  # seconds; 0 keeps every session open
-    keep_alive: int = 300
-    reconnect_min: float = 1.0  # reconnect backoff: full jitter under min(reconnect_max, min * 2**attempt)
-    reconnect_max: float = 60.0
-    token_ttl: int = 3600
-    telemetry_timeout: float = 5.0  # a publish not acknowledged by then goes to the outbox
-    command_deadline: float = 25.0  # IoT Central gives up at 30 s: answer before it does
+    id_scope: str = Field(default="", description="the ID scope of the IoT Central application's DPS")
+    group_key: str = Field(default="", description="SAS group enrollment key (primary or secondary), base64")
+    x509_ca_cert: OptionalFile = Field(
+        default=None,
+        description="an X.509 enrollment CA (with x509_ca_key): device certificates (CN = device id) "
+        "are minted",
+    )
+    x509_ca_key: OptionalFile = Field(default=None, description="the key of x509_ca_cert")
+    dps_host: str = Field(
+        default="global.azure-devices-provisioning.net", min_length=1, description="DPS host"
+    )
+    dps_port: RemotePort = Field(default=8883, description="DPS MQTT port")
+    hub_port: RemotePort = Field(default=8883, description="IoT Hub MQTT port")
+    ca_file: OptionalFile = Field(
+        default=None, description="trust this CA instead of the system's (the emulator's)"
+    )
+    gateway_host: OptionalStr = Field(
+        default=None, description="dial hubs here instead of at their names (the emulator)"
+    )
+    transport: Literal["lean", "aiomqtt"] = Field(default="lean", description="the MQTT client")
+    max_sessions: int = Field(default=100_000, ge=1, description="MQTT sessions open at once")
+    connect_rate: float = Field(
+        default=100.0, gt=0, description="new MQTT connections per second (IoT Hub S1 admits about 100)"
+    )
+    idle_timeout: float = Field(
+        default=0.0,
+        ge=0,
+        description="seconds before an idle session of an unregistered sensor closes; 0: never",
+    )
+    keep_alive: int = Field(
+        default=300, ge=1, le=MAX_KEEP_ALIVE, description="MQTT keep-alive in seconds (IoT Hub: at most 1177)"
+    )
+    reconnect_min: float = Field(
+        default=1.0,
+        gt=0,
+        description="reconnect backoff: full jitter under min(reconnect_max, reconnect_min × 2^attempt); "
+        "back to the start after a PUBACK or 10 s connected",
+    )
+    reconnect_max: float = Field(default=60.0, gt=0, description="the backoff's ceiling (≥ reconnect_min)")
+    token_ttl: int = Field(
+        default=3600, ge=300, description="SAS token lifetime; renewed 2 minutes before expiry"
+    )
+    telemetry_timeout: float = Field(
+        default=5.0, gt=0, description="a publish not acknowledged by then goes to the outbox"
+    )
+    command_deadline: float = Field(
+        default=25.0,
+        gt=0,
+        le=MAX_COMMAND_DEADLINE,
+        description="answer a command by then (IoT Central gives up after 30 s)",
+    )
+
+    @field_validator("group_key")
+    @classmethod
+    def _base64(cls, key: str, info: ValidationInfo) -> str:
+        if key:
+            try:
+                base64.b64decode(key, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("not base64") from None
+            if not info.data.get("id_scope"):
+                raise ValueError("a group key needs iotc.id_scope")
+        return key
+
+    @field_validator("x509_ca_cert", "x509_ca_key", "ca_file")
+    @classmethod
+    def _a_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path} is not a file")
+        return path
+
+    @field_validator("x509_ca_key")
+    @classmethod
+    def _pair(cls, key: Path | None, info: ValidationInfo) -> Path | None:
+        if "x509_ca_cert" in info.data and (key is None) != (info.data["x509_ca_cert"] is None):
+            raise ValueError("give both x509_ca_cert and x509_ca_key, or neither")
+        if key is not None and not info.data.get("id_scope"):
+            raise ValueError("an X.509 enrollment CA needs iotc.id_scope")
+        return key
+
+    @field_validator("reconnect_max")
+    @classmethod
+    def _ceiling(cls, ceiling: float, info: ValidationInfo) -> float:
+        if ceiling < info.data.get("reconnect_min", 0.0):
+            raise ValueError("must be at least iotc.reconnect_min")
+        return ceiling
 
     @property
     def configured(self) -> bool:
         return bool(self.id_scope and (self.group_key or self.x509_ca_cert))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_SECTION)
 class CodecSettings:
-    directory: Path = Path("codecs")  # codec files override the default codec per object
-    ddf_directory: Path | None = None  # extra OMA DDF object definitions
+    directory: Path = Field(
+        default=Path("codecs"), description="codec files; each replaces the default mapping of its object"
+    )
+    ddf_directory: OptionalFile = Field(default=None, description="extra OMA DDF object definitions")
+
+    @field_validator("ddf_directory")
+    @classmethod
+    def _a_directory(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_dir():
+            raise ValueError(f"{path} is not a directory")
+        return path
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_SECTION)
 class StoreSettings:
-    path: Path | None = None  # default: <state_dir>/translator.db
-    outbox_limit: int = 100_000
-    outbox_device_limit: int = 10_000
-    # A shared Redis (redis://host:port/db, rediss://, unix://) instead of the SQLite file: the store of
-    # several translators. Run it with appendonly yes, appendfsync always (docs/cluster.md).
-    redis_url: str = ""
-    redis_prefix: str = "iotct:"  # every key under it: several deployments can share one Redis
+    path: OptionalFile = Field(
+        default=None, description="the SQLite store; default: <state_dir>/translator.db"
+    )
+    outbox_limit: int = Field(
+        default=100_000, ge=1, description="telemetry messages held in the outbox, in all"
+    )
+    outbox_device_limit: int = Field(default=10_000, ge=1, description="telemetry messages held per device")
+    # Several translators share one Redis store; run it with appendonly yes, appendfsync always.
+    redis_url: str = Field(
+        default="",
+        pattern=r"^(|(redis|rediss|unix)://.+)$",
+        description="a shared Redis (redis://host:port/db, rediss://, unix://) instead of the SQLite file "
+        "(docs/cluster.md)",
+    )
+    redis_prefix: str = Field(
+        default="iotct:",
+        min_length=1,
+        description="every Redis key under it: deployments can share one Redis",
+    )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_SECTION)
 class OperationsSettings:
-    host: str = "127.0.0.1"
-    port: int = 9100  # /metrics and /healthz; 0 picks a free port
+    host: str = Field(default="127.0.0.1", min_length=1, description="address of /metrics and /healthz")
+    port: Port = Field(default=9100, description="/metrics (Prometheus) and /healthz; 0 picks a free port")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_SECTION)
 class EmulatorSettings:
     """The embedded IoT Central emulator, started when no IoT Central is configured."""
 
-    host: str = "127.0.0.1"
-    mqtt_port: int = 8883
-    http_port: int = 8080
+    host: str = Field(default="127.0.0.1", min_length=1, description="address of the embedded emulator")
+    mqtt_port: Port = Field(default=8883, description="its DPS and IoT Hub MQTT (TLS) port")
+    http_port: Port = Field(default=8080, description="its REST API port")
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    state_dir: Path = Path("state")
-    log_level: str = "INFO"
-    log_sql: bool = False  # DEBUG logs of SQL with its parameters (device keys, payloads): only when asked
-    event_loop: str = "auto"  # "uvloop", "asyncio", or "auto": uvloop when installed
-    coap: CoapSettings = field(default_factory=CoapSettings)
-    iotc: IotcSettings = field(default_factory=IotcSettings)
-    codec: CodecSettings = field(default_factory=CodecSettings)
-    store: StoreSettings = field(default_factory=StoreSettings)
-    operations: OperationsSettings = field(default_factory=OperationsSettings)
-    emulator: EmulatorSettings = field(default_factory=EmulatorSettings)
+def _upper(raw: object) -> object:
+    return raw.upper() if isinstance(raw, str) else raw
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    state_dir: Path = Field(
+        default=Path("state"),
+        description="store (translator.db), minted certificates, the emulator's state: 0700, files with "
+        "keys 0600 from creation (looser ones are tightened)",
+    )
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = Field(
+        default="INFO", description="DEBUG, INFO, WARNING or ERROR"
+    )
+    log_sql: bool = Field(
+        default=False, description="true: DEBUG also logs SQL with its parameters (device keys, payloads)"
+    )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description='"auto": uvloop when installed (the default on Linux); "uvloop" or "asyncio"',
+    )
+    coap: CoapSettings = Field(default_factory=CoapSettings)
+    iotc: IotcSettings = Field(default_factory=IotcSettings)
+    codec: CodecSettings = Field(default_factory=CodecSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    operations: OperationsSettings = Field(default_factory=OperationsSettings)
+    emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)
+
+    @field_validator("event_loop")
+    @classmethod
+    def _installed(cls, loop: str) -> str:
+        if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+            raise ValueError("uvloop is not installed (pip install uvloop, or use asyncio)")
+        return loop
 
     @property
     def store_path(self) -> Path:
         return self.store.path or self.state_dir / "translator.db"
 
 
-_SECTIONS = ("coap", "iotc", "codec", "store", "operations", "emulator")
+_FLAGS = "flags"
+SECTIONS = ("coap", "iotc", "codec", "store", "operations", "emulator")
 
 
-def _field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _coerce(name: str, raw: Any, kind: Any) -> Any:
-    """Turn a TOML or environment value into `kind`, or raise SettingsError naming `name`."""
-    optional = isinstance(kind, types.UnionType) and type(None) in typing.get_args(kind)
-    if optional:
-        if raw is None or raw == "":
-            return None
-        kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
-    try:
-        if kind is bool:
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
-                raise ValueError(text)
-            return text in ("1", "true", "yes", "on")
-        if kind is int:
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise ValueError(raw)
-            return int(raw)
-        if kind is float:
-            if isinstance(raw, bool):
-                raise ValueError(raw)
-            return float(raw)
-        if kind is Path:
-            return Path(str(raw))
-        if kind is str:
-            if not isinstance(raw, str | int | float):
-                raise ValueError(raw)
-            return str(raw)
-        if typing.get_origin(kind) is tuple:
-            items = raw if isinstance(raw, list) else [item for item in str(raw).split(",") if item.strip()]
-            return tuple(str(item).strip() for item in items)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{name}: {raw!r} is not a valid {getattr(kind, '__name__', kind)}") from None
-    raise SettingsError(f"{name}: unsupported setting type {kind}")
-
-
-def _apply(target: Any, values: Mapping[str, Any], prefix: str) -> Any:
-    types_by_name = _field_types(type(target))
-    changes: dict[str, Any] = {}
-    for key, raw in values.items():
-        name = key.replace("-", "_")
-        if name not in types_by_name:
-            known = ", ".join(sorted(f.name for f in fields(target)))
-            raise SettingsError(f"{prefix}{key}: unknown setting (known: {known})")
-        kind = types_by_name[name]
-        if dataclasses.is_dataclass(kind):
-            if not isinstance(raw, Mapping):
-                raise SettingsError(f"{prefix}{key}: expected a table")
-            changes[name] = _apply(getattr(target, name), raw, f"{prefix}{name}.")
-        else:
-            changes[name] = _coerce(f"{prefix}{name}", raw, kind)
-    return replace(target, **changes)
-
-
-def _environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """`IOTC_TRANSLATOR_COAP_PORT=5684` → {"coap": {"port": "5684"}}; `..._STATE_DIR` → the top level."""
-    nested: dict[str, Any] = {}
-    top = {f.name for f in fields(Settings)} - set(_SECTIONS)
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX):
+def _unknown_variables(environ: Mapping[str, str]) -> None:
+    top = set(Settings.model_fields) - set(SECTIONS)
+    for key in environ:
+        if not key.startswith(ENV_PREFIX) or key.startswith(_NOT_SETTINGS):
             continue
         name = key[len(ENV_PREFIX) :].lower()
-        if name in top:
-            nested[name] = value
-            continue
         section, _, rest = name.partition("_")
-        if section not in _SECTIONS or not rest:
+        if name not in top and not (section in SECTIONS and rest):
             raise SettingsError(f"environment {key}: no such setting")
-        nested.setdefault(section, {})[rest] = value
+
+
+def _read_file(file: Path) -> dict[str, Any]:
+    try:
+        document = tomllib.loads(file.read_text())
+    except OSError as error:
+        raise SettingsError(f"{file}: cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{file}: not valid TOML: {error}") from None
+    return _underscored(document)
+
+
+def _underscored(document: Mapping[str, Any]) -> dict[str, Any]:
+    # `receive-buffer` and `receive_buffer` both name coap.receive_buffer in a file.
+    return {
+        key.replace("-", "_"): _underscored(value) if isinstance(value, Mapping) else value
+        for key, value in document.items()
+    }
+
+
+def _nested(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, _, name = dotted.partition(".")
+        if name:
+            nested.setdefault(section, {})[name] = value
+        else:
+            nested[section] = value
     return nested
 
 
-def _validate(settings: Settings) -> Settings:
-    for name, port in (
-        ("coap.port", settings.coap.port),
-        ("coap.dtls_port", settings.coap.dtls_port),
-        ("iotc.dps_port", settings.iotc.dps_port),
-        ("iotc.hub_port", settings.iotc.hub_port),
-        ("operations.port", settings.operations.port),
-        ("emulator.mqtt_port", settings.emulator.mqtt_port),
-        ("emulator.http_port", settings.emulator.http_port),
-    ):
-        if not 0 <= port <= 65535:
-            raise SettingsError(f"{name}: {port} is not a port (0..65535)")
-    iotc = settings.iotc
-    if iotc.group_key:
-        try:
-            base64.b64decode(iotc.group_key, validate=True)
-        except (binascii.Error, ValueError):
-            raise SettingsError("iotc.group_key: not base64") from None
-    if (iotc.group_key or iotc.x509_ca_cert) and not iotc.id_scope:
-        raise SettingsError("iotc.id_scope: required with a group key or an X.509 enrollment CA")
-    if bool(iotc.x509_ca_cert) != bool(iotc.x509_ca_key):
-        raise SettingsError("iotc.x509_ca_key: give both x509_ca_cert and x509_ca_key, or neither")
-    for name, path in (
-        ("iotc.x509_ca_cert", iotc.x509_ca_cert),
-        ("iotc.x509_ca_key", iotc.x509_ca_key),
-        ("iotc.ca_file", iotc.ca_file),
-    ):
-        if path is not None and not path.is_file():
-            raise SettingsError(f"{name}: {path} is not a file")
-    if iotc.transport not in ("lean", "aiomqtt"):
-        raise SettingsError(f"iotc.transport: {iotc.transport!r} is not lean or aiomqtt")
-    for name, value in (
-        ("iotc.connect_rate", iotc.connect_rate),
-        ("iotc.telemetry_timeout", iotc.telemetry_timeout),
-        ("iotc.command_deadline", iotc.command_deadline),
-        ("iotc.reconnect_min", iotc.reconnect_min),
-    ):
-        if value <= 0:
-            raise SettingsError(f"{name}: must be positive")
-    if settings.coap.setup_concurrency < 1 or settings.coap.setup_rate <= 0:
-        raise SettingsError("coap.setup_concurrency / coap.setup_rate: at least 1 device, a positive rate")
-    coap = settings.coap
-    if coap.dtls and coap.port == coap.dtls_port != 0:
-        raise SettingsError(
-            "coap.dtls_port: must differ from coap.port (plain CoAP and DTLS run side by side)"
+def _merge(low: Mapping[str, Any], high: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(low)
+    for key, value in high.items():
+        below = merged.get(key)
+        merged[key] = (
+            _merge(below, value) if isinstance(below, Mapping) and isinstance(value, Mapping) else value
         )
-    chosen = (coap.dtls_certificate, coap.dtls_private_key, coap.dtls_client_ca)
-    if any(chosen) and not all(chosen):
-        raise SettingsError(
-            "coap.dtls_certificate: give dtls_certificate, dtls_private_key and dtls_client_ca"
-        )
-    for name, path in zip(("dtls_certificate", "dtls_private_key", "dtls_client_ca"), chosen, strict=True):
-        if path is not None and not path.is_file():
-            raise SettingsError(f"coap.{name}: {path} is not a file")
-    if min(coap.dtls_max_sessions, coap.dtls_max_handshakes) < 1:
-        raise SettingsError("coap.dtls_max_sessions / coap.dtls_max_handshakes: at least 1")
-    if min(coap.dtls_handshake_timeout, coap.dtls_idle_timeout) <= 0:
-        raise SettingsError("coap.dtls_handshake_timeout / coap.dtls_idle_timeout: must be positive")
-    if settings.coap.receive_buffer < 0:
-        raise SettingsError("coap.receive_buffer: must be 0 (system default) or a size in bytes")
-    if settings.coap.unbounded_lifetime <= 0:
-        raise SettingsError("coap.unbounded_lifetime: must be positive (seconds a lifetime-0 device is kept)")
-    if iotc.reconnect_max < iotc.reconnect_min:
-        raise SettingsError("iotc.reconnect_max: must be at least iotc.reconnect_min")
-    if iotc.max_sessions < 1 or iotc.token_ttl < 300:
-        raise SettingsError("iotc.max_sessions / iotc.token_ttl: at least 1 session and 300 s tokens")
-    if settings.codec.ddf_directory is not None and not settings.codec.ddf_directory.is_dir():
-        raise SettingsError(f"codec.ddf_directory: {settings.codec.ddf_directory} is not a directory")
-    if settings.event_loop not in ("auto", "uvloop", "asyncio"):
-        raise SettingsError(f"event_loop: {settings.event_loop!r} is not auto, uvloop or asyncio")
-    if settings.event_loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        raise SettingsError("event_loop: uvloop is not installed (pip install uvloop, or use asyncio)")
-    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise SettingsError(f"log_level: {settings.log_level!r} is not DEBUG, INFO, WARNING or ERROR")
-    return settings
+    return merged
+
+
+def _holds(layer: Mapping[str, Any], location: tuple[str, ...]) -> bool:
+    current: Any = layer
+    for key in location:
+        if not isinstance(current, Mapping) or key not in current:
+            return False
+        current = current[key]
+    return True
+
+
+def _describe(error: ValidationError, layers: list[tuple[str, Mapping[str, Any]]]) -> str:
+    """The first error, named by its dotted field and blamed on the layer (highest first) that gave it."""
+    first = error.errors()[0]
+    location = tuple(str(part) for part in first["loc"])
+    dotted = ".".join(location) or "settings"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        section = location[0] if len(location) > 1 else None
+        known = Settings.model_fields if section is None else _section_fields(section)
+        message = f"unknown setting (known: {', '.join(sorted(known))})"
+    got = f"got {first['input']!r}"
+    for source, layer in layers:
+        if not _holds(layer, location):
+            continue
+        if source == _FLAGS:
+            return f"{dotted}: {message} ({got} from the command line)"
+        if source == ENV_PREFIX:
+            return f"{dotted}: {message} ({got} from {ENV_PREFIX}{'_'.join(location).upper()})"
+        return f"{source}: {dotted}: {message} ({got})"
+    return f"{dotted}: {message}"
+
+
+def _section_fields(section: str) -> dict[str, Any]:
+    kind = Settings.model_fields[section].annotation
+    return dict(getattr(kind, "__pydantic_fields__", {}))
 
 
 def load_settings(
@@ -271,28 +352,28 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Defaults ← TOML file ← environment ← `overrides` (dotted names from flags: {"coap.port": 5684})."""
-    settings = Settings()
+    """Defaults ← TOML file ← environment ← `overrides` (dotted names from flags: {"coap.port": 5684}).
+
+    The layers are merged here rather than in `BaseSettings.__init__` so that an error can say which layer
+    gave the bad value (the file, a variable, a flag); the environment is read by pydantic-settings' own
+    source, with its nesting rules.
+    """
+    # pydantic-settings imports asyncio (and so ssl, socket) at module level: this module stays importable
+    # without them (tests/test_layers.py), the loader pulls them in when it runs.
+    from translator.settings_environment import environment_layer
+
+    environment = os.environ if environ is None else environ
+    _unknown_variables(environment)
+    layers: list[tuple[str, Mapping[str, Any]]] = [
+        (_FLAGS, _nested(overrides or {})),
+        (ENV_PREFIX, environment_layer(environment)),
+    ]
     if file is not None:
-        try:
-            document = tomllib.loads(file.read_text())
-        except OSError as error:
-            raise SettingsError(f"{file}: cannot read: {error}") from None
-        except tomllib.TOMLDecodeError as error:
-            raise SettingsError(f"{file}: not valid TOML: {error}") from None
-        try:
-            settings = _apply(settings, document, "")
-        except SettingsError as error:
-            raise SettingsError(f"{file}: {error}") from None
-    settings = _apply(settings, _environment(os.environ if environ is None else environ), "")
-    nested: dict[str, Any] = {}
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        section, _, name = dotted.partition(".")
-        if name:
-            nested.setdefault(section, {})[name] = value
-        else:
-            nested[section] = value
-    settings = _apply(settings, nested, "")
-    return _validate(settings)
+        layers.append((str(file), _read_file(file)))
+    merged: dict[str, Any] = {}
+    for _, layer in reversed(layers):
+        merged = _merge(merged, layer)
+    try:
+        return Settings(**merged)
+    except ValidationError as error:
+        raise SettingsError(_describe(error, layers)) from None

@@ -1,0 +1,40 @@
+"""The environment layer of the settings: pydantic-settings' own environment source, with its nesting rules
+(`IOTC_TRANSLATOR_COAP_RECEIVE_BUFFER` → coap.receive_buffer), reading a given mapping (os.environ at
+start-up, a dict in tests). Kept apart from translator/settings.py because pydantic-settings loads asyncio."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from translator.settings import ENV_PREFIX, Settings
+
+
+class _Described(Settings, BaseSettings):
+    """The settings' fields with the environment's naming rules; never built, only read by the source."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="_",
+        env_nested_max_split=1,  # one level: COAP_RECEIVE_BUFFER is coap + receive_buffer
+        enable_decoding=False,  # a list is "a, b" (the fields split it), not JSON
+    )
+
+
+class _Given(EnvSettingsSource):
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._given = environ
+        super().__init__(_Described)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
+
+
+def environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The nested values the environment gives ({"coap": {"port": "5684"}}), not yet validated."""
+    return _Given(environ)()
