@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from translator.coap.settings import CoapSettings
-from translator.settings import SECTIONS, Settings, SettingsError, load_settings
-from translator.settings_reference import fields_of, reference, rows
+from translator.settings import SECTIONS, Settings, SettingsError, fields_of, load_settings
+from translator.settings_reference import reference, rows
 
 
 def test_defaults_need_no_file() -> None:

@@ -89,7 +89,7 @@ class Translator:
         posture = plain_posture(self.settings.coap, real_iotc=self.settings.iotc.configured)
         if not self.settings.iotc.configured:
             self.iotc = await self._start_emulator()
-        settings = self.settings.model_copy(update={"iotc": self.iotc, "coap": posture})
+        settings = replace(self.settings, iotc=self.iotc, coap=posture)
         await self.store.open()
         iotc = self.iotc
         self.pool = SessionPool(

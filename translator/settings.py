@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -30,6 +29,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.dataclasses import dataclass
+from pydantic.fields import FieldInfo
 
 from translator.coap.settings import CoapSettings
 
@@ -43,6 +43,12 @@ MAX_KEEP_ALIVE = 1177
 # IoT Hub direct methods (IoT Central commands) wait 5..300 s for the device's answer:
 # https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-direct-methods#method-invocation-for-iot-hub
 MAX_COMMAND_DEADLINE = 300.0
+
+
+def fields_of(kind: Any) -> Mapping[str, FieldInfo]:
+    """A pydantic dataclass's (or model's) fields, in declaration order; none for anything else."""
+    found = getattr(kind, "__pydantic_fields__", None)
+    return found if isinstance(found, Mapping) else {}
 
 
 class SettingsError(ValueError):
@@ -217,9 +223,8 @@ def _upper(raw: object) -> object:
     return raw.upper() if isinstance(raw, str) else raw
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
+@dataclass(frozen=True, slots=True, config=_SECTION)
+class Settings:
     state_dir: Path = Field(
         default=Path("state"),
         description="store (translator.db), minted certificates, the emulator's state: 0700, files with "
@@ -259,7 +264,7 @@ SECTIONS = ("coap", "iotc", "codec", "store", "operations", "emulator")
 
 
 def _unknown_variables(environ: Mapping[str, str]) -> None:
-    top = set(Settings.model_fields) - set(SECTIONS)
+    top = set(fields_of(Settings)) - set(SECTIONS)
     for key in environ:
         if not key.startswith(ENV_PREFIX) or key.startswith(_NOT_SETTINGS):
             continue
@@ -327,7 +332,7 @@ def _describe(error: ValidationError, layers: list[tuple[str, Mapping[str, Any]]
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         section = location[0] if len(location) > 1 else None
-        known = Settings.model_fields if section is None else _section_fields(section)
+        known = fields_of(Settings) if section is None else _section_fields(section)
         message = f"unknown setting (known: {', '.join(sorted(known))})"
     got = f"got {first['input']!r}"
     for source, layer in layers:
@@ -342,8 +347,7 @@ def _describe(error: ValidationError, layers: list[tuple[str, Mapping[str, Any]]
 
 
 def _section_fields(section: str) -> dict[str, Any]:
-    kind = Settings.model_fields[section].annotation
-    return dict(getattr(kind, "__pydantic_fields__", {}))
+    return dict(fields_of(fields_of(Settings)[section].annotation))
 
 
 def load_settings(

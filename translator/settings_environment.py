@@ -7,21 +7,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import create_model
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
-from translator.settings import ENV_PREFIX, Settings
+from translator.settings import ENV_PREFIX, Settings, fields_of
 
 
-class _Described(Settings, BaseSettings):
-    """The settings' fields with the environment's naming rules; never built, only read by the source."""
-
+class _Naming(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="_",
         env_nested_max_split=1,  # one level: COAP_RECEIVE_BUFFER is coap + receive_buffer
         enable_decoding=False,  # a list is "a, b" (the fields split it), not JSON
     )
+
+
+# The settings' fields under the environment's naming rules: never built, only read by the source.
+_Described = create_model(
+    "_Described",
+    __base__=_Naming,
+    **{name: (info.annotation, info) for name, info in fields_of(Settings).items()},  # type: ignore[call-overload]
+)
 
 
 class _Given(EnvSettingsSource):

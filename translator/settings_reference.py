@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import enum
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import annotated_types
 from pydantic.fields import FieldInfo
+
+from translator.settings import fields_of
 
 _BOUNDS: tuple[tuple[type[Any], str, str], ...] = (
     (annotated_types.Ge, "ge", "≥"),
@@ -19,12 +21,6 @@ _BOUNDS: tuple[tuple[type[Any], str, str], ...] = (
     (annotated_types.Lt, "lt", "<"),
     (annotated_types.MinLen, "min_length", "length ≥"),
 )
-
-
-def fields_of(kind: Any) -> Mapping[str, FieldInfo]:
-    """A pydantic model's or pydantic dataclass's fields, in declaration order."""
-    found = getattr(kind, "__pydantic_fields__", None)
-    return found if isinstance(found, Mapping) else {}
 
 
 def rows(kind: Any, prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:

@@ -89,7 +89,7 @@ async def _x509_world(tmp_path: Path) -> AsyncIterator[tuple[Emulator, Translato
     async with Emulator(emulator_config(tmp_path / "emulator", x509_enrollment_ca=issuer.path)) as emulator:
         settings = translator_settings(emulator, tmp_path / "translator")
         iotc = replace(settings.iotc, group_key="", x509_ca_cert=issuer.path, x509_ca_key=key)
-        translator = Translator(settings.model_copy(update={"iotc": iotc}))
+        translator = Translator(replace(settings, iotc=iotc))
         async with asyncio.timeout(STEP):
             await translator.start()
         try:

@@ -38,7 +38,7 @@ KEY = b"e2e-dtls-key-0123456789"
 @pytest.fixture
 async def closed_translator(settings: Settings) -> AsyncIterator[Translator]:
     """The translator as deployed against a real IoT Central: no open registration on the plain port."""
-    chosen = settings.model_copy(update={"coap": replace(settings.coap, insecure_auto_register=False)})
+    chosen = replace(settings, coap=replace(settings.coap, insecure_auto_register=False))
     async with asyncio.timeout(STEP):
         running = Translator(chosen)
         await running.start()

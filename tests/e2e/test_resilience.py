@@ -112,7 +112,7 @@ async def test_restart_resumes_without_provisioning_again(
 ) -> None:
     port = free_udp_port()
     settings = translator_settings(emulator, tmp_path / "translator")
-    settings = settings.model_copy(update={"coap": replace(settings.coap, port=port)})
+    settings = replace(settings, coap=replace(settings.coap, port=port))
     base = float(int(time.time()) - 600)
     first = Translator(settings)
     await first.start()
@@ -164,7 +164,7 @@ async def test_restart_replays_the_outbox_of_a_device_that_does_not_come_back(
     registers again: the new translator resumes the device's session for its outbox alone."""
     port = free_udp_port()
     settings = translator_settings(emulator, tmp_path / "translator")
-    settings = settings.model_copy(update={"coap": replace(settings.coap, port=port)})
+    settings = replace(settings, coap=replace(settings.coap, port=port))
     base = float(int(time.time()) - 600)
     first = Translator(settings)
     await first.start()
@@ -212,7 +212,7 @@ async def test_offline_command_survives_a_restart(
     restarted before the device wakes still runs it."""
     port = free_udp_port()
     settings = translator_settings(emulator, tmp_path / "translator")
-    settings = settings.model_copy(update={"coap": replace(settings.coap, port=port)})
+    settings = replace(settings, coap=replace(settings.coap, port=port))
     first = Translator(settings)
     await first.start()
     try:
@@ -297,7 +297,7 @@ async def test_full_outbox_pushes_back_instead_of_dropping(
     """While the hub is away the outbox keeps at most `outbox_device_limit` messages per device; the next
     confirmable Send is refused with 5.03 and a Max-Age, so the device keeps the reading and retries."""
     settings = translator_settings(emulator, tmp_path / "translator")
-    settings = settings.model_copy(update={"store": replace(settings.store, outbox_device_limit=3)})
+    settings = replace(settings, store=replace(settings.store, outbox_device_limit=3))
     async with (
         Translator(settings) as translator,
         simulated(translator, "full-1", values=SENSOR_ONLY) as device,

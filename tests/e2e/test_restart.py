@@ -74,7 +74,7 @@ async def _notified(rest: RestClient, device: SimulatedDevice, value: float, aft
 
 def _restartable(emulator: Emulator, state: Path) -> Settings:
     settings = translator_settings(emulator, state)
-    return settings.model_copy(update={"coap": replace(settings.coap, port=free_udp_port())})
+    return replace(settings, coap=replace(settings.coap, port=free_udp_port()))
 
 
 async def test_restart_keeps_notifications_updates_and_sends_flowing(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ CLIENT_LINKS = {
 def default_codecs(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Serve's own default codec directory (`codecs`, relative to where it runs), run from the checkout."""
     monkeypatch.chdir(REPO)
-    return settings.model_copy(update={"codec": CodecSettings()})
+    return replace(settings, codec=CodecSettings())
 
 
 async def _register(server: tuple[str, int], endpoint: str, links: str) -> None:
