@@ -134,7 +134,7 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as error:
         print(f"iotc-translator: configuration error: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, log_sql=settings.log_sql)
+    configure_logging(settings.log_level, log_sql=settings.log_sql, log_format=settings.log_format)
     try:
         run(settings)
     except CodecError as error:

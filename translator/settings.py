@@ -233,6 +233,11 @@ class Settings:
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = Field(
         default="INFO", description="DEBUG, INFO, WARNING or ERROR"
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description='"json": one JSON object per line (time, level, logger, message, device_id) for log '
+        "pipelines",
+    )
     log_sql: bool = Field(
         default=False, description="true: DEBUG also logs SQL with its parameters (device keys, payloads)"
     )

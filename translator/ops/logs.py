@@ -1,16 +1,54 @@
-"""Logging set-up for `serve`: the level asked for, except for loggers that would print secrets."""
+"""Logging set-up for `serve`: the level asked for, text or JSON lines, every line about a device carrying
+its device id, and no logger that would print secrets."""
 
 from __future__ import annotations
 
 import logging
+from typing import IO, Literal
+
+from pythonjsonlogger.json import JsonFormatter
 
 # aiosqlite logs every call at DEBUG with its arguments: SQL parameters, so imported device keys and
 # telemetry payloads. Kept at INFO unless `log_sql` (IOTC_TRANSLATOR_LOG_SQL=true) asks for them.
 SQL_LOGGERS = ("aiosqlite",)
 
+LogFormat = Literal["text", "json"]
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
-def configure_logging(level: str, *, log_sql: bool = False) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+class DeviceTextFormatter(logging.Formatter):
+    """Text lines; a record about a device (`extra={"device_id": ...}`, as the bridge's adapters give)
+    reads `... name device=<id> message`, so grep finds every line of one device."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        device = getattr(record, "device_id", None)
+        if device is None:
+            return super().formatMessage(record)
+        saved = record.message
+        record.message = f"device={device} {saved}"
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = saved
+
+
+def log_handler(log_format: LogFormat, stream: IO[str] | None = None) -> logging.Handler:
+    handler = logging.StreamHandler(stream)
+    if log_format == "json":
+        # One JSON object per line: timestamp, level, logger, message, and every `extra` (device_id).
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(DeviceTextFormatter(TEXT_FORMAT))
+    return handler
+
+
+def configure_logging(level: str, *, log_sql: bool = False, log_format: LogFormat = "text") -> None:
+    logging.basicConfig(level=level.upper(), handlers=[log_handler(log_format)])
     quiet_sql(log_sql=log_sql)
 
 
