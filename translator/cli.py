@@ -11,11 +11,21 @@ from pathlib import Path
 from translator.settings import Settings, SettingsError, load_settings
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("iotc-translator")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iotc-translator",
         description="Protocol translation server between CoAP/LwM2M devices and Azure IoT Central.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser(
         "emulator",
@@ -105,9 +115,34 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--coap-host", help="address the LwM2M server binds (default :: for IPv4 and IPv6)")
     parser.add_argument("--coap-port", type=int, help="LwM2M UDP port (default 5683)")
     parser.add_argument("--id-scope", help="IoT Central ID scope")
-    parser.add_argument("--group-key", help="IoT Central SAS group enrollment key")
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--group-key-file",
+        type=Path,
+        metavar="FILE",
+        help="read the IoT Central SAS group enrollment key from FILE (or IOTC_TRANSLATOR_IOTC_GROUP_KEY)",
+    )
+    secret.add_argument(
+        "--group-key", help="the key itself: visible to every user in `ps`; prefer --group-key-file"
+    )
     parser.add_argument("--operations-port", type=int, help="/metrics and /healthz port (default 9100)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def _group_key(args: argparse.Namespace) -> str | None:
+    if args.group_key is not None:
+        print(
+            "iotc-translator: warning: --group-key puts the key in the process list (ps) for every user; "
+            "use --group-key-file or IOTC_TRANSLATOR_IOTC_GROUP_KEY",
+            file=sys.stderr,
+        )
+        return str(args.group_key)
+    if args.group_key_file is not None:
+        try:
+            return str(args.group_key_file.read_text().strip())
+        except OSError as error:
+            raise SettingsError(f"iotc.group_key: --group-key-file: {error}") from None
+    return None
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -116,7 +151,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "coap.host": args.coap_host,
         "coap.port": args.coap_port,
         "iotc.id_scope": args.id_scope,
-        "iotc.group_key": args.group_key,
+        "iotc.group_key": _group_key(args),
         "operations.port": args.operations_port,
         "log_level": args.log_level,
     }
@@ -156,8 +191,12 @@ def _devices_import(args: argparse.Namespace) -> int:
 
     try:
         settings = _settings(args)
+    except SettingsError as error:
+        print(f"iotc-translator: configuration error: {error}", file=sys.stderr)
+        return 2
+    try:
         devices = parse_devices_csv(args.csv.read_text())
-    except (SettingsError, ImportError_, OSError) as error:
+    except (ImportError_, OSError) as error:
         print(f"iotc-translator: {args.csv}: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,48 @@
+"""The command line's habits: --version, errors that blame the right thing, secrets kept out of argv."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from translator.cli import main
+from translator.settings import Settings
+
+CSV = "deviceId,endpoint\nd1,d1\n"
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out.startswith("iotc-translator ")
+
+
+def test_a_bad_flag_of_devices_import_is_a_configuration_error_not_a_csv_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_file = tmp_path / "devices.csv"
+    csv_file.write_text(CSV)
+    state = ["--state-dir", str(tmp_path / "state")]
+    assert main(["devices", "import", str(csv_file), "--coap-port", "70000", *state]) == 2
+    error = capsys.readouterr().err
+    assert "configuration error: coap.port" in error
+    assert str(csv_file) not in error
+
+
+def test_the_group_key_from_a_file_and_a_warning_for_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    captured: list[Settings] = []
+    monkeypatch.setattr("translator.serve.run", captured.append)
+    key = "ZGVtby1ncm91cC1rZXk="
+    key_file = tmp_path / "group.key"
+    key_file.write_text(key + "\n")
+    common = ["serve", "--state-dir", str(tmp_path / "state"), "--id-scope", "0ne00ABC"]
+    assert main([*common, "--group-key-file", str(key_file)]) == 0
+    assert captured[-1].iotc.group_key == key
+    assert "warning" not in capsys.readouterr().err
+    assert main([*common, "--group-key", key]) == 0
+    assert captured[-1].iotc.group_key == key
+    assert "--group-key puts the key in the process list" in capsys.readouterr().err
