@@ -88,9 +88,11 @@ def test_default_names_are_stable_and_readable(registry: ObjectRegistry) -> None
     assert isinstance(names[("temperature_1", "sensorValue")], Telemetry)
     assert isinstance(names[("device", "manufacturer")], Property)
     assert isinstance(names[("device", "reboot")], Command)
-    # Both instances share one interface, emitted once.
+    # One interface per component (IoT Central did not import shared ones): same contents, own ids.
     template = export_template(first)
-    assert len(template) == 3
+    assert len(template) == 4
+    assert template[2]["@id"].endswith(":i0;1") and template[3]["@id"].endswith(":i1;1")
+    assert template[2]["contents"] == template[3]["contents"]
 
 
 def test_default_classification(registry: ObjectRegistry) -> None:

@@ -206,7 +206,14 @@ def default_codec(
         name = names[(oid, iid)]
         label = display_name(f"{model.name} {iid}" if model.multiple else model.name, name)
         components.append(
-            Component(name, oid, iid, interface_ids[oid], label, display_name(model.name, f"object{oid}"))
+            Component(
+                name,
+                oid,
+                iid,
+                _instance_interface(interface_ids[oid], iid),
+                label,
+                display_name(model.name, f"object{oid}"),
+            )
         )
         bound += [
             dataclasses.replace(e, component=name, pattern=e.pattern.bind(iid)) for e in per_object[oid]
@@ -238,6 +245,18 @@ def _interface_id(model: ObjectModel, entries: list[Entry]) -> str:
     version = re.sub(r"[^A-Za-z0-9]+", "_", model.version).strip("_") or "0"
     body = json.dumps(contents(entries), sort_keys=True)
     return f"{MODEL_PREFIX}:o{model.id}:v{version}:c{_digest(body)};1"
+
+
+def _instance_interface(interface_id: str, instance: int) -> str:
+    """One interface per component: `…:c<hash>:i0;1`, `…:c<hash>:i1;1` for the instances of one object.
+
+    DTDL v2 lets components share an interface, but IoT Central did not import such models: Microsoft
+    changed its TemperatureController sample to one model per component in 2020 "to make it compatible
+    with Central" (Azure/azure-iot-sdk-python#714), and the shared-interface version still failed to import
+    in 2021 (MicrosoftDocs/azure-docs#82593). docs/codec.md says more.
+    """
+    path, _, version = interface_id.rpartition(";")
+    return f"{path}:i{instance};{version}"
 
 
 def _digest(text: str) -> str:

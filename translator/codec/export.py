@@ -1,7 +1,8 @@
 """Codec → IoT Central device template: a JSON array of DTDL v2 interfaces, the root first.
 
-Each component's interface follows the root. Components that share an interface id (the default codec
-gives every instance of an object the same one) must have the same contents; it is emitted once.
+Each component's interface follows the root. No codec builder shares an interface between components
+(IoT Central did not import such models, docs/codec.md); should two share one, it must have the same
+contents and is emitted once.
 """
 
 from __future__ import annotations
