@@ -67,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="codec files whose object mappings replace the generated ones (codec.directory; default: "
         "the settings' codec directory, ./codecs)",
     )
+    export.add_argument(
+        "--format",
+        choices=("model", "template"),
+        default="model",
+        help="model: the DTDL v2 interfaces (import in the UI); template: the device template JSON the "
+        "IoT Central REST API publishes (PUT /api/deviceTemplates/{model id}), with durable commands",
+    )
+    export.add_argument(
+        "--queue",
+        action="store_true",
+        help="with --objects: the devices sleep (LwM2M queue mode): commands are durable (queue if offline)",
+    )
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
     simulate = commands.add_parser("simulate", help="run simulated LwM2M devices against an LwM2M server")
     simulate.add_argument("--devices", type=int, default=1, metavar="N", help="how many devices (default 1)")
@@ -280,7 +292,7 @@ def _template_export(args: argparse.Namespace) -> int:
     import asyncio
 
     from translator.bridge.codecs import CodecCatalog
-    from translator.codec import CodecError, export_template, load_codec
+    from translator.codec import CodecError, device_template, export_template, load_codec
     from translator.codec.coverage import untranslated
     from translator.lwm2m import DdfError, Lwm2mFormatError
     from translator.lwm2m import Path as LwPath
@@ -306,13 +318,18 @@ def _template_export(args: argparse.Namespace) -> int:
         if args.codec is not None:
             codec = load_codec(args.codec, catalog.registry)
             objects = tuple(LwPath(o, 0) for o in sorted({e.pattern.object_id for e in codec.entries()}))
-            resolved = Resolved(codec, objects, queue_mode=False)
+            resolved = Resolved(codec, objects, queue_mode=args.queue)
         elif args.objects is not None:
-            resolved = for_objects(catalog, args.objects)
+            resolved = for_objects(catalog, args.objects, queue_mode=args.queue)
         else:
             resolved = asyncio.run(for_device(settings, catalog, args.device))
         codec = resolved.codec
-        document = json.dumps(export_template(codec), indent=2, ensure_ascii=False) + "\n"
+        exported = (
+            device_template(codec, queue_mode=resolved.queue_mode)
+            if args.format == "template"
+            else export_template(codec)
+        )
+        document = json.dumps(exported, indent=2, ensure_ascii=False) + "\n"
         missing = untranslated(codec, resolved.instances, catalog.registry)
         if missing:
             print(f"iotc-translator: not translated: {missing.describe()}", file=sys.stderr)

@@ -40,12 +40,16 @@ def default_codecs(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Setti
     return replace(settings, codec=CodecSettings())
 
 
-async def _register(server: tuple[str, int], endpoint: str, links: str) -> None:
+# The 1.2 client registers in queue mode (a bare Q in the query), the 1.1 client does not.
+QUEUE_MODE = {"wakaama": False, "anjay": True}
+
+
+async def _register(server: tuple[str, int], endpoint: str, links: str, queue: bool = False) -> None:
     context = await aiocoap.Context.create_client_context()
     try:
         request = aiocoap.Message(
             code=aiocoap.POST,
-            uri=f"coap://{server[0]}:{server[1]}/rd?ep={endpoint}&lt=300&lwm2m=1.1",
+            uri=f"coap://{server[0]}:{server[1]}/rd?ep={endpoint}&lt=300&lwm2m=1.1" + ("&Q" if queue else ""),
             payload=links.encode(),
             content_format=40,
         )
@@ -72,14 +76,20 @@ def _export(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any, s
 
 
 async def _check_client(
-    settings: Settings, rest: RestClient, capsys: pytest.CaptureFixture[str], name: str, links: str
+    settings: Settings,
+    rest: RestClient,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    links: str,
+    *,
+    queue: bool = False,
 ) -> None:
     async with asyncio.timeout(STEP):
         translator = Translator(settings)
         await translator.start()
     try:
         endpoint = f"urn:dev:ops:{name}-export"
-        await _register(coap_address(translator), endpoint, links)
+        await _register(coap_address(translator), endpoint, links, queue)
         announced = await _announced(rest, endpoint)
 
         code, template, err = await asyncio.to_thread(_export, capsys, "--objects", links)
@@ -96,6 +106,29 @@ async def _check_client(
             return True
 
         await eventually(from_store, what="the registration in the store")
+
+        # The device template JSON (the REST API's PUT body): commands of a sleeping device are durable.
+        code, template, err = await asyncio.to_thread(
+            _export,
+            capsys,
+            "--device",
+            endpoint,
+            "--state-dir",
+            str(settings.state_dir),
+            "--format",
+            "template",
+        )
+        assert code == 0, err
+        assert template["@id"] == template["capabilityModel"]["@id"] == announced
+        commands = [
+            item
+            for component in template["capabilityModel"]["contents"]
+            if component["@type"] == "Component"
+            for item in component["schema"]["contents"]
+            if item["@type"] == "Command"
+        ]
+        assert commands
+        assert all(c.get("durable", False) is queue for c in commands), commands
     finally:
         async with asyncio.timeout(STEP):
             await translator.stop()
@@ -105,7 +138,7 @@ async def _check_client(
 async def test_export_announces_what_serve_announces(
     default_codecs: Settings, rest: RestClient, capsys: pytest.CaptureFixture[str], client: str
 ) -> None:
-    await _check_client(default_codecs, rest, capsys, client, CLIENT_LINKS[client])
+    await _check_client(default_codecs, rest, capsys, client, CLIENT_LINKS[client], queue=QUEUE_MODE[client])
 
 
 async def test_export_matches_the_captured_registrations(
@@ -122,7 +155,7 @@ async def test_export_matches_the_captured_registrations(
             captured.setdefault(record["client"], record["payload_text"])
     assert set(captured) == set(CLIENT_LINKS)
     for client, links in captured.items():
-        await _check_client(default_codecs, rest, capsys, f"{client}-wire", links)
+        await _check_client(default_codecs, rest, capsys, f"{client}-wire", links, queue=QUEUE_MODE[client])
 
 
 async def test_export_of_an_unknown_device_says_so(

@@ -3,7 +3,8 @@ a codec file.
 
 - `load_codec(path, registry)` / `parse_codec(text, registry)`: a TOML codec file → `Codec`.
 - `default_codec(instances, registry, versions=, overrides=)`: the codec for objects without a file.
-- `export_template(codec)`: the DTDL v2 interfaces IoT Central imports as a device template.
+- `export_template(codec)`: the DTDL v2 interfaces IoT Central imports as a device model;
+  `device_template(codec, queue_mode=)`: the device template JSON its REST API publishes.
 - `DeviceMapper(codec, device_id=)`: records → telemetry and reported properties; desired properties →
   LwM2M writes and acknowledgements; methods → LwM2M operations and method responses.
 
@@ -20,7 +21,7 @@ from translator.codec.errors import (
     UnknownCommand,
     ValueRejected,
 )
-from translator.codec.export import export_template
+from translator.codec.export import device_template, export_template
 from translator.codec.loader import load_codec, parse_codec
 from translator.codec.mapper import (
     CommandCall,
@@ -84,6 +85,7 @@ __all__ = [
     "check_codec",
     "default_codec",
     "default_kind",
+    "device_template",
     "export_template",
     "is_dtdl_name",
     "load_codec",

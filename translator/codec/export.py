@@ -156,3 +156,42 @@ def _command(command: Command) -> JsonObject:
                 },
             }
     return item
+
+
+def device_template(codec: Codec, *, queue_mode: bool = False) -> JsonObject:
+    """The IoT Central device template JSON: the body `PUT /api/deviceTemplates/{id}` takes.
+
+    https://learn.microsoft.com/azure/iot-central/core/howto-manage-device-templates-with-rest-api: a
+    `capabilityModel` (the root interface, each component's interface inline) under a `ModelDefinition`
+    / `DeviceModel` with both contexts. The template's `@id` is the model id itself, so whichever of the two
+    an application matches a device's announced model id against, it is the same. It is not a pure DTDL
+    document: it may carry IoT Central's own data, here `durable` on commands ("Queue if offline",
+    https://learn.microsoft.com/azure/iot-central/core/howto-use-commands#offline-commands) when the device
+    sleeps (LwM2M queue mode): IoT Central then queues a command while the device is offline and delivers it
+    as a cloud-to-device message, which the translator keeps and runs at the device's next wake-up.
+    """
+    interfaces = export_template(codec)
+    by_id = {i["@id"]: i for i in interfaces[1:]}
+
+    def inline(interface: JsonObject) -> JsonObject:
+        body = {k: v for k, v in interface.items() if k != "@context"}
+        items = []
+        for item in body["contents"]:
+            kind = item.get("@type")
+            if kind == "Component":
+                items.append({**item, "schema": inline(by_id[item["schema"]])})
+            elif kind == "Command" and queue_mode:
+                items.append({**item, "durable": True})
+            else:
+                items.append(item)
+        body["contents"] = items
+        return body
+
+    template: JsonObject = {
+        "@id": codec.model_id,
+        "@type": ["ModelDefinition", "DeviceModel"],
+        "@context": [dtdl.IOTC_CONTEXT, dtdl.CONTEXT],
+        "displayName": codec.display_name or codec.model_id,
+        "capabilityModel": inline(interfaces[0]),
+    }
+    return template
