@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DEVICE_ID",
         help="a device (id or endpoint) that registered with this translator: its template, from the store",
     )
+    source.add_argument(
+        "--fleet",
+        action="store_true",
+        help="with codec.model_id set: one template for every registration in the store (objects' union)",
+    )
     export.add_argument("--config", type=Path, metavar="FILE", help="settings file (TOML), as for serve")
     export.add_argument("--state-dir", help="with --device: where serve keeps its store")
     export.add_argument(
@@ -297,7 +302,7 @@ def _template_export(args: argparse.Namespace) -> int:
     from translator.lwm2m import DdfError, Lwm2mFormatError
     from translator.lwm2m import Path as LwPath
     from translator.store import StoreError
-    from translator.template_export import ExportError, Resolved, for_device, for_objects
+    from translator.template_export import ExportError, Resolved, for_device, for_fleet, for_objects
 
     try:
         settings = load_settings(
@@ -321,6 +326,8 @@ def _template_export(args: argparse.Namespace) -> int:
             resolved = Resolved(codec, objects, queue_mode=args.queue)
         elif args.objects is not None:
             resolved = for_objects(catalog, args.objects, queue_mode=args.queue)
+        elif args.fleet:
+            resolved = asyncio.run(for_fleet(settings, catalog))
         else:
             resolved = asyncio.run(for_device(settings, catalog, args.device))
         codec = resolved.codec

@@ -172,6 +172,11 @@ class CodecSettings:
         default=Path("codecs"), description="codec files; each replaces the default mapping of its object"
     )
     ddf_directory: OptionalFile = Field(default=None, description="extra OMA DDF object definitions")
+    model_id: str = Field(
+        default="",
+        description="one model id (DTMI) for every default-codec device, exported with `template export "
+        "--fleet`; empty: one model id per object list (docs/codec.md)",
+    )
 
     @field_validator("ddf_directory")
     @classmethod
@@ -179,6 +184,15 @@ class CodecSettings:
         if path is not None and not path.is_dir():
             raise ValueError(f"{path} is not a directory")
         return path
+
+    @field_validator("model_id")
+    @classmethod
+    def _a_dtmi(cls, model_id: str) -> str:
+        from translator.codec.dtdl import is_dtmi  # the codec layer's rule (imported late: settings first)
+
+        if model_id and not is_dtmi(model_id):
+            raise ValueError(f"{model_id!r} is not a DTMI (dtmi:segment:segment;version)")
+        return model_id
 
 
 @dataclass(frozen=True, slots=True, config=_SECTION)

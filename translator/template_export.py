@@ -69,6 +69,28 @@ async def for_device(settings: Settings, catalog: CodecCatalog, device_id: str) 
     return Resolved(codec, instances, queue_mode)
 
 
+async def for_fleet(settings: Settings, catalog: CodecCatalog) -> Resolved:
+    """One template for every device on the default codec (`codec.model_id`): the default codec of the union
+    of the object instances of every registration in the store. A device's own template is a subset of it
+    (same component names and interfaces), so it announces `codec.model_id` and finds its components."""
+    if not catalog.model_id:
+        raise ExportError("--fleet needs codec.model_id (one model id for the fleet) in the settings")
+    async with opened(store_from_settings(settings)) as store:
+        records = await store.registrations()
+    instances: set[Path] = set()
+    versions: dict[int, str | None] = {}
+    for record in records:
+        objects = _objects(record.data)
+        if objects is not None:
+            instances.update(objects.instances)
+            versions.update(objects.objects)
+    if not instances:
+        raise ExportError(f"no registrations in {describe(settings)}: nothing to build a fleet template from")
+    codec = catalog.for_objects(tuple(sorted(instances)), versions)
+    queue_mode = any(bool(r.data.get("queue_mode")) for r in records)
+    return Resolved(codec, tuple(sorted(instances)), queue_mode)
+
+
 def _objects(document: dict[str, object]) -> RegisteredObjects | None:
     links = document.get("links")
     if not isinstance(links, str) or not links:

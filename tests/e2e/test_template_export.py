@@ -166,3 +166,45 @@ async def test_export_of_an_unknown_device_says_so(
     )
     assert code == 2
     assert "nobody: no registration of this device" in err
+
+
+async def test_a_fleet_model_id_gives_one_template_for_every_object_list(
+    default_codecs: Settings,
+    rest: RestClient,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With `codec.model_id`, devices of different object lists announce one model id, and
+    `template export --fleet` gives the one template covering all of them (their objects' union)."""
+    fleet = "dtmi:example:lwm2mFleet;1"
+    settings = replace(default_codecs, codec=replace(default_codecs.codec, model_id=fleet))
+    monkeypatch.setenv("IOTC_TRANSLATOR_CODEC_MODEL_ID", fleet)  # the export reads serve's settings
+    async with asyncio.timeout(STEP):
+        translator = Translator(settings)
+        await translator.start()
+    try:
+        for name, links in CLIENT_LINKS.items():
+            await _register(coap_address(translator), f"fleet-{name}", links)
+            assert await _announced(rest, f"fleet-{name}") == fleet
+
+        async def exported() -> bool:
+            code, template, err = await asyncio.to_thread(
+                _export,
+                capsys,
+                "--fleet",
+                "--state-dir",
+                str(settings.state_dir),
+                "--format",
+                "template",
+            )
+            assert code == 0, err
+            assert template["@id"] == fleet
+            names = {c["name"] for c in template["capabilityModel"]["contents"] if c["@type"] == "Component"}
+            # 3303 only in the 1.2 client's list, 31024 (no model) in neither template; /2 and /7 in both.
+            assert {"temperature_0", "accelerometer_0", "location"} <= names, names
+            return True
+
+        await eventually(exported, what="both registrations in the store")
+    finally:
+        async with asyncio.timeout(STEP):
+            await translator.stop()

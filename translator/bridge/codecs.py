@@ -3,6 +3,7 @@ the codec files in the codec directory overriding their objects. Loaded and chec
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -14,9 +15,18 @@ from translator.settings import CodecSettings
 log = logging.getLogger(__name__)
 
 
+# Distinct default-codec templates after which (and at every further multiple) a warning says so: an IoT
+# Central application holds at most 1,000 device templates
+# (https://learn.microsoft.com/azure/iot-central/core/concepts-quotas-limits#device-modeling).
+TEMPLATE_WARNING_STEP = 100
+APPLICATION_TEMPLATES = 1000
+
+
 class CodecCatalog:
-    def __init__(self, directory: Path | None, registry: ObjectRegistry) -> None:
+    def __init__(self, directory: Path | None, registry: ObjectRegistry, *, model_id: str = "") -> None:
         self.registry = registry
+        self.model_id = model_id
+        self._templates: set[str] = set()
         self._files: dict[Path, Codec] = {}
         self.overrides: tuple[Codec, ...] = ()
         if directory is not None and directory.is_dir():
@@ -38,7 +48,7 @@ class CodecCatalog:
         """The catalog `serve` uses; `template export` builds it the same way, so both give one model id."""
         directory = settings.ddf_directory
         registry = ObjectRegistry.with_ddf_directory(directory) if directory else ObjectRegistry.builtin()
-        return cls(settings.directory, registry)
+        return cls(settings.directory, registry, model_id=settings.model_id)
 
     def load(self, path: Path) -> Codec:
         resolved = path.resolve()
@@ -53,9 +63,27 @@ class CodecCatalog:
         codec = self._defaults.get(key)
         if codec is None:
             codec = default_codec(instances, self.registry, versions=versions, overrides=self.overrides)
+            if self.model_id:
+                codec = dataclasses.replace(codec, model_id=self.model_id)
+            else:
+                self._count_template(codec.model_id)
             if len(self._defaults) < 1024:
                 self._defaults[key] = codec
         return codec
+
+    def _count_template(self, model_id: str) -> None:
+        """Each object list makes its own template; say so when a fleet makes many of them."""
+        if model_id in self._templates or len(self._templates) > APPLICATION_TEMPLATES:
+            return
+        self._templates.add(model_id)
+        count = len(self._templates)
+        if count % TEMPLATE_WARNING_STEP == 0 or count > APPLICATION_TEMPLATES:
+            log.warning(
+                "%d distinct device templates so far (one per object list); an IoT Central application "
+                "holds at most %d: set codec.model_id for one fleet template (docs/codec.md)",
+                count,
+                APPLICATION_TEMPLATES,
+            )
 
     def for_device(self, codec_file: str | None, objects: RegisteredObjects | None) -> Codec | None:
         """A device's codec: the file its import entry names, else the default codec for its objects;
