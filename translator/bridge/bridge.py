@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from translator.bridge.codecs import CodecCatalog
-from translator.bridge.delivery import TelemetryDelivery
 from translator.bridge.device import DeviceLife
 from translator.bridge.journal import RegistrationJournal
 from translator.bridge.pacing import SetupLimiter
+from translator.bridge.sweep import DirectSweep
 from translator.coap import (
     Delivery,
     DeregisterReason,
@@ -51,9 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-DIRECT_SWEEP_PERIOD = 0.5  # seconds; a direct publish past its deadline waits at most this much longer
-
-
 class NoCredentialsError(Forbidden):
     """Nothing says how this device authenticates (no group key, no enrollment CA, no imported key), or its
     id cannot be a certificate CN. A `Forbidden`, so the device's CoAP request is answered 4.03 with why."""
@@ -80,8 +77,7 @@ class Bridge:
         self.lives: dict[str, DeviceLife] = {}
         self._starting: dict[str, asyncio.Task[DeviceLife | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._direct: dict[TelemetryDelivery, float] = {}  # a direct publish in flight → its deadline
-        self._sweeper: asyncio.Task[None] | None = None
+        self.sweep = DirectSweep(clock)
         self.setup_limiter = SetupLimiter(settings.coap.setup_concurrency, settings.coap.setup_rate)
         self.journal = RegistrationJournal(store, self._snapshot)
         self._restored: list[RegistrationSnapshot] = []
@@ -112,33 +108,9 @@ class Bridge:
     def command_deadline(self) -> float:
         return self.clock() + self.settings.iotc.command_deadline
 
-    def watch_direct(self, delivery: TelemetryDelivery, deadline: float) -> None:
-        """One periodic sweep bounds every direct publish, instead of a timer per message."""
-        self._direct[delivery] = deadline
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_direct(), name="direct-sweep")
-
-    def unwatch_direct(self, delivery: TelemetryDelivery) -> None:
-        self._direct.pop(delivery, None)
-
-    async def _sweep_direct(self) -> None:
-        while True:
-            await asyncio.sleep(DIRECT_SWEEP_PERIOD)
-            now = self.clock()
-            for delivery, deadline in list(self._direct.items()):
-                if deadline <= now:
-                    try:
-                        delivery.expire_direct(now)
-                    except Exception:  # the sweep bounds every device's publishes: it must outlive one
-                        log.exception("device %s: handing a late publish on failed", delivery.device_id)
-                        self._direct.pop(delivery, None)
-
     async def close(self) -> None:
         await self.journal.close()  # normally done already, before the CoAP face stopped
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
+        await self.sweep.close()
         for task in [*self._tasks, *self._starting.values()]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._starting.values(), return_exceptions=True)

@@ -60,7 +60,15 @@ class DeviceLife:
         self._changes = ChangeFilter(codec) if codec is not None else None
         self._setup = RegistrationSetUp(self)
         self._log = logging.LoggerAdapter(log, {"device_id": device_id})
-        self.telemetry = TelemetryDelivery(bridge, device_id, self._log)
+        self.telemetry = TelemetryDelivery(
+            device_id,
+            store=bridge.store,
+            metrics=bridge.metrics,
+            sweep=bridge.sweep,
+            telemetry_timeout=bridge.settings.iotc.telemetry_timeout,
+            clock=bridge.clock,
+            log=self._log,
+        )
 
     def adopt_codec(self, codec: Codec | None) -> None:
         self.codec = codec

@@ -1,0 +1,280 @@
+"""The delivery order (translator/bridge/ordering.py), one interleaving at a time: the ones the end-to-end
+tests reach over real sockets (test_acknowledged, test_store_faults, test_resilience) and the ones they only
+reach by luck. No socket, no event loop: events in, actions out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from translator.bridge.ordering import (
+    Acknowledge,
+    Arrived,
+    Batch,
+    Close,
+    DeliveryOrder,
+    DirectRefused,
+    Keep,
+    Kept,
+    Load,
+    Loaded,
+    NotKept,
+    NotLoaded,
+    NotPublished,
+    NotRemoved,
+    Pause,
+    Publish,
+    Published,
+    Refuse,
+    Remove,
+    Removed,
+    ReplayDue,
+    Replayed,
+    ReplayIn,
+    RowNotSent,
+    RowSent,
+    SendRow,
+    SessionDown,
+    SessionUp,
+    Started,
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    sequence: int
+    message: str
+
+
+Order = DeliveryOrder[str, str, Row]
+
+
+def connected() -> Order:
+    order: Order = DeliveryOrder(chunk=2, store_retry=5.0, slow_hub_retry=10.0)
+    assert order.handle(SessionUp()) == []
+    return order
+
+
+def batch(*messages: str, direct: bool = True) -> Batch[str, str]:
+    return Batch(tuple(messages), "+".join(messages), direct=direct)
+
+
+def only(actions: Sequence[object], kind: type) -> object:
+    matching = [a for a in actions if isinstance(a, kind)]
+    assert len(matching) == 1, actions
+    return matching[0]
+
+
+def test_a_lone_message_of_an_idle_device_is_published_directly_and_acknowledged_on_its_puback() -> None:
+    order = connected()
+    b = batch("a")
+    [publish] = order.handle(Arrived(b))
+    assert isinstance(publish, Publish) and publish.direct and publish.message == "a"
+    assert order.handle(Published(publish)) == [Acknowledge(b, kept=False)]
+    assert order.idle
+
+
+def test_a_message_that_waited_is_never_published_directly() -> None:
+    order = connected()
+    [publish] = order.handle(Arrived(batch("a", direct=False)))
+    assert isinstance(publish, Publish) and not publish.direct
+
+
+def test_a_direct_publish_past_its_deadline_is_kept_and_its_late_puback_ignored() -> None:
+    order = connected()
+    b = batch("a")
+    [publish] = order.handle(Arrived(b))
+    assert isinstance(publish, Publish)
+    [keep] = order.handle(NotPublished(publish, timed_out=True))
+    assert isinstance(keep, Keep) and keep.message == "a"
+    assert order.handle(Published(publish)) == []  # the late PUBACK: neither an answer nor a step
+    actions = order.handle(Kept(keep))
+    assert actions[0] == Acknowledge(b, kept=True)
+    assert isinstance(actions[1], Load)  # kept while connected: the replay comes soon
+
+
+def test_a_lost_direct_publish_is_published_again_before_anything_newer() -> None:
+    order = connected()
+    first, second = batch("a"), batch("b")
+    [publish] = order.handle(Arrived(first))
+    assert isinstance(publish, Publish)
+    assert order.handle(Arrived(second)) == []  # waits: "a" is still on its way
+    [again] = order.handle(NotPublished(publish, timed_out=False))
+    assert isinstance(again, Publish) and again.message == "a" and not again.direct
+    actions = order.handle(Published(again))
+    assert actions[0] == Acknowledge(first, kept=False)
+    assert isinstance(actions[1], Publish) and actions[1].message == "b"
+
+
+def test_a_lost_direct_publish_is_kept_when_the_session_went_down_meanwhile() -> None:
+    order = connected()
+    [publish] = order.handle(Arrived(batch("a")))
+    assert isinstance(publish, Publish)
+    order.handle(SessionDown())
+    [keep] = order.handle(NotPublished(publish, timed_out=False))
+    assert isinstance(keep, Keep)
+
+
+def test_a_direct_publish_the_session_cannot_take_goes_the_ordinary_way() -> None:
+    order = connected()
+    [publish] = order.handle(Arrived(batch("a")))
+    assert isinstance(publish, Publish)
+    [again] = order.handle(DirectRefused(publish))
+    assert isinstance(again, Publish) and not again.direct and again.message == "a"
+
+
+def test_an_ordinary_publish_that_fails_is_kept() -> None:
+    order = connected()
+    [publish] = order.handle(Arrived(batch("a", "b")))
+    assert isinstance(publish, Publish) and not publish.direct
+    [keep] = order.handle(NotPublished(publish, timed_out=True))
+    assert isinstance(keep, Keep) and keep.message == "a"
+
+
+def test_a_batch_is_acknowledged_as_kept_when_any_of_it_was_kept() -> None:
+    order = connected()
+    b = batch("a", "b")
+    [publish] = order.handle(Arrived(b))
+    assert isinstance(publish, Publish)
+    [keep] = order.handle(NotPublished(publish, timed_out=True))
+    assert isinstance(keep, Keep)
+    [next_one, load] = [a for a in order.handle(Kept(keep)) if not isinstance(a, Acknowledge)] + [None]
+    # "b" is kept too (the outbox holds "a" now: nothing may overtake it), then the batch is answered.
+    assert isinstance(next_one, Keep) and next_one.message == "b" and load is None
+    assert only(order.handle(Kept(next_one)), Acknowledge) == Acknowledge(b, kept=True)
+
+
+def test_while_disconnected_telemetry_is_kept_and_replayed_before_anything_newer() -> None:
+    order: Order = DeliveryOrder(chunk=2)
+    old = batch("a")
+    [keep] = order.handle(Arrived(old))
+    assert isinstance(keep, Keep)  # no session: kept
+    assert order.handle(Kept(keep)) == [Acknowledge(old, kept=True)]
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load)
+    new = batch("b")
+    assert order.handle(Arrived(new)) == []  # not published directly: the outbox holds an older row
+    [send] = order.handle(Loaded(load, [Row(1, "a")]))
+    assert isinstance(send, SendRow) and send.row.sequence == 1
+    [remove] = order.handle(RowSent(send))
+    assert remove == Remove((1,)) or (isinstance(remove, Remove) and remove.sequences == (1,))
+    actions = order.handle(Removed(remove))
+    assert actions[0] == Replayed(1)
+    # The new batch's turn: the outbox is not known empty yet, so "b" goes behind "a" in it.
+    assert isinstance(actions[1], Keep) and actions[1].message == "b"
+
+
+def test_once_the_outbox_is_found_empty_telemetry_is_published_again() -> None:
+    order: Order = DeliveryOrder(outbox_empty=False)
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load)
+    assert order.handle(Loaded(load, [])) == []
+    assert order.outbox_empty and order.idle
+    [publish] = order.handle(Arrived(batch("a")))
+    assert isinstance(publish, Publish) and publish.direct
+
+
+def test_a_device_started_with_rows_in_its_outbox_replays_them_once_connected() -> None:
+    order: Order = DeliveryOrder()
+    assert order.handle(Started(outbox_empty=False)) == []
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load)
+
+
+def test_a_store_failure_refuses_one_batch_and_delivery_goes_on() -> None:
+    order: Order = DeliveryOrder()
+    first, second = batch("a"), batch("b")
+    [keep] = order.handle(Arrived(first))
+    assert isinstance(keep, Keep)
+    order.handle(Arrived(second))
+    failure = OSError("read-only")
+    actions = order.handle(NotKept(keep, failure))
+    assert actions[0] == Refuse(first, failure)
+    assert isinstance(actions[1], Keep) and actions[1].message == "b"
+    assert order.handle(Kept(actions[1])) == [Acknowledge(second, kept=True)]
+
+
+def test_an_unreadable_outbox_pauses_the_replay_until_it_is_due() -> None:
+    order: Order = DeliveryOrder(outbox_empty=False, store_retry=5.0)
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load)
+    assert order.handle(NotLoaded(load)) == [ReplayIn(5.0, Pause.STORE)]
+    assert order.busy is None
+    [again] = order.handle(ReplayDue())
+    assert isinstance(again, Load)
+
+
+def test_a_failing_removal_pauses_the_replay_and_nothing_is_sent_twice() -> None:
+    order: Order = DeliveryOrder(outbox_empty=False, chunk=1)
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load)
+    [send] = order.handle(Loaded(load, [Row(7, "a")]))
+    assert isinstance(send, SendRow)
+    [remove] = order.handle(RowSent(send))
+    assert isinstance(remove, Remove)
+    assert order.handle(NotRemoved(remove)) == [ReplayIn(5.0, Pause.STORE)]
+    assert order.handle(SessionDown()) == []
+    [again] = order.handle(SessionUp())  # the removal comes first, before any row is loaded again
+    assert isinstance(again, Remove) and again.sequences == (7,)
+    replayed, load = order.handle(Removed(again))
+    assert replayed == Replayed(1) and isinstance(load, Load)
+
+
+def test_a_slow_hub_pauses_the_replay_after_removing_what_went_out() -> None:
+    order: Order = DeliveryOrder(outbox_empty=False, chunk=2, slow_hub_retry=10.0)
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load)
+    [send] = order.handle(Loaded(load, [Row(1, "a"), Row(2, "b")]))
+    assert isinstance(send, SendRow)
+    [send2] = order.handle(RowSent(send))
+    assert isinstance(send2, SendRow) and send2.row.sequence == 2
+    pause, remove = order.handle(RowNotSent(send2))
+    assert pause == ReplayIn(10.0, Pause.SLOW_HUB)
+    assert isinstance(remove, Remove) and remove.sequences == (1,)
+    assert order.handle(Removed(remove)) == [Replayed(1)]  # paused: nothing more until it is due
+    [load] = order.handle(ReplayDue())
+    assert isinstance(load, Load)
+
+
+def test_a_session_lost_in_the_middle_of_a_replay_stops_it_and_removes_what_went_out() -> None:
+    order: Order = DeliveryOrder(outbox_empty=False, chunk=3)
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load)
+    [send] = order.handle(Loaded(load, [Row(1, "a"), Row(2, "b"), Row(3, "c")]))
+    assert isinstance(send, SendRow)
+    order.handle(SessionDown())
+    [remove] = order.handle(RowSent(send))
+    assert isinstance(remove, Remove) and remove.sequences == (1,)
+    assert order.handle(Removed(remove)) == [Replayed(1)]
+    [load] = order.handle(SessionUp())  # rows 2 and 3 are loaded again, not lost
+    assert isinstance(load, Load)
+
+
+def test_new_batches_and_the_replay_take_turns() -> None:
+    order: Order = DeliveryOrder(outbox_empty=False, chunk=1)
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load)
+    b1, b2 = batch("x"), batch("y")
+    order.handle(Arrived(b1))
+    order.handle(Arrived(b2))
+    [send] = order.handle(Loaded(load, [Row(1, "a")]))
+    assert isinstance(send, SendRow)
+    [remove] = order.handle(RowSent(send))
+    assert isinstance(remove, Remove)
+    keep_x = order.handle(Removed(remove))[1]
+    assert isinstance(keep_x, Keep) and keep_x.message == "x"  # a batch's turn
+    acknowledge, load = order.handle(Kept(keep_x))
+    assert acknowledge == Acknowledge(b1, kept=True) and isinstance(load, Load)  # then the replay's
+
+
+def test_close_refuses_everything_unanswered_and_ignores_late_results() -> None:
+    order = connected()
+    first, second = batch("a"), batch("b")
+    [publish] = order.handle(Arrived(first))
+    assert isinstance(publish, Publish)
+    order.handle(Arrived(second))
+    closing = ConnectionError("closing")
+    assert order.handle(Close(closing)) == [Refuse(first, closing), Refuse(second, closing)]
+    assert order.handle(Published(publish)) == []
+    assert order.handle(Arrived(batch("c"))) == []
+    assert order.handle(ReplayDue()) == []
