@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from translator.bridge.ordering import (
+from translator.bridge.ordering import DeliveryOrder
+from translator.bridge.ordering_events import (
     Acknowledge,
     Arrived,
     Batch,
     Close,
-    DeliveryOrder,
     DirectRefused,
     Keep,
     Kept,

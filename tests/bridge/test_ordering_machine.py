@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from translator.bridge.ordering import (
+from translator.bridge.ordering import DeliveryOrder
+from translator.bridge.ordering_events import (
     Acknowledge,
     Arrived,
     Batch,
     Close,
-    DeliveryOrder,
     DirectRefused,
     Keep,
     Kept,

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from translator.bridge.ordering import (
+from translator.bridge.ordering import DeliveryOrder
+from translator.bridge.ordering_events import (
     Acknowledge,
     Action,
     Arrived,
     Batch,
     Close,
-    DeliveryOrder,
     DirectRefused,
     Event,
     Keep,

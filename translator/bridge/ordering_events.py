@@ -1,0 +1,230 @@
+"""The vocabulary of the delivery order (`ordering.DeliveryOrder`): the batches it orders, the actions it asks
+the shell to perform and the events the shell feeds it. Plain data, no behaviour."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+M = TypeVar("M")  # a message, opaque to the machine
+T = TypeVar("T")  # the shell's tag of a batch: where its answer goes
+
+
+class Row(Protocol):
+    """An outbox row: the machine needs only its place in the outbox."""
+
+    @property
+    def sequence(self) -> int: ...
+
+
+R = TypeVar("R", bound=Row)
+
+
+@dataclass(eq=False, slots=True)
+class Batch(Generic[M, T]):
+    """Messages the device sent together, answered together."""
+
+    messages: tuple[M, ...]
+    tag: T
+    direct: bool = False  # may be published straight away (one message, not one that waited)
+    done: int = 0  # messages published or kept
+    kept: bool = False  # one of them went to the outbox
+    answered: bool = False
+
+
+# -- actions (the shell performs them; the I/O ones are answered by an event naming them) --------------
+
+
+@dataclass(eq=False, frozen=True, slots=True)
+class Publish(Generic[M, T]):
+    """Publish `message` with QoS 1; answer `Published` or `NotPublished`. `direct`: without waiting,
+    from the arrival (answer `DirectRefused` if the session cannot take it now)."""
+
+    batch: Batch[M, T]
+    message: M
+    direct: bool
+
+
+@dataclass(eq=False, frozen=True, slots=True)
+class Keep(Generic[M, T]):
+    """Append `message` to the outbox; answer `Kept` once committed, or `NotKept`."""
+
+    batch: Batch[M, T]
+    message: M
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledge(Generic[M, T]):
+    """Tell the device its batch is safe: `kept` if any of it is in the outbox, else published."""
+
+    batch: Batch[M, T]
+    kept: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse(Generic[M, T]):
+    batch: Batch[M, T]
+    error: BaseException
+
+
+@dataclass(eq=False, frozen=True, slots=True)
+class Load:
+    """Read the oldest `limit` outbox rows; answer `Loaded` or `NotLoaded`."""
+
+    limit: int
+
+
+@dataclass(eq=False, frozen=True, slots=True)
+class SendRow(Generic[R]):
+    """Publish an outbox row with QoS 1; answer `RowSent` or `RowNotSent`."""
+
+    row: R
+
+
+@dataclass(eq=False, frozen=True, slots=True)
+class Remove:
+    """Remove replayed rows from the outbox; answer `Removed` or `NotRemoved`."""
+
+    sequences: tuple[int, ...]
+
+
+class Pause(enum.Enum):
+    SLOW_HUB = "slow_hub"
+    STORE = "store"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayIn:
+    """Report `ReplayDue` after `delay` seconds (replacing any earlier such timer)."""
+
+    delay: float
+    why: Pause
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A chunk of the outbox reached the hub and left the outbox (for logs and metrics)."""
+
+    count: int
+
+
+# -- events ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Arrived(Generic[M, T]):
+    batch: Batch[M, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """The shell learnt whether the device's outbox is empty (at the start of its life)."""
+
+    outbox_empty: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionUp:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SessionDown:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayDue:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """The device's life ends: every batch not answered yet is refused with `error`."""
+
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class Published(Generic[M, T]):
+    action: Publish[M, T]
+
+
+@dataclass(frozen=True, slots=True)
+class NotPublished(Generic[M, T]):
+    action: Publish[M, T]
+    timed_out: bool  # its deadline passed (the PUBACK may still come); else the publish was lost
+
+
+@dataclass(frozen=True, slots=True)
+class DirectRefused(Generic[M, T]):
+    action: Publish[M, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Kept(Generic[M, T]):
+    action: Keep[M, T]
+
+
+@dataclass(frozen=True, slots=True)
+class NotKept(Generic[M, T]):
+    action: Keep[M, T]
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded(Generic[R]):
+    action: Load
+    rows: Sequence[R]
+
+
+@dataclass(frozen=True, slots=True)
+class NotLoaded:
+    action: Load
+
+
+@dataclass(frozen=True, slots=True)
+class RowSent(Generic[R]):
+    action: SendRow[R]
+
+
+@dataclass(frozen=True, slots=True)
+class RowNotSent(Generic[R]):
+    action: SendRow[R]
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    action: Remove
+
+
+@dataclass(frozen=True, slots=True)
+class NotRemoved:
+    action: Remove
+
+
+Action = (
+    Publish[M, T] | Keep[M, T] | Acknowledge[M, T] | Refuse[M, T] | Load | SendRow[R] | Remove | ReplayIn
+) | Replayed
+Event = (
+    Arrived[M, T]
+    | Started
+    | SessionUp
+    | SessionDown
+    | ReplayDue
+    | Close
+    | Published[M, T]
+    | NotPublished[M, T]
+    | DirectRefused[M, T]
+    | Kept[M, T]
+    | NotKept[M, T]
+    | Loaded[R]
+    | NotLoaded
+    | RowSent[R]
+    | RowNotSent[R]
+    | Removed
+    | NotRemoved
+)
+Busy = Publish[M, T] | Keep[M, T] | Load | SendRow[R] | Remove
