@@ -147,7 +147,7 @@ class TelemetryDelivery:
         self._end_direct()
         self._feed(Close(BackPressure(f"{self.device_id}: session closing", retry_after=CLOSING_RETRY)))
         io, self._io = self._io, None
-        if io is not None:
+        if io is not None and not io.done():  # nothing to wait for otherwise: the close goes on at once
             io.cancel()
             await asyncio.gather(io, return_exceptions=True)
 
@@ -248,17 +248,19 @@ class TelemetryDelivery:
 
     def _publish_direct(self, action: Publish[TelemetryMessage, _Promise]) -> None:
         session, message = self.session, action.message
+        deadline = self._clock() + self._timeout
+        self._direct = (action, deadline)  # before publishing: its callback may come at once
         if session is None or not session.publish_telemetry_nowait(
             _payload(message),
             functools.partial(self._direct_acked, action),
             component=message.component,
             creation_time=message.time,
         ):
+            self._direct = None
             self._feed(DirectRefused(action))
             return
-        deadline = self._clock() + self._timeout
-        self._direct = (action, deadline)
-        self._sweep.watch(self, deadline)
+        if self._direct is not None:
+            self._sweep.watch(self, deadline)
 
     def _direct_acked(
         self, action: Publish[TelemetryMessage, _Promise], outcome: BaseException | None
