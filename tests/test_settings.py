@@ -142,3 +142,22 @@ def test_the_reference_lists_every_key_with_its_true_default() -> None:
     assert "| `coap.max_payload` | `65536` | ≥ 16 |" in table
     assert "| `iotc.keep_alive` | `300` | ≥ 1, ≤ 1177 |" in table
     assert '| `state_dir` | `"state"` |' in table
+
+
+def test_http_bridge_is_off_by_default_and_needs_a_key_when_on(tmp_path: Path) -> None:
+    assert not load_settings(environ={}).http.enabled
+    with pytest.raises(SettingsError, match=r"^http\.key_file: http\.enabled needs a key"):
+        load_settings(environ={"IOTC_TRANSLATOR_HTTP_ENABLED": "true"})
+    settings = load_settings(
+        environ={"IOTC_TRANSLATOR_HTTP_ENABLED": "true", "IOTC_TRANSLATOR_HTTP_KEY": "from-env"}
+    )
+    assert settings.http.secret() == "from-env"
+    assert "from-env" not in repr(settings)  # settings may be logged; the key is not in them
+    key_file = tmp_path / "http.key"
+    key_file.write_text("from-file\n")
+    config = tmp_path / "translator.toml"
+    config.write_text(f'[http]\nenabled = true\nport = 8091\nkey_file = "{key_file}"\n')
+    settings = load_settings(file=config, environ={})
+    assert (settings.http.port, settings.http.secret()) == (8091, "from-file")
+    with pytest.raises(SettingsError, match=r"^http\.key_file: .* is not a file"):
+        load_settings(environ={"IOTC_TRANSLATOR_HTTP_KEY_FILE": str(tmp_path / "absent")})

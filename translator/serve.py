@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 
 from translator.bridge import Bridge, CodecCatalog
 from translator.bridge.assignments import StoreAssignments
+from translator.bridge.http_ingest import HttpIngest
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
 from translator.codec import CodecError
+from translator.http.server import V1_PATH, HttpBridgeServer
 from translator.iotc.client.dps_client import DpsEndpoint
 from translator.iotc.client.pool import PoolSettings, SessionPool
 from translator.iotc.client.session import HubEndpoint, SessionSettings
@@ -53,6 +55,7 @@ class Translator:
         self.bridge: Bridge | None = None
         self.coap: Lwm2mServer | None = None
         self.ops: OpsServer | None = None
+        self.http: HttpBridgeServer | None = None
         self._settler: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
 
@@ -129,6 +132,16 @@ class Translator:
         operations = settings.operations
         self.ops = OpsServer(self.metrics, self.bridge.health, host=operations.host, port=operations.port)
         await self.ops.start()
+        chosen = settings.http
+        if chosen.enabled:
+            self.http = HttpBridgeServer(
+                HttpIngest(self.bridge),
+                host=chosen.host,
+                port=chosen.port,
+                key=chosen.secret(),
+                timeout=chosen.timeout,
+            )
+            await self.http.start()
         # Everything built so far lives as long as the server: move it out of the cyclic collector's reach and
         # make young collections rarer (full collections of a loaded heap paused the loop for ~200 ms).
         tune_gc()
@@ -185,6 +198,8 @@ class Translator:
         self._settler = self._trimmer = None
         if self.ops is not None:
             await self.ops.stop()
+        if self.http is not None:
+            await self.http.stop()
         if self.bridge is not None:
             # Every registration as it is now, before the face's shutdown ends them (no de-registration).
             await self.bridge.journal.close()
@@ -217,6 +232,11 @@ class Translator:
                 else []
             ),
             f"  metrics / health:  http://{self.settings.operations.host}:{self.ops.port}/metrics  /healthz",
+            *(
+                [f"  HTTP bridge (v1):  http://{self.settings.http.host}:{self.http.port}{V1_PATH}?code=KEY"]
+                if self.http is not None
+                else []
+            ),
         ]
         if self.emulator is not None:
             info = self.emulator.info()

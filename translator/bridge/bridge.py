@@ -161,7 +161,11 @@ class Bridge:
         )
 
     async def _start_life(
-        self, device_id: str, registration: Registration | None, endpoint: str
+        self,
+        device_id: str,
+        registration: Registration | None,
+        endpoint: str,
+        model_id: str | None = None,
     ) -> DeviceLife | None:
         entry = await self.store.device_for_endpoint(endpoint)
         # An imported device is known to IoT Central by the id its import gave it, not by its endpoint name.
@@ -175,8 +179,11 @@ class Bridge:
             on_c2d=life.on_c2d,
             on_connected=life.on_connected,
         )
-        model_id = (entry.model_id if entry is not None else None) or (
-            codec.model_id if codec is not None else None
+        # The operator's import wins over what a device claims (an HTTP request's modelId).
+        model_id = (
+            (entry.model_id if entry is not None else None)
+            or model_id
+            or (codec.model_id if codec is not None else None)
         )
         session = await self.pool.session(DeviceSpec(cloud_id, credential, model_id, callbacks))
         # Commands and writable properties arrive only while connected: registered devices stay connected.
@@ -192,7 +199,11 @@ class Bridge:
         return life
 
     async def _life(
-        self, device_id: str, registration: Registration | None, endpoint: str
+        self,
+        device_id: str,
+        registration: Registration | None,
+        endpoint: str,
+        model_id: str | None = None,
     ) -> DeviceLife | None:
         life = self.lives.get(device_id)
         if life is not None:
@@ -200,7 +211,7 @@ class Bridge:
         starting = self._starting.get(device_id)
         if starting is None:
             starting = asyncio.create_task(
-                self._start_life(device_id, registration, endpoint), name=f"start-{device_id}"
+                self._start_life(device_id, registration, endpoint, model_id), name=f"start-{device_id}"
             )
             self._starting[device_id] = starting
             starting.add_done_callback(lambda _task: self._starting.pop(device_id, None))
@@ -304,6 +315,15 @@ class Bridge:
             if device_id not in self.lives:
                 endpoint = endpoint_for(device_id) or device_id
                 self._spawn(self._life(device_id, None, endpoint), f"resume-{device_id}")
+
+    async def life_for(self, device_id: str, *, model_id: str | None = None) -> DeviceLife:
+        """The life of a device that speaks no LwM2M (the HTTP ingest), started if need be: DPS with
+        `model_id` (unless an import names one), then its session from the pool, unpinned. Its device id is
+        its endpoint name, as for a life resumed for its outbox."""
+        life = await asyncio.shield(self._life(device_id, None, device_id, model_id))
+        if life is None:
+            raise RuntimeError(f"device {device_id}: no life to deliver to")
+        return life
 
     # -- TelemetrySink ----------------------------------------------------------------------------
 
