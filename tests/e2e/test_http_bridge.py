@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ async def post(
     path: str = V1_PATH,
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
-) -> tuple[int, str, aiohttp.typedefs.LooseHeaders]:
+) -> tuple[int, str, Mapping[str, str]]:
     params = {"code": KEY} if params is None and headers is None else params
     async with client.post(url(translator, path), json=body, params=params, headers=headers) as response:
         return response.status, await response.text(), response.headers
