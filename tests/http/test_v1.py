@@ -48,6 +48,7 @@ def test_optional_parts() -> None:
         (body(device={"deviceId": ""}), "deviceId"),
         (body(device={"deviceId": "dev.1."}), "deviceId"),  # v1: must end in a letter, digit or dash
         (body(device={"deviceId": "dev 1"}), "deviceId"),
+        (body(device={"deviceId": "-dev1"}), "deviceId"),  # DPS: no special character first
         (body(device={"deviceId": "dév"}), "deviceId"),
         (body(device={"deviceId": "a" * 129}), "deviceId"),  # IoT Hub and DPS: at most 128
         (body(device={"deviceId": "dev-1", "modelId": 3}), "modelId"),
@@ -69,6 +70,8 @@ def test_device_id_rule() -> None:
     assert valid_device_id("a" * 128)
     assert valid_device_id("urn:dev:ow-10e2073a0108006")
     assert not valid_device_id("dev_")
+    assert valid_device_id("a") and valid_device_id("A-")
+    assert not valid_device_id(".a")
     assert not valid_device_id("dev@1")  # IoT Hub would take it, v1 and DPS do not
 
 

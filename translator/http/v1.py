@@ -5,9 +5,9 @@ takes `POST {"device": {"deviceId": "…", "modelId": "…"?}, "measurements": {
 answers 400 with a sentence when the device is missing, its id is not an id, the measurements are not an
 object, or the timestamp does not parse; the measurements become the message body as they are, the
 timestamp its `iothub-creation-time-utc`. Requests v1 took keep being taken, with two deliberate
-tightenings: an id must also be one IoT Hub and DPS accept (at most 128 characters, the rule in
-`translator/iotc/protocol/ids.py`), and `measurements` must be a JSON object (v1 let an array through, which
-IoT Central cannot read as telemetry).
+tightenings: an id must also be one IoT Hub and DPS accept (at most 128 characters and no special
+character first, the rules in `translator/iotc/protocol/ids.py`), and `measurements` must be a JSON object
+(v1 let an array through, which IoT Central cannot read as telemetry).
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from typing import Any
 
 from translator.iotc.protocol.ids import is_hub_device_id, is_registration_id
 
-# v1's own rule for deviceId: letters, digits and `- . _ :`, ending in a letter, digit or dash.
-_V1_DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]*[A-Za-z0-9-]")
+# v1's own rule for deviceId (letters, digits and `- . _ :`, ending in a letter, digit or dash), starting
+# with a letter or digit as DPS's REST reference asks ("No special characters allowed at start or end",
+# https://learn.microsoft.com/rest/api/iot-dps/device/runtime-registration/register-device): an id DPS
+# refuses would be answered 200 from the outbox and never arrive.
+_V1_DEVICE_ID = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._:-]*[A-Za-z0-9-])?")
 
 
 class InvalidRequest(ValueError):
@@ -46,7 +49,7 @@ def parse_request(body: object) -> BridgeRequest:
     if not isinstance(device_id, str) or not valid_device_id(device_id):
         raise InvalidRequest(
             "Invalid format: deviceId must be 1-128 letters, digits, '-', '.', '_' or ':', "
-            "ending in a letter, digit or '-'."
+            "starting with a letter or digit and ending in a letter, digit or '-'."
         )
     model_id = device.get("modelId")
     if model_id is not None and (not isinstance(model_id, str) or not model_id):
