@@ -16,6 +16,7 @@ from emulator.sas import derive_device_key
 from tests.conftest import REPO, RestClient
 from tests.e2e.conftest import (
     STEP,
+    eventually,
     log_position,
     send_at,
     session_connected,
@@ -23,6 +24,7 @@ from tests.e2e.conftest import (
     telemetry_matching,
 )
 from translator import cli
+from translator.iotc.client.session_types import SessionState
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
 from translator.settings import Settings
@@ -114,9 +116,17 @@ async def test_imported_device_uses_its_id_key_and_codec(
 
         # A wrong imported key is really used: the hub (and DPS) refuse that device.
         async with simulated(translator, "imp-b"):
-            await asyncio.sleep(2.0)
-            assert translator.pool is not None
-            session = translator.pool.get("imported-b")
+            pool = translator.pool
+            assert pool is not None
+
+            async def refused() -> bool:
+                # The attempt happened and failed (backing off to retry): "not connected" right after
+                # the Register would also hold if nothing had been tried yet.
+                session = pool.get("imported-b")
+                return session is not None and session.status.state is SessionState.BACKING_OFF
+
+            await eventually(refused, what="the hub or DPS refusing imported-b's wrong key")
+            session = pool.get("imported-b")
             assert session is not None and not session.is_connected
             status, body = await rest.request("GET", "/api/devices/imported-b")
             assert status == 404 or body["provisioned"] is False, body

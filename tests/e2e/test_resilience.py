@@ -41,11 +41,21 @@ def _streamed(event: dict[str, Any]) -> bool:
     return event["component"] == "temperature_0" and float(event["body"].get("temperature", 0)) >= 1000
 
 
-async def _stream(device: SimulatedDevice, numbers: range, base: float, interval: float) -> None:
-    """Reading n is the value 1000 + n at device time base + n/4 s (exact in binary, so exact in ms)."""
+async def _stream(
+    device: SimulatedDevice,
+    numbers: range,
+    base: float,
+    interval: float,
+    under_way: asyncio.Event | None = None,
+) -> None:
+    """Reading n is the value 1000 + n at device time base + n/4 s (exact in binary, so exact in ms).
+    `under_way` is set once a fifth of the readings were acknowledged: a fault injected then hits the
+    middle of the stream however slow the machine is (a sleep could hit before the first Send)."""
     for n in numbers:
         await send_at(device, [(TEMPERATURE, 1000.0 + n, base + n / 4)])
-        await asyncio.sleep(interval)
+        if under_way is not None and n + 1 == max(1, len(numbers) // 5):
+            under_way.set()
+        await asyncio.sleep(interval)  # the stream's pace, not a synchronisation
 
 
 def _check_stream(events: list[dict[str, Any]], numbers: range, base: float) -> None:
@@ -66,8 +76,10 @@ async def test_emulator_outage_during_a_stream_loses_nothing(
         start = await log_position(rest)
         base = float(int(time.time()) - 600)
         numbers = range(50)
-        streaming = asyncio.create_task(_stream(device, numbers, base, 0.1))
-        await asyncio.sleep(1.0)
+        under_way = asyncio.Event()
+        streaming = asyncio.create_task(_stream(device, numbers, base, 0.1, under_way))
+        async with asyncio.timeout(STEP):
+            await under_way.wait()
         status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 4})
         assert status == 200
         async with asyncio.timeout(STEP):
@@ -96,8 +108,10 @@ async def test_token_expiry_during_a_stream_loses_nothing(
         start = await log_position(rest)
         base = float(int(time.time()) - 600)
         numbers = range(40)
-        streaming = asyncio.create_task(_stream(device, numbers, base, 0.05))
-        await asyncio.sleep(0.7)
+        under_way = asyncio.Event()
+        streaming = asyncio.create_task(_stream(device, numbers, base, 0.05, under_way))
+        async with asyncio.timeout(STEP):
+            await under_way.wait()
         status, body = await rest.request("POST", "/emulator/faults/expire-tokens")
         assert status == 200 and body["dropped"] >= 1
         async with asyncio.timeout(STEP):
