@@ -18,6 +18,7 @@ from translator.bridge.codecs import CodecCatalog
 from translator.bridge.device import DeviceLife
 from translator.bridge.journal import RegistrationJournal
 from translator.bridge.pacing import SetupLimiter
+from translator.bridge.services import Deadlines, DeviceServices
 from translator.bridge.sweep import DirectSweep
 from translator.coap import (
     Delivery,
@@ -40,7 +41,6 @@ from translator.iotc.client.credentials import (
     mint_device_certificate,
 )
 from translator.iotc.client.pool import DeviceSpec, SessionPool
-from translator.iotc.client.session import SessionCallbacks
 from translator.ops.metrics import Metrics
 from translator.settings import Settings
 from translator.store import DeviceEntry, Store
@@ -74,6 +74,7 @@ class Bridge:
         self.metrics = metrics
         self.clock = clock
         self._coap: Lwm2mServer | None = None
+        self._services: DeviceServices | None = None
         self.lives: dict[str, DeviceLife] = {}
         self._starting: dict[str, asyncio.Task[DeviceLife | None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -90,23 +91,33 @@ class Bridge:
 
     def attach(self, coap: Lwm2mServer) -> None:
         self._coap = coap
+        settings = self.settings
+        self._services = DeviceServices(
+            store=self.store,
+            metrics=self.metrics,
+            downlinks=coap.devices,
+            deadlines=Deadlines(self.clock, settings.coap.queue_deadline, settings.iotc.command_deadline),
+            setup_limiter=self.setup_limiter,
+            sweep=self.sweep,
+            registry=self.catalog.registry,
+            telemetry_timeout=settings.iotc.telemetry_timeout,
+        )
 
     def _snapshot(self, endpoint: str) -> RegistrationSnapshot | None:
         return self.coap.snapshot(endpoint)
+
+    @property
+    def services(self) -> DeviceServices:
+        """What each device's life is given (see bridge/services.py); there once the CoAP face is attached."""
+        if self._services is None:
+            raise RuntimeError("the bridge has no CoAP server attached")
+        return self._services
 
     @property
     def coap(self) -> Lwm2mServer:
         if self._coap is None:
             raise RuntimeError("the bridge has no CoAP server attached")
         return self._coap
-
-    def downlink_deadline(self) -> float:
-        """Static reads, observations and writes wait for a sleeping device up to the queue deadline.
-        Deadlines are points in time on `clock`; `DeviceLife.within` turns them into the seconds left."""
-        return self.clock() + self.settings.coap.queue_deadline
-
-    def command_deadline(self) -> float:
-        return self.clock() + self.settings.iotc.command_deadline
 
     async def close(self) -> None:
         await self.journal.close()  # normally done already, before the CoAP face stopped
@@ -172,13 +183,8 @@ class Bridge:
         cloud_id = entry.device_id if entry is not None else device_id
         codec = self.codec_for(registration, entry)
         credential = await self.credential_for(cloud_id, entry)
-        life = DeviceLife(self, cloud_id, codec)
-        callbacks = SessionCallbacks(
-            on_desired=life.on_desired,
-            on_method=life.on_method,
-            on_c2d=life.on_c2d,
-            on_connected=life.on_connected,
-        )
+        life = DeviceLife(self.services, cloud_id, codec)
+        callbacks = life.callbacks()
         # The operator's import wins over what a device claims (an HTTP request's modelId).
         model_id = (
             (entry.model_id if entry is not None else None)

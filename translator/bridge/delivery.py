@@ -78,7 +78,7 @@ STORE_RETRY = 5.0  # seconds before a replay the store failed is tried again
 CLOSING_RETRY = 5  # Max-Age for messages of a device whose life is closing
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Promise:
     done: asyncio.Future[Outcome]
     received: float  # wall clock: the message's time if it must wait in the outbox
@@ -189,15 +189,18 @@ class TelemetryDelivery:
     def _feed(self, event: _Event) -> None:
         """Hand `event` to the order and perform what it asks; an event raised while performing (a direct
         publish the session refuses) waits its turn, so the order sees events one at a time."""
-        self._events.append(event)
         if self._feeding:
+            self._events.append(event)
             return
         self._feeding = True
         try:
-            while self._events:
+            while True:
                 self._sync_session()
-                for action in self._order.handle(self._events.popleft()):
+                for action in self._order.handle(event):
                     self._perform(action)
+                if not self._events:
+                    return
+                event = self._events.popleft()
         finally:
             self._feeding = False
 
@@ -205,7 +208,7 @@ class TelemetryDelivery:
         """The order decides with what the session says now; a change it has not been told of comes first."""
         session = self.session
         up = session is not None and session.is_connected
-        if up != self._order.connected:
+        if up is not self._order.connected:
             for action in self._order.handle(SessionUp() if up else SessionDown()):
                 self._perform(action)
 

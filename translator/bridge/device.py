@@ -1,56 +1,46 @@
-"""One device's life in the bridge: session, static properties, observations, telemetry (mapped here,
-delivered with the outbox by `delivery.TelemetryDelivery`), writable properties, commands and offline
-commands."""
+"""One device's life in the bridge: its life cycle and its telemetry (mapped here, delivered with the outbox
+by `delivery.TelemetryDelivery`); set-up (`setup.RegistrationSetUp`), desired-property sync
+(`desired.DesiredSync`) and commands (`commands.CommandRunner`) are collaborators that get only what they
+use (`services`)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import functools
-import json
 import logging
-import time
-import uuid
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from translator.bridge.commands import CommandRunner
 from translator.bridge.delivery import TelemetryDelivery
-from translator.bridge.desired import write_desired
+from translator.bridge.desired import DesiredSync
+from translator.bridge.services import DeviceServices
 from translator.bridge.setup import RegistrationSetUp
 from translator.coap import (
     BackPressure,
     Delivery,
-    DownlinkError,
     NamedRecord,
     Outcome,
     Registration,
     TelemetryRecord,
 )
-from translator.coap.statuses import method_status
-from translator.codec import Codec, CommandError, DeviceMapper, Operation, TelemetryMessage
+from translator.codec import Codec, DeviceMapper, TelemetryMessage
 from translator.codec.changes import ChangeFilter, Selection
 from translator.codec.coverage import untranslated
-from translator.iotc.client.session import DeviceSession
+from translator.iotc.client.session import DeviceSession, SessionCallbacks
 from translator.iotc.protocol.errors import HubError
-from translator.iotc.protocol.methods import Invocation
-from translator.iotc.protocol.property_bag import PropertyBag
-from translator.iotc.protocol.twin import AckCode, DesiredProperty, pending_acknowledgements
 from translator.lwm2m import Record
-from translator.store import PendingCommand
-
-if TYPE_CHECKING:
-    from translator.bridge.bridge import Bridge
 
 log = logging.getLogger(__name__)
 
-OFFLINE_COMMAND_TTL = 24 * 3600.0  # IoT Central's default for queued commands
 CODEC_PENDING_RETRY = 2  # Max-Age for records of a device whose codec is not known yet
 
 
 class DeviceLife:
-    def __init__(self, bridge: Bridge, device_id: str, codec: Codec | None) -> None:
-        self.bridge = bridge
+    def __init__(self, services: DeviceServices, device_id: str, codec: Codec | None) -> None:
+        self._services = services
         self.device_id = device_id
         self.codec = codec
         self.mapper = DeviceMapper(codec, device_id=device_id) if codec is not None else None
@@ -58,15 +48,40 @@ class DeviceLife:
         self.session: DeviceSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changes = ChangeFilter(codec) if codec is not None else None
-        self._setup = RegistrationSetUp(self)
         self._log = logging.LoggerAdapter(log, {"device_id": device_id})
         self.telemetry = TelemetryDelivery(
             device_id,
-            store=bridge.store,
-            metrics=bridge.metrics,
-            sweep=bridge.sweep,
-            telemetry_timeout=bridge.settings.iotc.telemetry_timeout,
-            clock=bridge.clock,
+            store=services.store,
+            metrics=services.metrics,
+            sweep=services.sweep,
+            telemetry_timeout=services.telemetry_timeout,
+            clock=services.deadlines.clock,
+            log=self._log,
+        )
+        downlinks, deadlines = services.downlinks, services.deadlines
+        self._setup = RegistrationSetUp(
+            self,
+            downlinks=downlinks,
+            deadlines=deadlines,
+            limiter=services.setup_limiter,
+            deliver=functools.partial(self.deliver, changes_only=True),
+            spawn=self.spawn,
+        )
+        self.desired = DesiredSync(
+            self,
+            downlinks=downlinks,
+            deadlines=deadlines,
+            report=self.report,
+            spawn=self.spawn,
+            log=self._log,
+        )
+        self.commands = CommandRunner(
+            self,
+            downlinks=downlinks,
+            deadlines=deadlines,
+            store=services.store,
+            metrics=services.metrics,
+            spawn=self.spawn,
             log=self._log,
         )
 
@@ -87,14 +102,13 @@ class DeviceLife:
     async def start(self, session: DeviceSession) -> None:
         self.session = session
         await self.telemetry.start(session)
-        for command in await self.bridge.store.commands(self.device_id):
-            self.spawn(self._run_offline(command), f"offline-{command.name}")
+        await self.commands.resume_offline()
 
     def registered(self, registration: Registration) -> None:
         """A (re-)registration: its observations are new; set up, or resume when nothing changed."""
         self.registration = registration
         if self.codec is not None:
-            missing = untranslated(self.codec, registration.objects.instances, self.bridge.catalog.registry)
+            missing = untranslated(self.codec, registration.objects.instances, self._services.registry)
             if missing:
                 self._log.info("%s: not translated: %s", self.device_id, missing.describe())
         self._setup.start(registration)
@@ -123,12 +137,7 @@ class DeviceLife:
         if not task.cancelled() and task.exception() is not None:
             error = task.exception()
             self._log.error("%s failed: %s", task.get_name(), error, exc_info=error)
-            self.bridge.metrics.errors.labels(kind="bridge").inc()
-
-    def within(self, deadline: float) -> float:
-        """Seconds left until `deadline` (on the bridge's clock): the CoAP face's downlinks take `deadline=`
-        as how long a request may wait for a sleeping device, not as a point in time."""
-        return max(0.0, deadline - self.bridge.clock())
+            self._services.metrics.errors.labels(kind="bridge").inc()
 
     # -- telemetry --------------------------------------------------------------------------------
 
@@ -149,7 +158,7 @@ class DeviceLife:
         changes = self._changes if changes_only else None
         selection = None
         if changes is not None and lwm2m:
-            selection = changes.select(lwm2m, self.bridge.clock())
+            selection = changes.select(lwm2m, self._services.deadlines.clock())
             lwm2m = list(selection.records)
         delivered = self._deliver_mapped(lwm2m, named, received)
         if changes is not None and selection is not None:
@@ -199,10 +208,10 @@ class DeviceLife:
         if session is None:
             raise BackPressure(f"{self.device_id}: no session yet", retry_after=CODEC_PENDING_RETRY)
         try:
-            await session.patch_reported(patch, timeout=self.bridge.settings.iotc.telemetry_timeout)
+            await session.patch_reported(patch, timeout=self._services.telemetry_timeout)
         except (TimeoutError, HubError) as error:
             self._log.warning("reported patch not acknowledged: %s", error)
-            self.bridge.metrics.errors.labels(kind="reported").inc()
+            self._services.metrics.errors.labels(kind="reported").inc()
             raise BackPressure(f"reported properties not acknowledged: {error}", retry_after=5) from None
         return Outcome.PUBLISHED
 
@@ -214,112 +223,22 @@ class DeviceLife:
             await session.patch_reported(patch, timeout=60)
         except (TimeoutError, HubError) as error:
             self._log.warning("reported patch lost: %s", error)
-            self.bridge.metrics.errors.labels(kind="reported").inc()
+            self._services.metrics.errors.labels(kind="reported").inc()
 
-    # -- session callbacks: twin, desired, commands --------------------------------------------------
+    # -- session callbacks ------------------------------------------------------------------------
+
+    def callbacks(self) -> SessionCallbacks:
+        return SessionCallbacks(
+            on_desired=self.desired.on_desired,
+            on_method=self.commands.on_method,
+            on_c2d=self.commands.on_c2d,
+            on_connected=self.on_connected,
+        )
 
     async def on_connected(self, session: DeviceSession) -> None:
         """After every (re)connect: replay the outbox, then settle desired properties not acknowledged yet."""
         self.telemetry.on_connected()
-        twin = await session.get_twin()
-        if self.mapper is not None:
-            self.mapper.adopt_twin(twin)
-        components = self.codec.component_names if self.codec is not None else frozenset()
-        pending = pending_acknowledgements(twin, components)
-        if pending:
-            self._log.info("reconciling %d desired properties", len(pending))
-            await self._apply_desired(pending)
-
-    def on_desired(self, properties: list[DesiredProperty]) -> None:
-        self.spawn(self._apply_desired(properties), "desired")
-
-    async def _apply_desired(self, properties: list[DesiredProperty]) -> None:
-        if self.mapper is None:
-            for prop in properties:
-                await self.report(
-                    prop.acknowledge(AckCode.REJECTED, "this device has no writable properties")
-                )
-            return
-        plan = self.mapper.desired(properties)
-        for acknowledgement in plan.acknowledgements:
-            await self.report(acknowledgement)
-        registration = self.registration
-        for pending in plan.writes:
-            if registration is not None and registration.queue_mode:
-                await self.report(
-                    pending.desired.acknowledge(AckCode.IN_PROGRESS, "waiting for the device to wake")
-                )
-            wait = functools.partial(self.within, self.bridge.downlink_deadline())
-            devices = self.bridge.coap.devices
-            await self.report(await write_desired(devices, self.endpoint, self.mapper, pending, wait))
-
-    async def on_method(self, invocation: Invocation) -> tuple[int, Any]:
-        started = time.monotonic()
-        status, payload = await self.run_command(
-            str(invocation.method), invocation.payload, self.bridge.command_deadline()
-        )
-        outcome = "ok" if 200 <= status < 300 else "timeout" if status == 504 else "error"
-        self.bridge.metrics.commands.labels(outcome=outcome).observe(time.monotonic() - started)
-        return status, payload
-
-    async def run_command(self, name: str, payload: Any, deadline: float) -> tuple[int, Any]:
-        if self.mapper is None:
-            return 404, {"error": f"this device has no commands ({name})"}
-        try:
-            call = self.mapper.command(name, payload)
-        except CommandError as error:
-            return error.status, {"error": str(error)}
-        operation = call.operation
-        devices = self.bridge.coap.devices
-        try:
-            wait = self.within(deadline)
-            if operation.operation is Operation.EXECUTE:
-                await devices.execute(self.endpoint, operation.path, operation.arguments, deadline=wait)
-                result = call.succeeded()
-            elif operation.operation is Operation.READ:
-                result = call.succeeded(await devices.read(self.endpoint, operation.path, deadline=wait))
-            else:
-                await devices.write(self.endpoint, operation.path, operation.records, deadline=wait)
-                result = call.succeeded()
-        except DownlinkError as error:
-            result = call.failed(method_status(error), str(error))
-        self._log.info("command %s answered %d", name, result.status)
-        return int(result.status), result.payload
-
-    def on_c2d(self, properties: PropertyBag, payload: bytes) -> None:
-        """An offline command from IoT Central: kept in the store and run when the device can be reached."""
-        name = properties.method_name
-        if not name:
-            self._log.warning("cloud-to-device message without method-name ignored")
-            return
-        try:
-            request = json.loads(payload) if payload else None
-        except ValueError:
-            request = payload.decode(errors="replace")
-        now = time.time()
-        command = PendingCommand(
-            properties.message_id or str(uuid.uuid4()),
-            self.device_id,
-            name,
-            request,
-            now + OFFLINE_COMMAND_TTL,
-            now,
-        )
-        self.spawn(self._keep_and_run(command), f"offline-{name}")
-
-    async def _keep_and_run(self, command: PendingCommand) -> None:
-        await self.bridge.store.add_command(command)
-        await self._run_offline(command)
-
-    async def _run_offline(self, command: PendingCommand) -> None:
-        remaining = command.deadline - time.time()
-        if remaining > 0:
-            deadline = self.bridge.clock() + remaining
-            status, _ = await self.run_command(command.name, command.payload, deadline)
-            self._log.info("offline command %s finished with %d", command.name, status)
-        else:
-            self._log.warning("offline command %s expired before the device could take it", command.name)
-        await self.bridge.store.remove_command(command.command_id)
+        await self.desired.reconcile(session)
 
 
 def _quietly_done(tasks: set[asyncio.Task[Any]]) -> Any:

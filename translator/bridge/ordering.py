@@ -130,6 +130,9 @@ class DeliveryOrder(Generic[M, T, R]):
     def handle(self, event: Event[M, T, R]) -> list[Action[M, T, R]]:
         actions: list[Action[M, T, R]] = []
         match event:
+            case Published(action) if action is self.busy:  # the common case first: a PUBACK
+                self.busy = None
+                self._message_done(action.batch, actions)
             case Arrived(batch):
                 self._arrived(batch, actions)
             case Started(outbox_empty):
@@ -158,7 +161,15 @@ class DeliveryOrder(Generic[M, T, R]):
     def _arrived(self, batch: Batch[M, T], actions: list[Action[M, T, R]]) -> None:
         if self.closed:
             return  # the shell refuses before it asks; nothing is kept of a closed life
-        if batch.direct and len(batch.messages) == 1 and self.idle and self._may_publish():
+        if (
+            batch.direct
+            and self.busy is None
+            and self.current is None
+            and not self.pending
+            and self.connected
+            and self.outbox_empty
+            and len(batch.messages) == 1
+        ):
             self.current = batch
             self.busy = publish = Publish(batch, batch.messages[0], direct=True)
             actions.append(publish)

@@ -1,5 +1,6 @@
-"""The vocabulary of the delivery order (`ordering.DeliveryOrder`): the batches it orders, the actions it asks
-the shell to perform and the events the shell feeds it. Plain data, no behaviour."""
+"""The vocabulary of the delivery order (`ordering.DeliveryOrder`): the batches it orders, the actions it
+asks the shell to perform and the events the shell feeds it. Plain data, no behaviour; not frozen, since
+some are made per message on the hot path and a frozen dataclass sets each field the slow way."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ class Batch(Generic[M, T]):
 # -- actions (the shell performs them; the I/O ones are answered by an event naming them) --------------
 
 
-@dataclass(eq=False, frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class Publish(Generic[M, T]):
     """Publish `message` with QoS 1; answer `Published` or `NotPublished`. `direct`: without waiting,
     from the arrival (answer `DirectRefused` if the session cannot take it now)."""
@@ -47,7 +48,7 @@ class Publish(Generic[M, T]):
     direct: bool
 
 
-@dataclass(eq=False, frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class Keep(Generic[M, T]):
     """Append `message` to the outbox; answer `Kept` once committed, or `NotKept`."""
 
@@ -55,7 +56,7 @@ class Keep(Generic[M, T]):
     message: M
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Acknowledge(Generic[M, T]):
     """Tell the device its batch is safe: `kept` if any of it is in the outbox, else published."""
 
@@ -63,27 +64,27 @@ class Acknowledge(Generic[M, T]):
     kept: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Refuse(Generic[M, T]):
     batch: Batch[M, T]
     error: BaseException
 
 
-@dataclass(eq=False, frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class Load:
     """Read the oldest `limit` outbox rows; answer `Loaded` or `NotLoaded`."""
 
     limit: int
 
 
-@dataclass(eq=False, frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class SendRow(Generic[R]):
     """Publish an outbox row with QoS 1; answer `RowSent` or `RowNotSent`."""
 
     row: R
 
 
-@dataclass(eq=False, frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class Remove:
     """Remove replayed rows from the outbox; answer `Removed` or `NotRemoved`."""
 
@@ -95,7 +96,7 @@ class Pause(enum.Enum):
     STORE = "store"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReplayIn:
     """Report `ReplayDue` after `delay` seconds (replacing any earlier such timer)."""
 
@@ -103,7 +104,7 @@ class ReplayIn:
     why: Pause
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Replayed:
     """A chunk of the outbox reached the hub and left the outbox (for logs and metrics)."""
 
@@ -113,94 +114,94 @@ class Replayed:
 # -- events ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Arrived(Generic[M, T]):
     batch: Batch[M, T]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Started:
     """The shell learnt whether the device's outbox is empty (at the start of its life)."""
 
     outbox_empty: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionUp:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionDown:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReplayDue:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Close:
     """The device's life ends: every batch not answered yet is refused with `error`."""
 
     error: BaseException
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Published(Generic[M, T]):
     action: Publish[M, T]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NotPublished(Generic[M, T]):
     action: Publish[M, T]
     timed_out: bool  # its deadline passed (the PUBACK may still come); else the publish was lost
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DirectRefused(Generic[M, T]):
     action: Publish[M, T]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Kept(Generic[M, T]):
     action: Keep[M, T]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NotKept(Generic[M, T]):
     action: Keep[M, T]
     error: BaseException
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Loaded(Generic[R]):
     action: Load
     rows: Sequence[R]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NotLoaded:
     action: Load
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RowSent(Generic[R]):
     action: SendRow[R]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RowNotSent(Generic[R]):
     action: SendRow[R]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Removed:
     action: Remove
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NotRemoved:
     action: Remove
 

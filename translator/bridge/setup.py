@@ -17,19 +17,19 @@ changed while it slept.
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING
 
+from translator.bridge.pacing import SetupLimiter
+from translator.bridge.services import Deadlines, DeviceView, Spawn
 from translator.bridge.setup_filter import present_only
-from translator.coap import DownlinkError, Registration
+from translator.coap import DeviceManager, DownlinkError, Registration, TelemetryRecord
 from translator.codec.observation_plan import ObservationGroup, plan_observations
 from translator.codec.spec import Observation
 from translator.lwm2m import Path, Record
 
 if TYPE_CHECKING:
     import asyncio
-
-    from translator.bridge.device import DeviceLife
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,28 @@ def set_up_key(registration: Registration) -> Hashable:
 class RegistrationSetUp:
     """One device's set-up task; remembers for which object list the last full set-up completed."""
 
-    def __init__(self, life: DeviceLife) -> None:
-        self._life = life
+    def __init__(
+        self,
+        device: DeviceView,
+        *,
+        downlinks: DeviceManager,
+        deadlines: Deadlines,
+        limiter: SetupLimiter,
+        deliver: Callable[[Sequence[TelemetryRecord]], object],
+        spawn: Spawn,
+    ) -> None:
+        self._device = device
+        self._downlinks = downlinks
+        self._deadlines = deadlines
+        self._limiter = limiter
+        self._deliver = (
+            deliver  # the Read's values, forwarded where they changed (its answer is the device's)
+        )
+        self._spawn = spawn
         self._done_for: Hashable | None = None
         self._absent: frozenset[Path] = frozenset()  # left out of the observations (see present_only)
         self._task: asyncio.Task[None] | None = None
-        self._log = logging.LoggerAdapter(log, {"device_id": life.device_id})
+        self._log = logging.LoggerAdapter(log, {"device_id": device.device_id})
 
     def mark_done(self, registration: Registration) -> None:
         """Set up already (restored after a restart with its observations): a later Register with the same
@@ -65,21 +81,21 @@ class RegistrationSetUp:
             self._task.cancel()
         key = set_up_key(registration)
         resume = self._done_for == key
-        self._task = self._life.spawn(self._run(registration, key, resume), "setup")
+        self._task = self._spawn(self._run(registration, key, resume), "setup")
         return resume
 
     async def _run(self, registration: Registration, key: Hashable, resume: bool) -> None:
-        if self._life.codec is None:
+        if self._device.codec is None:
             return
         # A restart or a registration flood: set-ups take turns (bridge/pacing.py).
-        async with self._life.bridge.setup_limiter.slot():
+        async with self._limiter.slot():
             await self._set_up(registration, key, resume)
 
     async def _set_up(self, registration: Registration, key: Hashable, resume: bool) -> None:
-        codec = self._life.codec
+        codec = self._device.codec
         if codec is None:
             return
-        devices = self._life.bridge.coap.devices
+        devices = self._downlinks
         devices.settle(registration.endpoint, registration.reg_id, False)  # a restart now sets up again
         if not resume:
             self._done_for = None  # an interrupted full set-up is done again in full next time
@@ -108,58 +124,54 @@ class RegistrationSetUp:
         """One Read per object instance with properties; the values go out once (reported properties,
         and the telemetry the Read happens to carry, which the observations' first answers then do not
         repeat)."""
-        life = self._life
-        assert life.codec is not None
-        deadline = life.bridge.downlink_deadline()
+        codec = self._device.codec
+        assert codec is not None
+        deadline = self._deadlines.downlink()
         wanted = sorted(
             {
                 path.parent
-                for path in life.codec.property_paths(registration.objects.instances)
+                for path in codec.property_paths(registration.objects.instances)
                 if path.parent is not None
             }
         )
         read: dict[Path, list[Record]] = {}
         for instance in wanted:
             try:
-                records = await life.bridge.coap.devices.read(
-                    registration.endpoint, instance, deadline=life.within(deadline)
+                records = await self._downlinks.read(
+                    registration.endpoint, instance, deadline=self._deadlines.within(deadline)
                 )
             except DownlinkError as error:
                 self._log.warning("read %s for properties failed: %s", instance, error)
                 continue
             read[instance] = [r for r in records if isinstance(r, Record)]
-            life.deliver(records, changes_only=True)
+            self._deliver(records)
         return read
 
     async def _write_attributes(self, registration: Registration, observations: list[Observation]) -> None:
-        life = self._life
-        deadline = life.bridge.downlink_deadline()
+        deadline = self._deadlines.downlink()
         for observation in observations:
             if not observation.attributes:
                 continue
             try:
-                await life.bridge.coap.devices.write_attributes(
+                await self._downlinks.write_attributes(
                     registration.endpoint,
                     observation.path,
                     observation.attributes,
-                    deadline=life.within(deadline),
+                    deadline=self._deadlines.within(deadline),
                 )
             except DownlinkError as error:
                 self._log.warning("write-attributes %s failed: %s", observation.path, error)
 
     async def _observe(self, registration: Registration, groups: list[ObservationGroup]) -> None:
-        life = self._life
-        devices = life.bridge.coap.devices
-        deadline = life.bridge.downlink_deadline()
+        devices, within = self._downlinks, self._deadlines.within
+        deadline = self._deadlines.downlink()
         for group in groups:  # one refused group (a resource the device lacks) stops no other
             try:
                 if group.composite:
                     await devices.observe_composite(
-                        registration.endpoint, group.paths, deadline=life.within(deadline)
+                        registration.endpoint, group.paths, deadline=within(deadline)
                     )
                 else:
-                    await devices.observe(
-                        registration.endpoint, group.paths[0], deadline=life.within(deadline)
-                    )
+                    await devices.observe(registration.endpoint, group.paths[0], deadline=within(deadline))
             except DownlinkError as error:
                 self._log.warning("observe %s failed: %s", ",".join(map(str, group.paths)), error)
