@@ -36,6 +36,10 @@ class Session(Protocol):
 
     def on_subscribed(self, topic_filters: list[str]) -> None: ...
 
+    def on_accepted(self) -> None:
+        """The CONNACK is on its way: a resumed session may start sending."""
+        ...
+
     def on_puback(self, packet_id: int) -> None: ...
 
     def ack_delay(self, publish: mqtt.Publish) -> float:
@@ -187,6 +191,7 @@ class ClientConnection:
         self.session = outcome
         self._write(mqtt.encode_connack(mqtt.CONNACK_ACCEPTED, session_present=bool(self.subscriptions)))
         log.info("%s %s connected from %s", outcome.name, self.log_id, self.peer)
+        outcome.on_accepted()
         return True
 
     def _late_puback(self, packet_id: int) -> None:

@@ -200,6 +200,9 @@ class DpsSession:
     def on_subscribed(self, topic_filters: list[str]) -> None:
         pass
 
+    def on_accepted(self) -> None:
+        pass
+
     def on_puback(self, packet_id: int) -> None:
         pass
 

@@ -421,6 +421,13 @@ class HubSession:
     def on_subscribed(self, topic_filters: list[str]) -> None:
         self.deliver_c2d()
 
+    def on_accepted(self) -> None:
+        # A persistent session (clean_session=0) resumes its devicebound subscription: messages queued
+        # while the device was away go out now, without a new SUBSCRIBE. "If set to false: the device
+        # will receive messages that were sent to it while it was disconnected." —
+        # https://learn.microsoft.com/dotnet/api/microsoft.azure.devices.client.iothubclientmqttsettings.cleansession
+        self.deliver_c2d()
+
     def on_puback(self, packet_id: int) -> None:
         pass
 

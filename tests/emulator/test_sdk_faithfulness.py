@@ -52,6 +52,10 @@ async def wait_for(predicate_source: Any, *, limit: float = STEP_TIMEOUT) -> Any
             await asyncio.sleep(0.1)
 
 
+async def _offline(emulator: Emulator, device_id: str) -> bool:
+    return device_id not in emulator.hub.sessions
+
+
 # A `urn:imei:` id as LwM2M fleets name devices: the SDK puts it raw into the username and every topic.
 @pytest.mark.parametrize("device_id", ["sdk-thermostat-01", "urn:imei:359000000000042"])
 async def test_sdk_device_life_against_emulator(
@@ -151,6 +155,23 @@ async def test_sdk_device_life_against_emulator(
             current = emulator.application.device(device_id)
             return current is not None and not current.c2d
 
+        assert await wait_for(c2d_completed)
+
+        # Offline command while the device is away: the SDK connects with clean_session=0 and does not
+        # subscribe again, so only the kept session can deliver it ("If set to false: the device will
+        # receive messages that were sent to it while it was disconnected" —
+        # https://learn.microsoft.com/dotnet/api/microsoft.azure.devices.client.iothubclientmqttsettings.cleansession).
+        assert process.stdin is not None
+        process.stdin.write(b"disconnect\n")
+        await sdk.next_event("disconnected")
+        await wait_for(lambda: _offline(emulator, device_id))
+        current = emulator.application.devices[device_id]
+        waiting = emulator.hub.enqueue_c2d(current, json.dumps({"mode": "away"}), {"method-name": "setMode"})
+        process.stdin.write(b"connect\n")
+        await sdk.next_event("connected")
+        c2d = await sdk.next_event("c2d")
+        assert json.loads(c2d["data"]) == {"mode": "away"}
+        assert c2d["messageId"] == waiting.message_id
         assert await wait_for(c2d_completed)
     finally:
         if process.stdin is not None:

@@ -1,7 +1,8 @@
 """Runs inside the azure-iot-device virtual environment (it pins paho-mqtt < 2), as a subprocess of a test.
 
 Drives Microsoft's SDK through one device's life against the emulator and reports each step as one JSON line
-on stdout; the test checks every step through the emulator's REST API. Exits when stdin closes.
+on stdout; the test checks every step through the emulator's REST API. Lines on stdin ("disconnect",
+"connect") steer the device afterwards; it exits when stdin closes.
 
 Arguments come as environment variables: EMULATOR_MQTT_PORT, EMULATOR_CA, ID_SCOPE, DEVICE_ID, DEVICE_KEY,
 MODEL_ID.
@@ -121,7 +122,14 @@ def main():
     twin = client.get_twin()
     report("reported", twin=twin)
 
-    sys.stdin.read()  # the test closes stdin when it has checked everything
+    # The test steers the rest line by line, and closes stdin when it has checked everything.
+    for line in sys.stdin:
+        if line.strip() == "disconnect":
+            client.disconnect()
+            report("disconnected")
+        elif line.strip() == "connect":
+            client.connect()
+            report("connected")
     client.shutdown()
     report("closed")
     return 0
