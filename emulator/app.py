@@ -11,15 +11,18 @@ from typing import Any
 
 from aiohttp import web
 
+from emulator import assignment
 from emulator import mqtt_codec as mqtt
 from emulator.certs import ServerTls, ensure_server_tls, server_ssl_context
+from emulator.commands import CommandHistory
 from emulator.config import EmulatorConfig
 from emulator.connection import ClientConnection, Session
 from emulator.dps import DpsService, parse_dps_username
 from emulator.faults import Faults
 from emulator.hub import HubService, parse_hub_username
 from emulator.rest import build_app
-from emulator.state import Application, Device, load_application, save_application
+from emulator.rest_guard import CURRENT_API_VERSION
+from emulator.state import Application, Device, load_application, new_api_token, save_application
 
 log = logging.getLogger("emulator")
 
@@ -27,8 +30,13 @@ SAVE_INTERVAL = 0.5  # seconds; state changes are written at most this often
 
 
 class Emulator:
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(
+        self, config: EmulatorConfig, *, template_source: assignment.TemplateSource | None = None
+    ) -> None:
+        """`template_source(model_id)`: a device template to publish when a device announces a model id
+        nobody published (the embedded emulator of `serve` publishes the translator's own export)."""
         self.config = config
+        self._template_source = template_source
         self.faults = Faults()
         self.application: Application = load_application(
             config.state_dir,
@@ -36,9 +44,24 @@ class Emulator:
             primary=config.group_primary_key,
             secondary=config.group_secondary_key,
         )
+        if config.auth and not config.api_token and not self.application.api_token:
+            self.application.api_token = new_api_token(self.application.id_scope)
         self._dirty = asyncio.Event()
-        self.dps = DpsService(self.application, config, self.faults, on_change=self.changed)
-        self.hub = HubService(self.application, config, self.faults, on_change=self.changed)
+        self.commands = CommandHistory()
+        self.dps = DpsService(
+            self.application,
+            config,
+            self.faults,
+            on_change=self.changed,
+            assign_template=self.assign_template,
+        )
+        self.hub = HubService(
+            self.application,
+            config,
+            self.faults,
+            on_change=self.changed,
+            assign_template=self.assign_template,
+        )
         self.tls: ServerTls | None = None
         self._mqtt_server: asyncio.Server | None = None
         self._connections: set[ClientConnection] = set()
@@ -153,6 +176,23 @@ class Emulator:
         log.warning("connection %s: username %r is neither DPS nor hub form", connect.client_id, username)
         return mqtt.CONNACK_BAD_CREDENTIALS
 
+    # -- templates and the API token ----------------------------------------------------------------
+
+    def api_token(self) -> str:
+        """The Authorization header the REST API requires ('' when auth is off)."""
+        if not self.config.auth:
+            return ""
+        return self.config.api_token or self.application.api_token
+
+    def publish_template(self, template_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        stored = assignment.publish(self.application, template_id, body)
+        self.changed()
+        return stored
+
+    def assign_template(self, device: Device, model_id: str) -> None:
+        if assignment.assign(self.application, device, model_id, self._template_source):
+            self.changed()
+
     # -- persistence ------------------------------------------------------------------------------
 
     def changed(self) -> None:
@@ -256,4 +296,6 @@ class Emulator:
             "httpPort": self.http_port,
             "caPath": str(Path(self.tls.ca_path).resolve()),
             "x509EnrollmentCa": str(self.config.x509_enrollment_ca or "") or None,
+            "apiToken": self.api_token() or None,
+            "apiVersion": CURRENT_API_VERSION,
         }

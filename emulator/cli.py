@@ -39,7 +39,18 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--dps-retry-after", type=int, help="retry-after DPS tells devices (seconds)")
     parser.add_argument("--dps-assign-delay", type=float, help="how long an assignment takes (seconds)")
     parser.add_argument("--method-timeout", type=float, help="command timeout (seconds, default 30)")
-    parser.add_argument("--api-token", help="require this Authorization header on the REST API")
+    parser.add_argument(
+        "--api-token",
+        help="the Authorization header the REST API requires (default: generated, kept in state)",
+    )
+    parser.add_argument(
+        "--no-auth", dest="auth", action="store_false", default=None, help="REST API without Authorization"
+    )
+    parser.add_argument(
+        "--rest-rate-limit",
+        type=float,
+        help="REST requests per second per application before 429 (IoT Central: 20; 0 turns it off)",
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     return parser
 
@@ -65,7 +76,8 @@ async def _serve(emulator: Emulator) -> None:
         f"  ID scope:          {info['idScope']}\n"
         f"  group primary key: {info['groupPrimaryKey']}\n"
         f"  DPS + hub (MQTT):  mqtts://{info['host']}:{info['mqttPort']}  hubs: {', '.join(info['hubs'])}\n"
-        f"  REST API:          http://{info['host']}:{info['httpPort']}/api/devices\n"
+        f"  REST API:          http://{info['host']}:{info['httpPort']}/api/devices?api-version={info['apiVersion']}\n"
+        f"  API token:         {info['apiToken'] or '(auth off)'}\n"
         f"  CA certificate:    {info['caPath']}",
         file=sys.stderr,
         flush=True,
@@ -99,6 +111,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m emulator") ->
             "dps_assign_delay",
             "method_timeout",
             "api_token",
+            "auth",
+            "rest_rate_limit",
         )
     }
     try:

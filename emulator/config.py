@@ -38,7 +38,12 @@ class EmulatorConfig:
     max_keep_alive: int = 1177
     connect_timeout: float = 10.0  # time from TCP accept to a CONNECT packet
     telemetry_log_size: int = 100_000
-    api_token: str = ""  # when set, the REST API requires `Authorization: <token>`
+    # The REST API requires `Authorization: <token>` as IoT Central does: this token, else one generated
+    # and kept in the state directory; `auth = false` turns the check off.
+    api_token: str = ""
+    auth: bool = True
+    # IoT Central's 20 requests/s per application (429 above); 0 turns the limit off (benchmarks).
+    rest_rate_limit: float = 20.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def validated(self) -> EmulatorConfig:
@@ -57,6 +62,8 @@ class EmulatorConfig:
             raise ConfigError("hub_names: give one or more host names")
         if self.dps_retry_after < 0 or self.dps_assign_delay < 0:
             raise ConfigError("dps_retry_after / dps_assign_delay: must not be negative")
+        if self.rest_rate_limit < 0:
+            raise ConfigError("rest_rate_limit: must not be negative (0 turns the limit off)")
         if self.method_timeout <= 0:
             raise ConfigError("method_timeout: must be positive")
         if self.x509_enrollment_ca is not None and not self.x509_enrollment_ca.is_file():

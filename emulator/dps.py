@@ -18,7 +18,7 @@ from emulator.connection import ClientConnection, ProtocolViolation
 from emulator.faults import Faults
 from emulator.ids import valid_common_name, valid_registration_id
 from emulator.sas import SasError, derive_device_key, parse_sas, verify_sas
-from emulator.state import Application, utc_now_iso
+from emulator.state import Application, Device, utc_now_iso
 from emulator.topics import (
     DPS_POLL_PREFIX,
     DPS_REGISTER_PREFIX,
@@ -54,12 +54,14 @@ class DpsService:
         faults: Faults,
         *,
         on_change: Callable[[], None],
+        assign_template: Callable[[Device, str], None] = lambda device, model_id: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._application = application
         self._config = config
         self._faults = faults
         self._on_change = on_change
+        self._assign_template = assign_template
         self._clock = clock
         self._operations: dict[str, Operation] = {}
 
@@ -137,8 +139,11 @@ class DpsService:
         else:
             substatus = "reprovisionedToInitialAssignment" if device.provisioned else "initialAssignment"
         payload = operation.payload
-        if isinstance(payload, dict) and isinstance(payload.get("modelId"), str):
+        if isinstance(payload, dict) and isinstance(payload.get("modelId"), str) and payload["modelId"]:
             device.model_id = payload["modelId"]
+            # The first registration with a model id is the device's first connection: IoT Central
+            # assigns the template of that id now, or leaves the device Unassigned.
+            self._assign_template(device, device.model_id)
         device.provisioned = True
         device.attestation = attestation
         device.last_provisioned = utc_now_iso()

@@ -152,12 +152,14 @@ class HubService:
         faults: Faults,
         *,
         on_change: Callable[[], None],
+        assign_template: Callable[[Device, str], None] = lambda device, model_id: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._application = application
         self._config = config
         self._faults = faults
         self._on_change = on_change
+        self._assign_template = assign_template
         self._clock = clock
         self.sessions: dict[str, HubSession] = {}
         # clean_session=0 keeps a device's subscriptions across connections, as IoT Hub does.
@@ -237,6 +239,8 @@ class HubService:
         if username.model_id and username.model_id != device.model_id:
             device.model_id = username.model_id
             self._on_change()
+        # Only a device's first connection assigns its template; later CONNECTs never re-assign it.
+        self._assign_template(device, device.model_id)
         session = HubSession(self, connection, device, username.hub, connect.password)
         self.sessions[device_id] = session
         self._schedule_expiry(session, connect.password)
@@ -270,6 +274,9 @@ class HubService:
             if device_id == session.device.device_id and not future.done():
                 future.set_exception(MethodError(404, 404103, "The device disconnected before answering"))
                 self._pending_methods.pop((device_id, rid), None)
+
+    def online(self, device_id: str) -> bool:
+        return device_id in self.sessions
 
     def disconnect(self, device_id: str, reason: str) -> bool:
         session = self.sessions.get(device_id)
@@ -512,7 +519,7 @@ class HubSession:
             log.warning("hub %s: bad reported patch %r", self.device.device_id, payload[:100])
             self._twin_respond(400, rid, json.dumps({"message": "Invalid reported patch"}).encode())
             return
-        version = self.device.twin.patch_reported(patch)
+        version = self.device.twin.patch_reported(patch, utc_now_iso(self.service.now()))
         self.service.changed()
         log.info("hub %s: reported patch, version %d", self.device.device_id, version)
         self._twin_respond(204, rid, b"", version)

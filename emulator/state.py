@@ -39,12 +39,29 @@ def merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]
     return result
 
 
+def _leaf_names(patch: dict[str, Any]) -> list[str]:
+    """`name` per property of a twin patch, `component/name` inside a component (the `__t: c` marker)."""
+    names: list[str] = []
+    for name, value in patch.items():
+        if name == COMPONENT_MARKER or name.startswith("$"):
+            continue
+        if isinstance(value, dict) and value.get(COMPONENT_MARKER) == "c":
+            names += [f"{name}/{inner}" for inner in value if inner != COMPONENT_MARKER]
+        else:
+            names.append(name)
+    return names
+
+
 @dataclass(slots=True)
 class Twin:
     desired: dict[str, Any] = field(default_factory=dict)
     desired_version: int = 1
     reported: dict[str, Any] = field(default_factory=dict)
     reported_version: int = 1
+    # IoT Central's per-property metadata: when each reported value last changed, and which desired
+    # version last set each desired value ("name" or "component/name").
+    reported_times: dict[str, str] = field(default_factory=dict)
+    desired_versions: dict[str, int] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -52,15 +69,20 @@ class Twin:
             "reported": {**self.reported, "$version": self.reported_version},
         }
 
-    def patch_reported(self, patch: dict[str, Any]) -> int:
+    def patch_reported(self, patch: dict[str, Any], now: str | None = None) -> int:
         self.reported = merge_patch(self.reported, patch)
         self.reported_version += 1
+        moment = now or utc_now_iso()
+        for name in _leaf_names(patch):
+            self.reported_times[name] = moment
         return self.reported_version
 
     def patch_desired(self, patch: dict[str, Any]) -> dict[str, Any]:
         """Apply a service-side desired patch; return the patch document the device is sent."""
         self.desired = merge_patch(self.desired, patch)
         self.desired_version += 1
+        for name in _leaf_names(patch):
+            self.desired_versions[name] = self.desired_version
         return {**patch, "$version": self.desired_version}
 
 
@@ -79,7 +101,11 @@ class Device:
     display_name: str = ""
     enabled: bool = True
     provisioned: bool = False
-    model_id: str = ""
+    model_id: str = ""  # the model id the device announced (DPS payload or hub username)
+    # The device template, "" for Unassigned; decided once, when the device first connects.
+    template: str = ""
+    template_decided: bool = False
+    revision: int = 0  # bumped by each REST update of the device: its etag
     assigned_hub: str = ""
     attestation: str = "symmetricKey"
     created: str = field(default_factory=utc_now_iso)
@@ -89,17 +115,22 @@ class Device:
     telemetry: dict[str, dict[str, Any]] = field(default_factory=dict)
     c2d: list[C2DMessage] = field(default_factory=list)
 
+    def etag(self) -> str:
+        return f'"{self.revision}"'
+
     def api_view(self) -> dict[str, Any]:
-        """The device as IoT Central's REST API shows it."""
-        return {
+        """The device as IoT Central's REST API shows it; an Unassigned device has no `template`."""
+        view: dict[str, Any] = {
             "id": self.device_id,
-            "etag": f'"{self.twin.desired_version}-{self.twin.reported_version}"',
+            "etag": self.etag(),
             "displayName": self.display_name or self.device_id,
-            "template": self.model_id or None,
             "enabled": self.enabled,
             "provisioned": self.provisioned,
             "simulated": False,
         }
+        if self.template:
+            view["template"] = self.template
+        return view
 
 
 @dataclass(slots=True)
@@ -108,6 +139,9 @@ class Application:
     group_primary_key: str
     group_secondary_key: str
     devices: dict[str, Device] = field(default_factory=dict)
+    # Published device templates by id, as `GET /api/deviceTemplates/{id}` returns them.
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    api_token: str = ""  # generated once when the REST API requires one and none is configured
 
     def device(self, device_id: str) -> Device | None:
         return self.devices.get(device_id)
@@ -129,11 +163,24 @@ class Application:
             twin = Twin(**entry.pop("twin", {}))
             messages = [C2DMessage(**message) for message in entry.pop("c2d", [])]
             devices[device_id] = Device(**entry, twin=twin, c2d=messages)
-        return cls(raw["id_scope"], raw["group_primary_key"], raw["group_secondary_key"], devices)
+        return cls(
+            raw["id_scope"],
+            raw["group_primary_key"],
+            raw["group_secondary_key"],
+            devices,
+            raw.get("templates", {}),
+            raw.get("api_token", ""),
+        )
 
 
 def new_group_key() -> str:
     return base64.b64encode(secrets.token_bytes(64)).decode()
+
+
+def new_api_token(application_id: str) -> str:
+    # IoT Central API tokens are SAS strings: "SharedAccessSignature sr=<app>&sig=<sig>&skn=<name>&se=<ms>".
+    signature = base64.b64encode(secrets.token_bytes(32)).decode()
+    return f"SharedAccessSignature sr={application_id}&sig={signature}&skn=emulator&se=4102444800000"
 
 
 def new_id_scope() -> str:

@@ -58,16 +58,33 @@ async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
         yield running
 
 
-class RestClient:
-    """Thin JSON client for the emulator's REST API."""
+API_VERSION = "2022-07-31"
 
-    def __init__(self, session: aiohttp.ClientSession, base: str) -> None:
+
+class RestClient:
+    """Thin JSON client for the emulator's REST API. IoT Central's paths (`/api/...`) get what IoT Central
+    requires of every call: the API token and `api-version`."""
+
+    def __init__(self, session: aiohttp.ClientSession, base: str, token: str = "") -> None:
         self.session = session
         self.base = base
+        self.token = token
 
-    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def url(self, path: str) -> str:
+        if path.startswith("/api/") and "api-version=" not in path:
+            path += ("&" if "?" in path else "?") + f"api-version={API_VERSION}"
+        return self.base + path
+
+    async def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        sent = {"Authorization": self.token} if self.token and path.startswith("/api/") else {}
         async with self.session.request(
-            method, self.base + path, json=body, timeout=aiohttp.ClientTimeout(total=90)
+            method,
+            self.url(path),
+            json=body,
+            headers={**sent, **(headers or {})},
+            timeout=aiohttp.ClientTimeout(total=90),
         ) as response:
             text = await response.text()
             payload = await response.json(content_type=None) if text else None
@@ -82,7 +99,19 @@ class RestClient:
 @pytest.fixture
 async def rest(emulator: Emulator) -> AsyncIterator[RestClient]:
     async with aiohttp.ClientSession() as session:
-        yield RestClient(session, f"http://127.0.0.1:{emulator.http_port}")
+        yield rest_client(session, emulator)
+
+
+def rest_client(session: aiohttp.ClientSession, emulator: Emulator) -> RestClient:
+    return RestClient(session, f"http://127.0.0.1:{emulator.http_port}", emulator.api_token())
+
+
+def device_template(model_id: str, contents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A device template body for `PUT /api/deviceTemplates/{model_id}` (what step 2 publishes)."""
+    from emulator.templates import from_interfaces
+
+    root = {"@id": model_id, "@type": "Interface", "contents": contents or []}
+    return from_interfaces([{"@context": "dtmi:dtdl:context;2", **root}])
 
 
 def ensure_sdk_venv() -> Path:

@@ -11,14 +11,14 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from translator.bridge import Bridge, CodecCatalog
 from translator.bridge.assignments import StoreAssignments
 from translator.bridge.http_ingest import HttpIngest
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
-from translator.codec import CodecError
+from translator.codec import CodecError, export_template
 from translator.http.server import V1_PATH, HttpBridgeServer
 from translator.iotc.client.dps_client import DpsEndpoint
 from translator.iotc.client.pool import PoolSettings, SessionPool
@@ -70,7 +70,8 @@ class Translator:
                 host=chosen.host,
                 mqtt_port=chosen.mqtt_port,
                 http_port=chosen.http_port,
-            ).validated()
+            ).validated(),
+            template_source=self._template_for,
         )
         await emulator.start()
         self.emulator = emulator
@@ -86,6 +87,14 @@ class Translator:
             ca_file=emulator.tls.ca_path,
             gateway_host=chosen.host,
         )
+
+    def _template_for(self, model_id: str) -> dict[str, Any] | None:
+        """README step 2 done for the user of the embedded emulator: the device template of a model id a
+        device announces, exported from the codec the translator gave that device."""
+        from emulator.templates import from_interfaces
+
+        codec = self.catalog.by_model_id(model_id)
+        return None if codec is None else from_interfaces(export_template(codec))
 
     async def start(self) -> None:
         private_dir(self.settings.state_dir)  # keys live here (store, minted certificates, emulator)
@@ -240,14 +249,18 @@ class Translator:
         ]
         if self.emulator is not None:
             info = self.emulator.info()
+            rest = f"http://{info['host']}:{info['httpPort']}/api/devices"
+            version = f"api-version={info['apiVersion']}"
+            auth = f"-H 'Authorization: {info['apiToken']}' " if info["apiToken"] else ""
+            telemetry = f"{rest}/demo1/components/temperature_0/telemetry/temperature?{version}"
             lines += [
-                f"  IoT Central:       the built-in emulator, REST on http://{info['host']}:{info['httpPort']}/api/devices",
+                f"  IoT Central:       the built-in emulator, REST on {rest}?{version}",
                 "Try it:",
                 f"  coap-client-notls -p 40001 -m post -t 40 -e '</3303/0>' 'coap://127.0.0.1:{port}/rd?ep=demo1&lt=300&lwm2m=1.1'",
                 "  coap-client-notls -p 40001 -m post -t 110 -e "
                 + """'[{"bn":"/3303/0/","n":"5700","v":21.5}]' """
                 + f"coap://127.0.0.1:{port}/dp",
-                f"  curl http://{info['host']}:{info['httpPort']}/api/devices/demo1/components/temperature_0/telemetry/temperature",
+                f"  curl {auth}'{telemetry}'",
             ]
         else:
             lines.append(f"  IoT Central:       ID scope {self.iotc.id_scope}")

@@ -156,13 +156,14 @@ def hub_client(
     keepalive: int = 60,
     clean_session: bool = True,
     certificate: tuple[Path, Path] | None = None,
+    model_id: str = MODEL_ID,
 ) -> aiomqtt.Client:
     if password is None and certificate is None:
         password = hub_token(hub, device_id, primary_key(emulator, device_id))
     return mqtt_client(
         emulator,
         client_id=device_id,
-        username=hub_username(hub, device_id),
+        username=hub_username(hub, device_id, model_id),
         password=password,
         keepalive=keepalive,
         clean_session=clean_session,

@@ -16,7 +16,7 @@ import aiomqtt
 import pytest
 
 from emulator.app import Emulator
-from tests.conftest import RestClient, emulator_config
+from tests.conftest import RestClient, emulator_config, rest_client
 from tests.emulator.clients import (
     CONNACK,
     RawClient,
@@ -53,7 +53,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         offender_hub, bystander_hub = await asyncio.gather(
             provision(emulator, OFFENDER), provision(emulator, BYSTANDER)
         )
-        rest = RestClient(session, f"http://127.0.0.1:{emulator.http_port}")
+        rest = rest_client(session, emulator)
         async with hub_client(emulator, bystander_hub, BYSTANDER) as bystander:
             yield World(emulator, rest, offender_hub, bystander)
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from emulator.app import Emulator
-from tests.conftest import RestClient
+from tests.conftest import RestClient, device_template
 from tests.emulator.clients import (
     MODEL_ID,
     RawClient,
@@ -26,6 +26,9 @@ from tests.emulator.clients import (
 
 async def test_registration_success_flow(emulator: Emulator, rest: RestClient) -> None:
     device_id = "dps-dev-01"
+    # README step 2: the template is published before the device first connects.
+    status, _ = await rest.request("PUT", f"/api/deviceTemplates/{MODEL_ID}", device_template(MODEL_ID))
+    assert status == 200
     async with dps_client(emulator, device_id) as client:
         await client.subscribe("$dps/registrations/res/#", qos=1)
         started = time.monotonic()

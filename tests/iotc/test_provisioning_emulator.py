@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emulator.app import Emulator
-from tests.conftest import RestClient
+from tests.conftest import RestClient, device_template
 from tests.iotc.conftest import FAST_BACKOFF, dps_endpoint
 from translator.iotc.client.credentials import SymmetricKey
 from translator.iotc.client.dps_client import provision
@@ -50,6 +50,7 @@ async def test_provision_assigns_a_hub_and_records_the_model(
         )
     else:
         factory = lean(group)
+    emulator.publish_template(MODEL, device_template(MODEL))
     key = SymmetricKey.from_group(emulator.application.group_primary_key, "prov-1")
     assigned = await provision(endpoint, "prov-1", key, transport_factory=factory, model_id=MODEL, timeout=20)
     assert assigned.device_id == "prov-1"

@@ -57,6 +57,14 @@ class CodecCatalog:
             codec = self._files[resolved] = load_codec(path, self.registry)
         return codec
 
+    def by_model_id(self, model_id: str) -> Codec | None:
+        """A codec this catalog has loaded or built with this model id, if any (the embedded emulator
+        publishes its template when a device first announces the id)."""
+        for codec in (*self._files.values(), *self._defaults.values()):
+            if codec.model_id == model_id:
+                return codec
+        return None
+
     def for_objects(self, instances: tuple[Lwm2mPath, ...], versions: dict[int, str | None]) -> Codec:
         """The default codec for these object instances; devices of the same shape share one."""
         key = (tuple(sorted(instances)), tuple(sorted(versions.items())))
