@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from emulator.app import Emulator
 from emulator.sas import derive_device_key
+from emulator.templates import from_interfaces
 from tests.conftest import REPO, RestClient
 from tests.e2e.conftest import (
     STEP,
@@ -24,7 +25,9 @@ from tests.e2e.conftest import (
     telemetry_matching,
 )
 from translator import cli
+from translator.codec import export_template, load_codec
 from translator.iotc.client.session_types import SessionState
+from translator.lwm2m import ObjectRegistry
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
 from translator.settings import Settings
@@ -98,6 +101,10 @@ async def test_imported_device_uses_its_id_key_and_codec(
     )
     argv = ["devices", "import", str(table), "--state-dir", str(settings.state_dir)]
     assert await asyncio.to_thread(cli.main, argv) == 0
+    # README step 2: the codec's exported template is published before its devices first connect.
+    exported = from_interfaces(export_template(load_codec(TEMPERATURE_CODEC, ObjectRegistry.builtin())))
+    status, _ = await rest.request("PUT", f"/api/deviceTemplates/{TEMPERATURE_MODEL}", exported)
+    assert status == 200
 
     async with Translator(settings) as translator:
         start = await log_position(rest)

@@ -61,7 +61,9 @@ async def test_observe_notifications_land_as_component_telemetry(
             assert ("GET", "/3303/0/5700") in device.requests  # fell back to a single Observe
         device_view = await rest.get("/api/devices/obs-1")
         assert device_view["provisioned"] is True
-        assert device_view["template"].startswith("dtmi:iotcTranslator:")
+        # The translator's model id was announced; no template is published here, so it stays Unassigned.
+        assert emulator.application.devices["obs-1"].model_id.startswith("dtmi:iotcTranslator:")
+        assert "template" not in device_view
 
 
 def _device_timed(event: dict[str, Any]) -> bool:

@@ -17,7 +17,8 @@ from typing import Any
 import aiocoap
 import pytest
 
-from tests.conftest import REPO, SHARED, RestClient
+from emulator.app import Emulator
+from tests.conftest import REPO, SHARED
 from tests.e2e.conftest import STEP, coap_address, eventually
 from translator.cli import main
 from translator.serve import Translator
@@ -60,10 +61,12 @@ async def _register(server: tuple[str, int], endpoint: str, links: str, queue: b
         await context.shutdown()
 
 
-async def _announced(rest: RestClient, device_id: str) -> str:
+async def _announced(emulator: Emulator, device_id: str) -> str:
+    # The model id the device announced, as the emulator recorded it (the REST API's `template` shows only
+    # a published template the device was assigned to).
     async def model_id() -> str | None:
-        status, body = await rest.request("GET", f"/api/devices/{device_id}")
-        return body.get("template") if status == 200 else None
+        device = emulator.application.device(device_id)
+        return device.model_id if device is not None and device.model_id else None
 
     found: str = await eventually(model_id, what=f"{device_id}'s model id at DPS")
     return found
@@ -77,7 +80,7 @@ def _export(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any, s
 
 async def _check_client(
     settings: Settings,
-    rest: RestClient,
+    emulator: Emulator,
     capsys: pytest.CaptureFixture[str],
     name: str,
     links: str,
@@ -90,7 +93,7 @@ async def _check_client(
     try:
         endpoint = f"urn:dev:ops:{name}-export"
         await _register(coap_address(translator), endpoint, links, queue)
-        announced = await _announced(rest, endpoint)
+        announced = await _announced(emulator, endpoint)
 
         code, template, err = await asyncio.to_thread(_export, capsys, "--objects", links)
         assert code == 0, err
@@ -136,13 +139,15 @@ async def _check_client(
 
 @pytest.mark.parametrize("client", sorted(CLIENT_LINKS))
 async def test_export_announces_what_serve_announces(
-    default_codecs: Settings, rest: RestClient, capsys: pytest.CaptureFixture[str], client: str
+    default_codecs: Settings, emulator: Emulator, capsys: pytest.CaptureFixture[str], client: str
 ) -> None:
-    await _check_client(default_codecs, rest, capsys, client, CLIENT_LINKS[client], queue=QUEUE_MODE[client])
+    await _check_client(
+        default_codecs, emulator, capsys, client, CLIENT_LINKS[client], queue=QUEUE_MODE[client]
+    )
 
 
 async def test_export_matches_the_captured_registrations(
-    default_codecs: Settings, rest: RestClient, capsys: pytest.CaptureFixture[str]
+    default_codecs: Settings, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The object lists exactly as captured on the wire (skips in a clone without ../shared)."""
     vectors = SHARED / "vectors" / "lwm2m-wire.jsonl"
@@ -155,7 +160,9 @@ async def test_export_matches_the_captured_registrations(
             captured.setdefault(record["client"], record["payload_text"])
     assert set(captured) == set(CLIENT_LINKS)
     for client, links in captured.items():
-        await _check_client(default_codecs, rest, capsys, f"{client}-wire", links, queue=QUEUE_MODE[client])
+        await _check_client(
+            default_codecs, emulator, capsys, f"{client}-wire", links, queue=QUEUE_MODE[client]
+        )
 
 
 async def test_export_of_an_unknown_device_says_so(
@@ -170,7 +177,7 @@ async def test_export_of_an_unknown_device_says_so(
 
 async def test_a_fleet_model_id_gives_one_template_for_every_object_list(
     default_codecs: Settings,
-    rest: RestClient,
+    emulator: Emulator,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -185,7 +192,7 @@ async def test_a_fleet_model_id_gives_one_template_for_every_object_list(
     try:
         for name, links in CLIENT_LINKS.items():
             await _register(coap_address(translator), f"fleet-{name}", links)
-            assert await _announced(rest, f"fleet-{name}") == fleet
+            assert await _announced(emulator, f"fleet-{name}") == fleet
 
         async def exported() -> bool:
             code, template, err = await asyncio.to_thread(
