@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from emulator.app import Emulator
-from tests.conftest import RestClient
+from tests.conftest import RestClient, device_template
 from tests.e2e.conftest import STEP, iso_ms, log_position, session_connected, telemetry, translator_settings
 from tests.http.test_v1 import TTN_UPLINK
 from translator.http.server import TTN_UPLINK_PATH, V1_PATH
@@ -37,6 +37,8 @@ def bridge_settings(emulator: Emulator, state_dir: Path, **store: Any) -> Settin
 
 @pytest.fixture
 async def bridged(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Translator]:
+    # README step 2: the template is published, so a device announcing MODEL is assigned to it.
+    emulator.publish_template(MODEL, device_template(MODEL))
     async with asyncio.timeout(STEP):
         running = Translator(bridge_settings(emulator, tmp_path / "translator"))
         await running.start()
