@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from translator.bridge import Bridge, CodecCatalog
 from translator.bridge.assignments import StoreAssignments
 from translator.bridge.http_ingest import HttpIngest
+from translator.cluster.setup import ownership_for
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
 from translator.codec import CodecError, export_template
@@ -36,6 +37,7 @@ from translator.store.factory import store_from_settings
 
 if TYPE_CHECKING:
     from emulator.app import Emulator
+    from translator.cluster.redis_ownership import RedisOwnership
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class Translator:
         self.catalog = CodecCatalog.from_settings(settings.codec)
         self.registry = self.catalog.registry
         self.pool: SessionPool | None = None
+        self.ownership: RedisOwnership | None = None
         self.bridge: Bridge | None = None
         self.coap: Lwm2mServer | None = None
         self.ops: OpsServer | None = None
@@ -103,6 +106,9 @@ class Translator:
             self.iotc = await self._start_emulator()
         settings = replace(self.settings, iotc=self.iotc, coap=posture)
         await self.store.open()
+        self.ownership = ownership_for(self.store, settings.store)
+        if self.ownership is not None:
+            await self.ownership.start()  # beating before the first claim
         iotc = self.iotc
         self.pool = SessionPool(
             dps=DpsEndpoint(iotc.id_scope, host=iotc.dps_host, port=iotc.dps_port, ca_file=iotc.ca_file),
@@ -121,7 +127,12 @@ class Translator:
             assignments=StoreAssignments(self.store),
         )
         self.bridge = Bridge(
-            settings, store=self.store, pool=self.pool, catalog=self.catalog, metrics=self.metrics
+            settings,
+            store=self.store,
+            pool=self.pool,
+            catalog=self.catalog,
+            metrics=self.metrics,
+            ownership=self.ownership,
         )
         self.coap = Lwm2mServer(
             settings.coap,
@@ -218,6 +229,9 @@ class Translator:
             await self.bridge.close()
         if self.pool is not None:
             await self.pool.close()
+        if self.ownership is not None:
+            await self.ownership.stop()  # a graceful leave: others take the devices now, not after the TTL
+            self.ownership = None
         await self.store.close()
         if self.emulator is not None:
             await self.emulator.stop()

@@ -216,6 +216,15 @@ class StoreSettings:
         min_length=1,
         description="every Redis key under it: deployments can share one Redis",
     )
+    node_id: str = Field(
+        default="",
+        description="with redis_url: this translator's name among those sharing Redis; default host-pid-random",
+    )
+    heartbeat_ttl: float = Field(
+        default=10.0,
+        gt=0,
+        description="with redis_url: seconds without this node's heartbeat before others take its devices",
+    )
 
 
 @dataclass(frozen=True, slots=True, config=_SECTION)

@@ -169,8 +169,13 @@ def command_runner(
         metrics=Metrics(),
         spawn=tasks,
         log=LOG,
+        owns=_always_mine,
     )
     return runner, tasks
+
+
+async def _always_mine() -> bool:
+    return True  # one node: the device is this node's
 
 
 async def test_a_device_without_a_codec_has_no_commands() -> None:

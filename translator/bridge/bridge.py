@@ -20,6 +20,7 @@ from translator.bridge.journal import RegistrationJournal
 from translator.bridge.pacing import SetupLimiter
 from translator.bridge.services import Deadlines, DeviceServices
 from translator.bridge.sweep import DirectSweep
+from translator.cluster.ownership import DeviceClaims, Trigger
 from translator.coap import (
     Delivery,
     DeregisterReason,
@@ -43,7 +44,7 @@ from translator.iotc.client.credentials import (
 from translator.iotc.client.pool import DeviceSpec, SessionPool
 from translator.ops.metrics import Metrics
 from translator.settings import Settings
-from translator.store import DeviceEntry, Store
+from translator.store import DeviceEntry, Store, StoreError
 
 if TYPE_CHECKING:
     from translator.coap import Lwm2mServer
@@ -66,9 +67,11 @@ class Bridge:
         catalog: CodecCatalog,
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
+        ownership: DeviceClaims | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.ownership = ownership  # None: this translator is alone (SQLite), every device is its own
         self.pool = pool
         self.catalog = catalog
         self.metrics = metrics
@@ -101,6 +104,7 @@ class Bridge:
             sweep=self.sweep,
             registry=self.catalog.registry,
             telemetry_timeout=settings.iotc.telemetry_timeout,
+            still_mine=self.still_mine,
         )
 
     def _snapshot(self, endpoint: str) -> RegistrationSnapshot | None:
@@ -226,6 +230,8 @@ class Bridge:
     async def _registered(self, registration: Registration) -> None:
         # The registration itself reaches the store through the journal (the CoAP face tells it).
         device_id = registration.device_id
+        if not await self._claim(device_id, Trigger.REGISTRATION):
+            return
         try:
             life = await self._life(device_id, registration, registration.endpoint)
         except NoCredentialsError as error:
@@ -242,6 +248,26 @@ class Bridge:
         elif current.reg_id == registration.reg_id:
             life.registered(current)
         # else: registered again meanwhile; that registration's own task sets the life up.
+
+    async def _claim(self, device_id: str, trigger: Trigger) -> bool:
+        """Whether this node may hold the device's session: it owns it, or just claimed it (cluster.md)."""
+        if self.ownership is None:
+            return True
+        try:
+            owner = await self.ownership.claim(device_id, trigger)
+        except StoreError as error:
+            # Redis away: the device's datagrams are here, so its session is too (the epoch is settled on
+            # its next Update); a mere orphan waits for Redis.
+            log.warning("device %s: ownership not claimed (%s)", device_id, error)
+            return trigger is Trigger.REGISTRATION
+        if owner is None:
+            log.info("device %s: owned by another node", device_id)
+        return owner is not None
+
+    async def still_mine(self, device_id: str) -> bool:
+        """The fence of a consuming action (outbox replay, command execution): this node still owns the
+        device at the epoch it claimed. Raises StoreError when that cannot be known."""
+        return self.ownership is None or await self.ownership.still_mine(device_id)
 
     async def _adopt_objects(self, life: DeviceLife, registration: Registration) -> None:
         if life.codec is None:
@@ -318,7 +344,8 @@ class Bridge:
         """After a restart: devices with telemetry left in the outbox get their session back, and the outbox
         is replayed without waiting for them to register again (they may never come back)."""
         for device_id in await self.store.outbox_devices():
-            if device_id not in self.lives:
+            # On a shared store, another node's outbox is its own, unless that node is gone.
+            if device_id not in self.lives and await self._claim(device_id, Trigger.ORPHANED):
                 endpoint = endpoint_for(device_id) or device_id
                 self._spawn(self._life(device_id, None, endpoint), f"resume-{device_id}")
 
@@ -343,6 +370,10 @@ class Bridge:
         self._spawn(self._registered(registration), f"register-{registration.device_id}")
 
     def on_updated(self, registration: Registration) -> None:
+        if self.ownership is not None:  # an Update here: its datagrams are here (one read when already ours)
+            self._spawn(
+                self._claim(registration.device_id, Trigger.REGISTRATION), f"claim-{registration.device_id}"
+            )
         life = self.lives.get(registration.device_id)
         if life is not None:
             previous = life.registration

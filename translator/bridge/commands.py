@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from translator.bridge.services import Deadlines, DeviceView, Spawn
@@ -37,6 +38,7 @@ class CommandRunner:
         metrics: Metrics,
         spawn: Spawn,
         log: logging.LoggerAdapter[Any],
+        owns: Callable[[], Awaitable[bool]],
     ) -> None:
         self._device = device
         self._downlinks = downlinks
@@ -45,6 +47,7 @@ class CommandRunner:
         self._metrics = metrics
         self._spawn = spawn
         self._log = log
+        self._owns = owns
 
     async def resume_offline(self) -> None:
         """At the start of the device's life: the offline commands kept for it run (again)."""
@@ -111,6 +114,9 @@ class CommandRunner:
         await self._run_offline(command)
 
     async def _run_offline(self, command: PendingCommand) -> None:
+        if not await self._owns():
+            self._log.info("offline command %s left to the device's new owner node", command.name)
+            return
         remaining = command.deadline - time.time()
         if remaining > 0:
             deadline = self._deadlines.clock() + remaining

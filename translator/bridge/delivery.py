@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -118,6 +118,7 @@ class TelemetryDelivery:
         telemetry_timeout: float,
         clock: Callable[[], float],
         log: logging.LoggerAdapter[Any],
+        owns: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.device_id = device_id
         self.session: DeviceSession | None = None
@@ -127,6 +128,7 @@ class TelemetryDelivery:
         self._timeout = telemetry_timeout
         self._clock = clock
         self._log = log
+        self._owns = owns  # on a shared store: whether this node still owns the device (docs/cluster.md)
         # Until `start` knows better the outbox counts as empty: no session, so nothing is published anyway.
         self._order: _Order = DeliveryOrder(
             chunk=REPLAY_BATCH, store_retry=STORE_RETRY, slow_hub_retry=2 * telemetry_timeout
@@ -330,6 +332,9 @@ class TelemetryDelivery:
 
     async def _load(self, action: Load) -> _Event:
         try:
+            if self._owns is not None and not await self._owns():
+                self._log.info("outbox replay left to the device's new owner node")
+                return Loaded(action, [])
             return Loaded(action, await self._store.outbox_peek(self.device_id, action.limit))
         except Exception as error:  # the replay must go on once the store reads again
             self._store_failed("outbox replay failed (%s): again in %.0f s", error)

@@ -57,6 +57,7 @@ class DeviceLife:
             telemetry_timeout=services.telemetry_timeout,
             clock=services.deadlines.clock,
             log=self._log,
+            owns=functools.partial(services.still_mine, device_id),
         )
         downlinks, deadlines = services.downlinks, services.deadlines
         self._setup = RegistrationSetUp(
@@ -83,6 +84,7 @@ class DeviceLife:
             metrics=services.metrics,
             spawn=self.spawn,
             log=self._log,
+            owns=functools.partial(services.still_mine, device_id),
         )
 
     def adopt_codec(self, codec: Codec | None) -> None:

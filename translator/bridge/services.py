@@ -70,3 +70,5 @@ class DeviceServices:
     sweep: DirectSweep
     registry: ObjectRegistry
     telemetry_timeout: float
+    # On a shared store: whether this node still owns the device (the fence of consuming actions, cluster.md)
+    still_mine: Callable[[str], Awaitable[bool]]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,14 @@ class Verdict(enum.Enum):
 class Decision:
     verdict: Verdict
     expected_epoch: int = 0  # the epoch the claim compares with (0: nobody ever owned it)
+
+
+class DeviceClaims(Protocol):
+    """What the bridge asks of ownership (RedisOwnership implements it)."""
+
+    async def claim(self, device_id: str, trigger: Trigger) -> Owner | None: ...
+
+    async def still_mine(self, device_id: str) -> bool: ...
 
 
 def decide(me: str, current: Owner | None, trigger: Trigger, *, owner_alive: bool) -> Decision:

@@ -1,0 +1,94 @@
+"""Two translators on one Redis (issue 17 §2): a Register claims the device for the node it reached; the node
+that lost it is fenced off its consuming actions; at start a node replays the outbox of devices whose owner
+is gone, and leaves alone those of a node that still beats."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from emulator.app import Emulator
+from tests.conftest import RestClient
+from tests.e2e.conftest import STEP, eventually, session_connected, simulated, telemetry_matching
+from tests.e2e.test_restart import CLIENT_12, _restartable
+from tests.redis_server import RedisServer, needs_redis
+from translator.cluster.ownership import Owner, Trigger
+from translator.cluster.redis_ownership import RedisOwnership
+from translator.serve import Translator
+from translator.settings import Settings
+from translator.store.factory import opened
+from translator.store.redis_store import RedisStore
+
+pytestmark = needs_redis
+
+
+def _node(emulator: Emulator, state: Path, url: str, node: str) -> Settings:
+    settings = _restartable(emulator, state)
+    return replace(settings, store=replace(settings.store, redis_url=url, node_id=node))
+
+
+async def test_a_register_claims_the_device_and_fences_off_its_former_owner(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    async with RedisServer(tmp_path / "redis") as server:
+        client = aioredis.Redis.from_url(server.url)
+        watcher = RedisOwnership(client, "watcher")
+        a = Translator(_node(emulator, tmp_path / "a", server.url, "node-a"))
+        b = Translator(_node(emulator, tmp_path / "b", server.url, "node-b"))
+        await a.start()
+        await b.start()
+        try:
+            assert a.bridge is not None and b.bridge is not None
+            async with simulated(a, "own-1", **CLIENT_12) as device:
+                await session_connected(a, device.endpoint)
+                assert await watcher.owner("own-1") == Owner("node-a", 1)
+                assert await a.bridge.still_mine("own-1")
+            # The device's packets now reach b (a balancer moved it): its Register there claims it.
+            async with simulated(b, "own-1", **CLIENT_12) as moved:
+                await session_connected(b, moved.endpoint)
+                assert await watcher.owner("own-1") == Owner("node-b", 2)
+                assert await b.bridge.still_mine("own-1")
+                assert not await a.bridge.still_mine("own-1")  # a's replay and commands stop here
+        finally:
+            async with asyncio.timeout(STEP):
+                await b.stop()
+                await a.stop()
+                await client.aclose()
+
+
+async def test_at_start_a_node_replays_orphans_and_leaves_a_live_nodes_outbox(
+    emulator: Emulator, rest: RestClient, tmp_path: Path
+) -> None:
+    async with RedisServer(tmp_path / "redis") as server:
+        client = aioredis.Redis.from_url(server.url)
+        dead, live = RedisOwnership(client, "dead-node"), RedisOwnership(client, "live-node")
+        await live.start()
+        try:
+            await dead.claim("orphan-1", Trigger.REGISTRATION)  # never beat: as if it died long ago
+            await live.claim("kept-1", Trigger.REGISTRATION)
+            async with opened(RedisStore(server.url)) as store:
+                await store.outbox_append("orphan-1", b'{"n": 1}', creation_time=1.0)
+                await store.outbox_append("kept-1", b'{"n": 2}', creation_time=1.0)
+            node = Translator(_node(emulator, tmp_path / "c", server.url, "node-c"))
+            await node.start()
+            try:
+                await telemetry_matching(rest, "orphan-1", lambda event: event["body"] == {"n": 1})
+                assert node.bridge is not None
+
+                async def replayed() -> bool:
+                    return await node.store.outbox_depth("orphan-1") == 0
+
+                await eventually(replayed, what="the orphan's outbox replayed and removed")
+                assert await live.owner("orphan-1") == Owner("node-c", 2)
+                assert await live.owner("kept-1") == Owner("live-node", 1)
+                assert await node.store.outbox_depth("kept-1") == 1  # the live node's to replay
+                assert "kept-1" not in node.bridge.lives
+            finally:
+                async with asyncio.timeout(STEP):
+                    await node.stop()
+        finally:
+            await live.stop()
+            await client.aclose()
