@@ -45,7 +45,7 @@ class FakeStore:
 
 
 def _journal(store: FakeStore, live: dict[str, RegistrationSnapshot]) -> RegistrationJournal:
-    return RegistrationJournal(store, live.get)  # type: ignore[arg-type]
+    return RegistrationJournal(store, live.get)
 
 
 async def test_changes_coalesce_and_gone_registrations_are_deleted() -> None:

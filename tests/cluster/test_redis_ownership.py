@@ -114,3 +114,21 @@ async def test_a_registration_write_from_a_node_that_lost_the_device_is_refused(
     async with opened(RedisStore(server.url)) as store:
         [record] = await store.registrations()
         assert record.data == {"by": "b"}
+
+
+async def test_a_stale_registration_expiring_on_the_former_owner_keeps_the_new_owners_record(
+    server: RedisServer, client: aioredis.Redis
+) -> None:
+    """The journal writes through the ownership: when a moved device's old registration expires on the node
+    that lost it, that node's delete must not remove the record the new owner wrote."""
+    a, b = RedisOwnership(client, "node-a"), RedisOwnership(client, "node-b")
+    await a.claim("dev", Trigger.REGISTRATION)
+    assert await a.write_registrations([RegistrationRecord("ep", "dev", {"by": "a"}, 1.0)], []) == 0
+    await b.claim("dev", Trigger.REGISTRATION)
+    assert await b.write_registrations([RegistrationRecord("ep", "dev", {"by": "b"}, 2.0)], []) == 0
+    assert await a.write_registrations([], ["ep"]) == 1  # a's registration of it expired: refused
+    await a.claim("other", Trigger.REGISTRATION)
+    await a.write_registrations([RegistrationRecord("ep-2", "other", {}, 1.0)], [])
+    assert await a.write_registrations([], ["ep-2", "never-written"]) == 0  # its own: deleted
+    async with opened(RedisStore(server.url)) as store:
+        assert [(r.endpoint, r.data) for r in await store.registrations()] == [("ep", {"by": "b"})]

@@ -23,6 +23,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.test_restart import CLIENT_12, TEMPERATURE, _restartable, _settled, _temperature
 from tests.redis_server import RedisServer, needs_redis
+from translator.cluster.ownership import Owner
 from translator.serve import Translator
 from translator.settings import Settings
 from translator.store.redis_store import RedisStore
@@ -70,6 +71,10 @@ async def test_a_fresh_translator_on_the_same_redis_restores_the_fleet(
                 assert second.coap is not None and second.coap.registrations_total == 0
                 assert second.pool is not None and second.pool.counters["dps_registrations"] == 0
                 assert device.requests_received == asked  # no set-up downlink again
+                # The first left (a graceful stop): the second took the device over at the next epoch.
+                assert second.ownership is not None
+                assert await second.ownership.owner(device.endpoint) == Owner(second.ownership.node, 2)
+                assert second.bridge is not None and await second.bridge.still_mine(device.endpoint)
         finally:
             async with asyncio.timeout(STEP):
                 if second is not None:

@@ -83,7 +83,7 @@ class Bridge:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sweep = DirectSweep(clock)
         self.setup_limiter = SetupLimiter(settings.coap.setup_concurrency, settings.coap.setup_rate)
-        self.journal = RegistrationJournal(store, self._snapshot)
+        self.journal = RegistrationJournal(ownership or store, self._snapshot)
         self._restored: list[RegistrationSnapshot] = []
         self._messages_in = {
             source: metrics.messages_in.labels(source=source.value) for source in TelemetrySource
@@ -287,7 +287,12 @@ class Bridge:
         """Before the CoAP socket opens: registrations kept by the previous run come back into the CoAP face
         (with their observations); those expired meanwhile are deleted. `start_restored` then resumes their
         lives once the face runs."""
-        records = await self.store.registrations()
+        records = [
+            record
+            for record in await self.store.registrations()
+            # On a shared store: this node's devices and orphans; a live node's registrations are its own.
+            if await self._claim(record.device_id, Trigger.ORPHANED)
+        ]
         plan = plan_restore(
             ((r.endpoint, r.device_id, r.data) for r in records),
             grace=self.settings.coap.grace,
@@ -296,7 +301,7 @@ class Bridge:
             unbounded=self.settings.coap.unbounded_lifetime,
         )
         if plan.delete:
-            await self.store.write_registrations([], plan.delete)
+            await self.journal.write_now([], plan.delete)
         self._restored = self.coap.restore(plan.restore)
         log.info(
             "restored %d registrations (%d set up already); %d expired or unreadable, deleted",

@@ -10,18 +10,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from translator.coap.snapshot import RegistrationSnapshot, to_document
-from translator.store import RegistrationRecord, Store, StoreError
+from translator.store import RegistrationRecord, StoreError
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = 1.0  # seconds before a failed write is tried again (a full or read-only disk)
 
 
+class RegistrationWriter(Protocol):
+    """The store, or on a shared Redis the node's ownership, which writes only its own devices' records."""
+
+    async def write_registrations(
+        self, saves: Sequence[RegistrationRecord], deletes: Sequence[str]
+    ) -> Any: ...
+
+
 class RegistrationJournal:
-    def __init__(self, store: Store, snapshot: Callable[[str], RegistrationSnapshot | None]) -> None:
+    def __init__(
+        self, store: RegistrationWriter, snapshot: Callable[[str], RegistrationSnapshot | None]
+    ) -> None:
         self._store = store
         self._snapshot = snapshot
         self._dirty: dict[str, None] = {}  # ordered set: endpoints whose row is behind
@@ -72,6 +83,10 @@ class RegistrationJournal:
             self._dirty = {**batch, **self._dirty}
             return False
         return True
+
+    async def write_now(self, saves: Sequence[RegistrationRecord], deletes: Sequence[str]) -> None:
+        """Write through the journal's writer at once (on a shared Redis: fenced by ownership)."""
+        await self._store.write_registrations(saves, deletes)
 
     async def flush(self) -> None:
         """Write what is pending now (graceful shutdown: a restart then loses nothing)."""

@@ -14,8 +14,12 @@ Nothing here does I/O; redis_ownership.py runs these decisions against Redis.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from translator.store.base import RegistrationRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,10 @@ class DeviceClaims(Protocol):
     async def claim(self, device_id: str, trigger: Trigger) -> Owner | None: ...
 
     async def still_mine(self, device_id: str) -> bool: ...
+
+    async def write_registrations(
+        self, saves: Sequence[RegistrationRecord], deletes: Sequence[str]
+    ) -> int: ...
 
 
 def decide(me: str, current: Owner | None, trigger: Trigger, *, owner_alive: bool) -> Decision:

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -43,13 +44,39 @@ redis.call('SADD', ARGV[5] .. ARGV[1], ARGV[6])
 return {1, ARGV[1], epoch}
 """
 
-# KEYS: own:<device>, reg:<endpoint>, regs; ARGV: me, epoch, endpoint, value → 1 written, 0 fenced off.
-_FENCED_REGISTRATION = """
-local current = redis.call('HMGET', KEYS[1], 'node', 'epoch')
-if current[1] ~= ARGV[1] or tonumber(current[2] or '0') ~= tonumber(ARGV[2]) then return 0 end
-redis.call('SET', KEYS[2], ARGV[4])
-redis.call('SADD', KEYS[3], ARGV[3])
-return 1
+# The journal's batch, fenced record by record. ARGV: me, key prefix, number of saves, then each save as
+# endpoint, device, epoch, value, then the endpoints to delete → how many were refused.
+# A save needs the stored owner to be this node at the epoch it claimed; a delete, that the device of the
+# stored record is this node's (or nobody's): a stale registration expiring here must not delete the record
+# the new owner wrote.
+_FENCED_REGISTRATIONS = """
+local me, p, saves = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local refused = 0
+local i = 4
+for _ = 1, saves do
+  local endpoint, device, epoch, value = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  i = i + 4
+  local owner = redis.call('HMGET', p .. 'own:' .. device, 'node', 'epoch')
+  if owner[1] == me and owner[2] == epoch then
+    redis.call('SET', p .. 'reg:' .. endpoint, value)
+    redis.call('SADD', p .. 'regs', endpoint)
+  else
+    refused = refused + 1
+  end
+end
+while i <= #ARGV do
+  local endpoint = ARGV[i]
+  i = i + 1
+  local raw = redis.call('GET', p .. 'reg:' .. endpoint)
+  local node = raw and redis.call('HGET', p .. 'own:' .. cjson.decode(raw)['device_id'], 'node')
+  if node and node ~= me then
+    refused = refused + 1
+  else
+    redis.call('DEL', p .. 'reg:' .. endpoint)
+    redis.call('SREM', p .. 'regs', endpoint)
+  end
+end
+return refused
 """
 
 CLAIM_ATTEMPTS = 3  # a claim lost to a concurrent one is decided again on what won, a bounded number of times
@@ -79,7 +106,7 @@ class RedisOwnership:
         self._held: dict[str, int] = {}  # device → the epoch this node claimed
         self._beating: asyncio.Task[None] | None = None
         self._claim: AsyncScript = redis.register_script(_CLAIM)
-        self._fenced_registration: AsyncScript = redis.register_script(_FENCED_REGISTRATION)
+        self._fenced_registrations: AsyncScript = redis.register_script(_FENCED_REGISTRATIONS)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -184,14 +211,26 @@ class RedisOwnership:
         return {m.decode() for m in members}
 
     async def write_registration(self, record: RegistrationRecord) -> bool:
-        """Write a registration (as RedisStore lays it out) only if this node still owns the device, in one
-        script: no write from a node that lost the device between its check and its write."""
-        mine = self.held(record.device_id)
-        if mine is None:
-            return False
-        keys = [self._key("own", record.device_id), self._key("reg", record.endpoint), self._key("regs")]
-        args: list[str | int] = [self.node, mine.epoch, record.endpoint, encode_registration(record)]
-        written = await self._call("registration write", self._fenced_registration(keys, args))
-        if not written:
-            self._held.pop(record.device_id, None)
-        return bool(written)
+        """Write one registration if this node still owns its device (see write_registrations)."""
+        return await self.write_registrations([record], []) == 0
+
+    async def write_registrations(self, saves: Sequence[RegistrationRecord], deletes: Sequence[str]) -> int:
+        """The registration journal's writes, fenced in one script: no write from a node that lost the
+        device between its check and its write, no delete of a record another node's device holds. Returns
+        how many were refused (RegistrationJournal takes this object in place of the store)."""
+        args: list[str | int] = [self.node, self.prefix, 0]
+        refused = 0
+        for record in saves:
+            mine = self.held(record.device_id)
+            if mine is None:
+                refused += 1
+                continue
+            args += [record.endpoint, record.device_id, mine.epoch, encode_registration(record)]
+            args[2] = int(args[2]) + 1
+        args += list(deletes)
+        if len(args) == 3:
+            return refused
+        refused += int(await self._call("registrations write", self._fenced_registrations([], args)))
+        if refused:
+            log.info("node %s: %d registration writes refused (devices owned elsewhere)", self.node, refused)
+        return refused
