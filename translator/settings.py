@@ -218,7 +218,8 @@ class StoreSettings:
     )
     node_id: str = Field(
         default="",
-        description="with redis_url: this translator's name among those sharing Redis; default host-pid-random",
+        description="with redis_url: this translator's name among those sharing Redis "
+        "(default: host-pid-random)",
     )
     heartbeat_ttl: float = Field(
         default=10.0,
