@@ -20,6 +20,7 @@ from emulator.connection import ClientConnection, Session
 from emulator.dps import DpsService, parse_dps_username
 from emulator.faults import Faults
 from emulator.hub import HubService, parse_hub_username
+from emulator.limits import ServiceLimits
 from emulator.rest import build_app
 from emulator.rest_guard import CURRENT_API_VERSION
 from emulator.state import Application, Device, load_application, new_api_token, save_application
@@ -48,12 +49,14 @@ class Emulator:
             self.application.api_token = new_api_token(self.application.id_scope)
         self._dirty = asyncio.Event()
         self.commands = CommandHistory()
+        self.limits = ServiceLimits(config.limit_settings(), time.monotonic)
         self.dps = DpsService(
             self.application,
             config,
             self.faults,
             on_change=self.changed,
             assign_template=self.assign_template,
+            limits=self.limits,
         )
         self.hub = HubService(
             self.application,
@@ -61,6 +64,7 @@ class Emulator:
             self.faults,
             on_change=self.changed,
             assign_template=self.assign_template,
+            limits=self.limits,
         )
         self.tls: ServerTls | None = None
         self._mqtt_server: asyncio.Server | None = None

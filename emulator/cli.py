@@ -51,6 +51,18 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         type=float,
         help="REST requests per second per application before 429 (IoT Central: 20; 0 turns it off)",
     )
+    parser.add_argument(
+        "--no-limits",
+        dest="limits",
+        action="store_const",
+        const=False,
+        help="turn off the service limits (DPS, hub and IoT Central rates and sizes), e.g. for benchmarks",
+    )
+    parser.add_argument("--hub-tier", help="IoT Hub tier whose throttles apply: S1 (default), S2, S3")
+    parser.add_argument("--hub-units", type=int, help="IoT Hub units (throttles scale with them)")
+    parser.add_argument(
+        "--dps-registrations-per-minute", type=float, help="DPS registration quota (default 200/min)"
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
     return parser
 
@@ -113,6 +125,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m emulator") ->
             "api_token",
             "auth",
             "rest_rate_limit",
+            "limits",
+            "hub_tier",
+            "hub_units",
+            "dps_registrations_per_minute",
         )
     }
     try:

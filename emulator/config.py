@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from emulator.limits import LimitSettings, tier_rate
+
 ENV_PREFIX = "IOTC_EMULATOR_"
 
 
@@ -44,6 +46,22 @@ class EmulatorConfig:
     auth: bool = True
     # IoT Central's 20 requests/s per application (429 above); 0 turns the limit off (benchmarks).
     rest_rate_limit: float = 20.0
+    # Service limits (emulator/limits.py cites Microsoft's numbers); `limits = false` turns all of them off
+    # (benchmarks). A rate of 0 takes the hub tier's figure.
+    limits: bool = True
+    hub_tier: str = "S1"
+    hub_units: int = 1
+    dps_registrations_per_minute: float = 200.0
+    hub_connects_per_second: float = 0.0
+    d2c_per_second: float = 0.0
+    device_messages_per_second: float = 10.0
+    property_updates_per_second: float = 100.0
+    shaping_seconds: float = 5.0
+    reported_section_bytes: int = 32 * 1024
+    property_bytes: int = 4 * 1024
+    method_payload_bytes: int = 128 * 1024
+    c2d_message_bytes: int = 64 * 1024
+    c2d_queue_depth: int = 50
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def validated(self) -> EmulatorConfig:
@@ -66,9 +84,46 @@ class EmulatorConfig:
             raise ConfigError("rest_rate_limit: must not be negative (0 turns the limit off)")
         if self.method_timeout <= 0:
             raise ConfigError("method_timeout: must be positive")
+        try:
+            tier_rate(self.hub_tier, self.hub_units)
+        except ValueError as error:
+            raise ConfigError(f"hub_tier: {error}") from None
+        for name in (
+            "dps_registrations_per_minute",
+            "device_messages_per_second",
+            "property_updates_per_second",
+            "shaping_seconds",
+            "reported_section_bytes",
+            "property_bytes",
+            "method_payload_bytes",
+            "c2d_message_bytes",
+            "c2d_queue_depth",
+            "hub_units",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}: must be positive")
+        if self.hub_connects_per_second < 0 or self.d2c_per_second < 0:
+            raise ConfigError("hub_connects_per_second / d2c_per_second: 0 (the tier's) or a positive rate")
         if self.x509_enrollment_ca is not None and not self.x509_enrollment_ca.is_file():
             raise ConfigError(f"x509_enrollment_ca: {self.x509_enrollment_ca} is not a file")
         return self
+
+    def limit_settings(self) -> LimitSettings:
+        tier = tier_rate(self.hub_tier, self.hub_units)
+        return LimitSettings(
+            enabled=self.limits,
+            dps_registrations_per_minute=self.dps_registrations_per_minute,
+            hub_connects_per_second=self.hub_connects_per_second or tier,
+            d2c_per_second=self.d2c_per_second or tier,
+            device_messages_per_second=self.device_messages_per_second,
+            property_updates_per_second=self.property_updates_per_second,
+            shaping_seconds=self.shaping_seconds,
+            reported_section_bytes=self.reported_section_bytes,
+            property_bytes=self.property_bytes,
+            method_payload_bytes=self.method_payload_bytes,
+            c2d_message_bytes=self.c2d_message_bytes,
+            c2d_queue_depth=self.c2d_queue_depth,
+        )
 
 
 def _coerce(name: str, raw: Any, current: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -17,6 +18,7 @@ from emulator.config import EmulatorConfig
 from emulator.connection import ClientConnection, ProtocolViolation
 from emulator.faults import Faults
 from emulator.ids import valid_common_name, valid_registration_id
+from emulator.limits import ServiceLimits
 from emulator.sas import SasError, derive_device_key, parse_sas, verify_sas
 from emulator.state import Application, Device, utc_now_iso
 from emulator.topics import (
@@ -56,6 +58,7 @@ class DpsService:
         on_change: Callable[[], None],
         assign_template: Callable[[Device, str], None] = lambda device, model_id: None,
         clock: Callable[[], float] = time.time,
+        limits: ServiceLimits | None = None,
     ) -> None:
         self._application = application
         self._config = config
@@ -64,6 +67,7 @@ class DpsService:
         self._assign_template = assign_template
         self._clock = clock
         self._operations: dict[str, Operation] = {}
+        self.limits = limits or ServiceLimits(config.limit_settings(), time.monotonic)
 
     def open_session(
         self, connection: ClientConnection, connect: mqtt.Connect, scope: str, registration_id: str
@@ -167,7 +171,8 @@ class DpsService:
         }
 
     def throttled_for(self) -> float:
-        return self._faults.dps_throttled(self._clock())
+        """Seconds a registration must wait: a throttling fault, or the registrations-per-minute quota."""
+        return self._faults.dps_throttled(self._clock()) or self.limits.dps_registration()
 
     def now(self) -> float:
         return self._clock()
@@ -239,7 +244,7 @@ class DpsSession:
         registration_id = self._registration_id
         throttled = service.throttled_for()
         if throttled:
-            retry_after = max(1, round(throttled))
+            retry_after = max(1, math.ceil(throttled))
             log.info("dps %s: throttled (429), retry after %d s", registration_id, retry_after)
             self._respond(429, rid, _error(429, 429001, "Operations are being throttled."), retry_after)
             return

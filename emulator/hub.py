@@ -20,8 +20,9 @@ from emulator.config import EmulatorConfig
 from emulator.connection import ClientConnection, ProtocolViolation
 from emulator.faults import Faults
 from emulator.ids import valid_common_name, valid_device_id
+from emulator.limits import ServiceLimits
 from emulator.sas import SasError, derive_device_key, parse_sas, verify_sas
-from emulator.state import COMPONENT_MARKER, Application, C2DMessage, Device, utc_now_iso
+from emulator.state import COMPONENT_MARKER, Application, C2DMessage, Device, merge_patch, utc_now_iso
 from emulator.topics import (
     METHOD_RESPONSE_PREFIX,
     METHODS_FILTER,
@@ -154,6 +155,7 @@ class HubService:
         on_change: Callable[[], None],
         assign_template: Callable[[Device, str], None] = lambda device, model_id: None,
         clock: Callable[[], float] = time.time,
+        limits: ServiceLimits | None = None,
     ) -> None:
         self._application = application
         self._config = config
@@ -161,6 +163,7 @@ class HubService:
         self._on_change = on_change
         self._assign_template = assign_template
         self._clock = clock
+        self.limits = limits or ServiceLimits(config.limit_settings(), time.monotonic)
         self.sessions: dict[str, HubSession] = {}
         # clean_session=0 keeps a device's subscriptions across connections, as IoT Hub does.
         self._persistent_subscriptions: dict[str, dict[str, int]] = {}
@@ -214,6 +217,9 @@ class HubService:
             return mqtt.CONNACK_NOT_AUTHORIZED
         if self._faults.hub_throttled(self._clock()):
             log.warning("hub %s: connection throttled", device_id)
+            return mqtt.CONNACK_SERVER_UNAVAILABLE
+        if not self.limits.hub_connect(username.hub):
+            log.warning("hub %s: over the new-connections-per-second throttle of %s", device_id, username.hub)
             return mqtt.CONNACK_SERVER_UNAVAILABLE
         problem = self._credentials_problem(username, connect.password, connection.certificate_cn)
         if problem:
@@ -307,6 +313,7 @@ class HubService:
         self, device_id: str, method: str, payload: Any, *, response_timeout: float, connect_timeout: float
     ) -> tuple[int, Any]:
         """Deliver a direct method and wait for the device's answer, as IoT Hub does for IoT Central."""
+        self.limits.check_method_payload(payload)
         if connect_timeout > 0 and device_id not in self.sessions:
             event = self._connected_event(device_id)
             try:
@@ -342,6 +349,7 @@ class HubService:
         return True
 
     def enqueue_c2d(self, device: Device, payload: str, properties: dict[str, str]) -> C2DMessage:
+        self.limits.check_c2d(payload, len(device.c2d))
         message = C2DMessage(
             message_id=str(uuid.uuid4()),
             payload=payload,
@@ -419,6 +427,7 @@ class HubSession:
         self.hub = hub
         self.expiry_timer: asyncio.TimerHandle | None = None
         self._c2d_in_flight: set[str] = set()
+        self._shaping_delay = 0.0  # the PUBACK delay traffic shaping gave the message being handled
 
     def accepts_filter(self, topic_filter: str) -> bool:
         devicebound = devicebound_prefix(self.device.device_id)
@@ -441,7 +450,8 @@ class HubSession:
     def ack_delay(self, publish: mqtt.Publish) -> float:
         if not publish.topic.startswith(telemetry_prefix(self.device.device_id)):
             return 0.0
-        return self.service.telemetry_ack_delay()
+        shaping, self._shaping_delay = self._shaping_delay, 0.0
+        return max(shaping, self.service.telemetry_ack_delay())
 
     def on_closed(self, reason: str) -> None:
         self._c2d_in_flight.clear()
@@ -484,6 +494,11 @@ class HubSession:
             )
         events = telemetry_prefix(device_id)
         if topic.startswith(events) or topic + "/" == events:
+            delay = self.service.limits.telemetry(self.hub, device_id)
+            if delay is None:
+                # The shaping backlog is full: IoT Hub rejects the send; over MQTT that ends the connection.
+                raise ProtocolViolation("throttled: over the device-to-cloud send rate for too long")
+            self._shaping_delay = delay
             self.service.record_telemetry(self, topic, topic[len(events) :], publish)
         elif topic.startswith(TWIN_GET_PREFIX):
             self._twin_get(topic_query(topic).get("$rid", ""))
@@ -508,7 +523,7 @@ class HubSession:
         self._twin_respond(200, rid, json.dumps(self.device.twin.document()).encode())
 
     def _twin_patch(self, rid: str, payload: bytes) -> None:
-        if self.service.twin_throttled():
+        if self.service.twin_throttled() or not self.service.limits.property_update():
             self._twin_respond(429, rid, b"")
             return
         try:
@@ -518,6 +533,12 @@ class HubSession:
         if not isinstance(patch, dict) or any(name.startswith("$") for name in patch):
             log.warning("hub %s: bad reported patch %r", self.device.device_id, payload[:100])
             self._twin_respond(400, rid, json.dumps({"message": "Invalid reported patch"}).encode())
+            return
+        problem = self.service.limits.reported_problem(patch, merge_patch(self.device.twin.reported, patch))
+        if problem:
+            # IoT Hub rejects any operation that would take a twin section over its size limit.
+            log.warning("hub %s: reported patch refused: %s", self.device.device_id, problem)
+            self._twin_respond(413, rid, json.dumps({"message": problem}).encode())
             return
         version = self.device.twin.patch_reported(patch, utc_now_iso(self.service.now()))
         self.service.changed()

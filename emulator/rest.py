@@ -20,6 +20,7 @@ from aiohttp import web
 from emulator import property_views, templates
 from emulator.hub import MethodError
 from emulator.ids import valid_device_id
+from emulator.limits import LimitExceeded
 from emulator.rest_guard import ApiError, RequestRate, error_response, guard
 from emulator.sas import derive_device_key
 from emulator.state import Device
@@ -31,6 +32,16 @@ log = logging.getLogger("emulator.rest")
 
 EMULATOR_KEY: web.AppKey[Emulator] = web.AppKey("emulator")
 MAX_WAIT = 60.0  # seconds a test may long-poll the telemetry log
+
+
+@web.middleware
+async def _limits(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A request over a documented service limit gets the service's answer (emulator/limits.py)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except LimitExceeded as error:
+        return error_response(error.status, error.code, str(error))
+    return response
 
 
 def _emulator(request: web.Request) -> Emulator:
@@ -404,7 +415,7 @@ async def fault_clear(request: web.Request) -> web.Response:
 def build_app(emulator: Emulator) -> web.Application:
     rate = RequestRate(emulator.config.rest_rate_limit, time.monotonic)
     app = web.Application(
-        middlewares=[guard(token=emulator.api_token, rate=rate)], client_max_size=1024 * 1024
+        middlewares=[guard(token=emulator.api_token, rate=rate), _limits], client_max_size=1024 * 1024
     )
     app[EMULATOR_KEY] = emulator
     device = "/api/devices/{device_id}"
