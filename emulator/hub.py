@@ -300,6 +300,7 @@ class HubService:
     # -- service-side operations (REST) -----------------------------------------------------------
 
     def update_desired(self, device: Device, patch: dict[str, Any]) -> dict[str, Any]:
+        self.limits.check_desired(patch, merge_patch(device.twin.desired, patch))
         document = device.twin.patch_desired(patch)
         self._on_change()
         session = self.sessions.get(device.device_id)

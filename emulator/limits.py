@@ -191,8 +191,17 @@ class ServiceLimits:
 
     # -- sizes ------------------------------------------------------------------------------------
 
-    def reported_problem(self, patch: dict[str, Any], section_after: dict[str, Any]) -> str:
-        """'' when a reported patch is within the twin limits, else why it is refused."""
+    def check_desired(self, patch: dict[str, Any], section_after: dict[str, Any]) -> None:
+        """A desired-properties update (IoT Central's PATCH of writable properties) within the twin limits."""
+        problem = self.reported_problem(patch, section_after, section="desired")
+        if problem:
+            self._refuse("desired_size")
+            raise LimitExceeded(413, "RequestEntityTooLarge", problem)
+
+    def reported_problem(
+        self, patch: dict[str, Any], section_after: dict[str, Any], section: str = "reported"
+    ) -> str:
+        """'' when a reported (or desired) patch is within the twin limits, else why it is refused."""
         if not self.enabled:
             return ""
         settings = self.settings
@@ -202,7 +211,8 @@ class ServiceLimits:
                 return f"property {name!r} is {size} bytes, over the {settings.property_bytes} byte limit"
         size = json_size(section_after)
         if size > settings.reported_section_bytes:
-            return f"reported section would be {size} bytes, over the {settings.reported_section_bytes} limit"
+            limit = settings.reported_section_bytes  # the desired section has the same limit
+            return f"{section} section would be {size} bytes, over the {limit} limit"
         return ""
 
     def check_method_payload(self, payload: Any) -> None:

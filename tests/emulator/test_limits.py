@@ -204,6 +204,20 @@ async def test_reported_patch_size_limits(tmp_path: Path) -> None:
     assert "p9" not in reported and "comp" not in reported
 
 
+async def test_desired_properties_over_the_twin_limits_are_413(tmp_path: Path) -> None:
+    async with running(tmp_path) as (emulator, rest):
+        await provision(emulator, "desired-big")
+        path = "/api/devices/desired-big/properties"
+        status, body = await rest.request("PATCH", path, {"big": "x" * 4100})
+        assert status == 413 and body["error"]["code"] == "RequestEntityTooLarge", body
+        for n in range(8):
+            status, body = await rest.request("PATCH", path, {f"p{n}": "y" * 4000})
+            assert status == 202, (n, body)
+        status, body = await rest.request("PATCH", path, {"p8": "y" * 4000})
+    assert status == 413 and "desired section" in body["error"]["message"]
+    assert "p8" not in emulator.application.device("desired-big").twin.desired  # type: ignore[union-attr]
+
+
 async def test_reported_patches_over_the_update_rate_are_429(tmp_path: Path) -> None:
     async with running(tmp_path, property_updates_per_second=2) as (emulator, _):
         device_id = "patchy"

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from emulator.app import Emulator
 from tests.conftest import RestClient, device_template, emulator_config
 from tests.iotc.conftest import FAST_BACKOFF, dps_endpoint, hub_endpoint
@@ -301,8 +303,16 @@ async def test_x509_device_provisions_and_connects(tmp_path: Path) -> None:
             await pool.close()
 
 
-async def test_thousand_concurrent_sessions_connect_and_publish(emulator: Emulator, rest: RestClient) -> None:
-    count = 1000
+async def test_thousand_concurrent_sessions_connect_and_publish(tmp_path: Path) -> None:
+    # About a thousand sessions at once, not about quotas: the emulator's limits are off here
+    # (tests/emulator/test_limits.py holds them).
+    config = emulator_config(tmp_path / "emulator", limits=False)
+    async with Emulator(config) as emulator, aiohttp.ClientSession() as client:
+        rest = RestClient(client, f"http://127.0.0.1:{emulator.http_port}")
+        await _thousand_sessions(emulator, rest, 1000)
+
+
+async def _thousand_sessions(emulator: Emulator, rest: RestClient, count: int) -> None:
     pool = SessionPool(
         dps=dps_endpoint(emulator),
         hub=hub_endpoint(emulator),
