@@ -10,11 +10,23 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from emulator.app import Emulator
-from emulator.config import EmulatorConfig
+from tests.environment import unmet_requirements
+
+_UNMET = unmet_requirements(Path(__file__).resolve().parents[1] / "pyproject.toml")
+if _UNMET:
+    pytest.exit(
+        "this interpreter lacks what pyproject.toml requires: "
+        + "; ".join(_UNMET)
+        + ". Run `make venv` (or `pip install -e '.[dev]'`), then the tests with .venv/bin/pytest.",
+        returncode=4,
+    )
+
+import aiohttp  # noqa: E402  (after the check: a missing dependency is named, not a traceback)
+
+from emulator.app import Emulator  # noqa: E402
+from emulator.config import EmulatorConfig  # noqa: E402
 
 # aiocoap sets SO_REUSEPORT on every UDP socket it binds, unless AIOCOAP_REUSE_PORT=0 (read at each bind).
 # On Linux a port-0 bind with SO_REUSEPORT may be given a port that another SO_REUSEPORT socket of the same
