@@ -75,9 +75,19 @@ class RedisServer:
     async def _end(self, sig: signal.Signals) -> None:
         if self._process is None or self._process.returncode is not None:
             return
+        self._process.send_signal(signal.SIGCONT)  # a paused server must be able to act on SIGTERM
         self._process.send_signal(sig)
         async with asyncio.timeout(10):
             await self._process.wait()
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its sockets open and answers nothing (a stalled or partitioned Redis)."""
+        assert self._process is not None
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None
+        self._process.send_signal(signal.SIGCONT)
 
     async def kill(self) -> None:
         await self._end(signal.SIGKILL)

@@ -226,6 +226,13 @@ class StoreSettings:
         gt=0,
         description="with redis_url: seconds without this node's heartbeat before others take its devices",
     )
+    redis_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="with redis_url: seconds a Redis command or connect may take before it fails (a store "
+        "error: 5.03 to the device, nothing acknowledged) instead of hanging",
+    )
 
 
 @dataclass(frozen=True, slots=True, config=_SECTION)

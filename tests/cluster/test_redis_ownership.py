@@ -20,6 +20,8 @@ from translator.store.redis_store import RedisStore
 
 pytestmark = needs_redis
 
+BOUND = 30  # seconds: a lost Redis answer fails the test with the await it hung on, not CI at its limit
+
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[RedisServer]:
@@ -29,7 +31,7 @@ async def server(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 @pytest.fixture
 async def client(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    connection = aioredis.Redis.from_url(server.url)
+    connection = aioredis.Redis.from_url(server.url, socket_timeout=10, socket_connect_timeout=10)
     yield connection
     await connection.aclose()
 
@@ -38,82 +40,89 @@ async def test_nodes_contending_at_once_get_distinct_epochs_and_one_owner(client
     """Eight nodes see a Register for the same device at the same moment. Every claim that wins bumps the
     epoch by exactly one (a read-then-write instead of the script would hand two nodes the same epoch), and
     at the end exactly one node's fence holds: the stored owner's."""
-    nodes = [RedisOwnership(client, f"node-{n}") for n in range(8)]
-    for node in nodes:
-        await node.start()
-    try:
-        outcomes = await asyncio.gather(*(node.claim("dev", Trigger.REGISTRATION) for node in nodes))
-        wins = [o for node, o in zip(nodes, outcomes, strict=True) if o is not None and o.node == node.node]
-        owner = await nodes[0].owner("dev")
-        assert owner is not None and wins
-        assert sorted(w.epoch for w in wins) == list(range(1, owner.epoch + 1))  # distinct, none lost
-        fences = [await node.still_mine("dev") for node in nodes]
-        assert fences.count(True) == 1
-        assert nodes[fences.index(True)].node == owner.node
-    finally:
+    async with asyncio.timeout(BOUND):
+        nodes = [RedisOwnership(client, f"node-{n}") for n in range(8)]
         for node in nodes:
-            await node.stop()
+            await node.start()
+        try:
+            outcomes = await asyncio.gather(*(node.claim("dev", Trigger.REGISTRATION) for node in nodes))
+            wins = [
+                o for node, o in zip(nodes, outcomes, strict=True) if o is not None and o.node == node.node
+            ]
+            owner = await nodes[0].owner("dev")
+            assert owner is not None and wins
+            assert sorted(w.epoch for w in wins) == list(range(1, owner.epoch + 1))  # distinct, none lost
+            fences = [await node.still_mine("dev") for node in nodes]
+            assert fences.count(True) == 1
+            assert nodes[fences.index(True)].node == owner.node
+        finally:
+            for node in nodes:
+                await node.stop()
 
 
 async def test_a_claim_compares_and_sets_so_no_claim_is_lost_or_doubled(client: aioredis.Redis) -> None:
     """Alternating claims from two nodes, one at a time: each bumps the epoch by one; the loser learns it."""
-    a, b = RedisOwnership(client, "node-a"), RedisOwnership(client, "node-b")
-    assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 1)
-    assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 1)  # an Update: no bump
-    assert await b.claim("dev", Trigger.REGISTRATION) == Owner("node-b", 2)
-    assert a.held("dev") == Owner("node-a", 1)  # a does not know yet…
-    assert not await a.still_mine("dev")  # …until its next consuming action checks the fence
-    assert a.held("dev") is None
-    assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 3)
-    assert await a.owned_by("node-a") == {"dev"}
-    assert await a.owned_by("node-b") == set()
+    async with asyncio.timeout(BOUND):
+        a, b = RedisOwnership(client, "node-a"), RedisOwnership(client, "node-b")
+        assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 1)
+        assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 1)  # an Update: no bump
+        assert await b.claim("dev", Trigger.REGISTRATION) == Owner("node-b", 2)
+        assert a.held("dev") == Owner("node-a", 1)  # a does not know yet…
+        assert not await a.still_mine("dev")  # …until its next consuming action checks the fence
+        assert a.held("dev") is None
+        assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 3)
+        assert await a.owned_by("node-a") == {"dev"}
+        assert await a.owned_by("node-b") == set()
 
 
 async def test_an_expired_heartbeat_lets_another_node_take_the_devices(client: aioredis.Redis) -> None:
-    a = RedisOwnership(client, "node-a", heartbeat=HeartbeatPolicy(ttl=0.3))
-    b = RedisOwnership(client, "node-b", heartbeat=HeartbeatPolicy(ttl=0.3))
-    await a.start()
-    await b.start()
-    try:
-        assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 1)
-        # a beats: b's orphan claim leaves the device alone, however long it tries (a few TTLs).
-        for _ in range(3):
-            assert await b.claim("dev", Trigger.ORPHANED) is None
-            await asyncio.sleep(0.2)
-        await a.stop(leave=False)  # a crash: the heartbeat key is left to expire
-        async with asyncio.timeout(5):
-            while await b.alive("node-a"):
-                await asyncio.sleep(0.05)  # Redis gives no event for an expiry we could await here
-        assert await b.claim("dev", Trigger.ORPHANED) == Owner("node-b", 2)
-        assert await b.owned_by("node-a") == set()
-        assert await b.owned_by("node-b") == {"dev"}
-    finally:
-        await a.stop()
-        await b.stop()
+    async with asyncio.timeout(BOUND):
+        a = RedisOwnership(client, "node-a", heartbeat=HeartbeatPolicy(ttl=1.0))
+        b = RedisOwnership(client, "node-b", heartbeat=HeartbeatPolicy(ttl=1.0))
+        await a.start()
+        await b.start()
+        try:
+            assert await a.claim("dev", Trigger.REGISTRATION) == Owner("node-a", 1)
+            # a beats: b's orphan claim leaves the device alone, however long it tries (a few TTLs).
+            for _ in range(3):
+                assert await b.claim("dev", Trigger.ORPHANED) is None
+                await asyncio.sleep(0.5)
+            await a.stop(leave=False)  # a crash: the heartbeat key is left to expire
+            async with asyncio.timeout(10):
+                while await b.alive("node-a"):
+                    await asyncio.sleep(0.05)  # Redis gives no event for an expiry we could await here
+            assert await b.claim("dev", Trigger.ORPHANED) == Owner("node-b", 2)
+            assert await b.owned_by("node-a") == set()
+            assert await b.owned_by("node-b") == {"dev"}
+        finally:
+            await a.stop()
+            await b.stop()
 
 
 async def test_a_graceful_leave_hands_the_devices_over_at_once(client: aioredis.Redis) -> None:
-    a = RedisOwnership(client, "node-a", heartbeat=HeartbeatPolicy(ttl=60))
-    b = RedisOwnership(client, "node-b")
-    await a.start()
-    await a.claim("dev", Trigger.REGISTRATION)
-    await a.stop()  # leave: the heartbeat goes now, not in 60 s
-    assert await b.claim("dev", Trigger.ORPHANED) == Owner("node-b", 2)
+    async with asyncio.timeout(BOUND):
+        a = RedisOwnership(client, "node-a", heartbeat=HeartbeatPolicy(ttl=60))
+        b = RedisOwnership(client, "node-b")
+        await a.start()
+        await a.claim("dev", Trigger.REGISTRATION)
+        await a.stop()  # leave: the heartbeat goes now, not in 60 s
+        assert await b.claim("dev", Trigger.ORPHANED) == Owner("node-b", 2)
 
 
 async def test_a_registration_write_from_a_node_that_lost_the_device_is_refused(
     server: RedisServer, client: aioredis.Redis
 ) -> None:
-    a, b = RedisOwnership(client, "node-a"), RedisOwnership(client, "node-b")
-    await a.claim("dev", Trigger.REGISTRATION)
-    assert await a.write_registration(RegistrationRecord("ep", "dev", {"by": "a"}, 1.0))
-    await b.claim("dev", Trigger.REGISTRATION)
-    # a still believes it holds the device (it checked nothing since): the script's fence refuses it.
-    assert not await a.write_registration(RegistrationRecord("ep", "dev", {"by": "a, stale"}, 2.0))
-    assert await b.write_registration(RegistrationRecord("ep", "dev", {"by": "b"}, 3.0))
-    async with opened(RedisStore(server.url)) as store:
-        [record] = await store.registrations()
-        assert record.data == {"by": "b"}
+    async with asyncio.timeout(BOUND):
+        a, b = RedisOwnership(client, "node-a"), RedisOwnership(client, "node-b")
+        await a.claim("dev", Trigger.REGISTRATION)
+        assert await a.write_registration(RegistrationRecord("ep", "dev", {"by": "a"}, 1.0))
+        await b.claim("dev", Trigger.REGISTRATION)
+        # a still believes it holds the device (it checked nothing since): the script's fence refuses it.
+        assert not await a.write_registration(RegistrationRecord("ep", "dev", {"by": "a, stale"}, 2.0))
+        assert await b.write_registration(RegistrationRecord("ep", "dev", {"by": "b"}, 3.0))
+        async with opened(RedisStore(server.url)) as store:
+            [record] = await store.registrations()
+            assert record.data == {"by": "b"}
 
 
 async def test_a_stale_registration_expiring_on_the_former_owner_keeps_the_new_owners_record(
@@ -121,14 +130,15 @@ async def test_a_stale_registration_expiring_on_the_former_owner_keeps_the_new_o
 ) -> None:
     """The journal writes through the ownership: when a moved device's old registration expires on the node
     that lost it, that node's delete must not remove the record the new owner wrote."""
-    a, b = RedisOwnership(client, "node-a"), RedisOwnership(client, "node-b")
-    await a.claim("dev", Trigger.REGISTRATION)
-    assert await a.write_registrations([RegistrationRecord("ep", "dev", {"by": "a"}, 1.0)], []) == 0
-    await b.claim("dev", Trigger.REGISTRATION)
-    assert await b.write_registrations([RegistrationRecord("ep", "dev", {"by": "b"}, 2.0)], []) == 0
-    assert await a.write_registrations([], ["ep"]) == 1  # a's registration of it expired: refused
-    await a.claim("other", Trigger.REGISTRATION)
-    await a.write_registrations([RegistrationRecord("ep-2", "other", {}, 1.0)], [])
-    assert await a.write_registrations([], ["ep-2", "never-written"]) == 0  # its own: deleted
-    async with opened(RedisStore(server.url)) as store:
-        assert [(r.endpoint, r.data) for r in await store.registrations()] == [("ep", {"by": "b"})]
+    async with asyncio.timeout(BOUND):
+        a, b = RedisOwnership(client, "node-a"), RedisOwnership(client, "node-b")
+        await a.claim("dev", Trigger.REGISTRATION)
+        assert await a.write_registrations([RegistrationRecord("ep", "dev", {"by": "a"}, 1.0)], []) == 0
+        await b.claim("dev", Trigger.REGISTRATION)
+        assert await b.write_registrations([RegistrationRecord("ep", "dev", {"by": "b"}, 2.0)], []) == 0
+        assert await a.write_registrations([], ["ep"]) == 1  # a's registration of it expired: refused
+        await a.claim("other", Trigger.REGISTRATION)
+        await a.write_registrations([RegistrationRecord("ep-2", "other", {}, 1.0)], [])
+        assert await a.write_registrations([], ["ep-2", "never-written"]) == 0  # its own: deleted
+        async with opened(RedisStore(server.url)) as store:
+            assert [(r.endpoint, r.data) for r in await store.registrations()] == [("ep", {"by": "b"})]

@@ -62,3 +62,27 @@ async def test_an_unreachable_redis_fails_at_open_without_the_password() -> None
         await RedisStore("redis://user:s3cret@127.0.0.1:1/0").open()
     assert "127.0.0.1:1" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+async def test_a_redis_that_stops_answering_fails_the_command_within_the_timeout(tmp_path: Path) -> None:
+    """A stalled Redis (SIGSTOP: connections stay open, nothing answers — as a partition or a stuck fsync
+    looks) fails an append and a read with a StoreError after `store.redis_timeout`, so the device gets
+    5.03 and nothing is acknowledged, instead of the exchange hanging; once Redis answers again, so does the
+    store."""
+    async with (
+        RedisServer(tmp_path / "redis") as server,
+        opened(RedisStore(server.url, timeout=0.5)) as store,
+    ):
+        await store.outbox_append("dev", b"before")
+        server.pause()
+        try:
+            async with asyncio.timeout(10):  # the test's own bound: without the store's, this is what fails
+                with pytest.raises(StoreError):
+                    await store.outbox_append("dev", b"during")
+                with pytest.raises(StoreError):
+                    await store.registrations()
+        finally:
+            server.resume()
+        async with asyncio.timeout(10):
+            await store.outbox_append("dev", b"after")
+            assert [m.payload for m in await store.outbox_peek("dev")] == [b"before", b"after"]

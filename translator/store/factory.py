@@ -33,6 +33,7 @@ def store_from_settings(settings: Settings) -> Store:
             prefix=chosen.redis_prefix,
             outbox_limit=chosen.outbox_limit,
             outbox_device_limit=chosen.outbox_device_limit,
+            timeout=chosen.redis_timeout,
         )
     from translator.store.sqlite import SqliteStore
 

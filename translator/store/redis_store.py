@@ -146,8 +146,10 @@ class RedisStore:
         outbox_limit: int = 100_000,
         outbox_device_limit: int = 10_000,
         full_retry_after: float = 60.0,
+        timeout: float = 5.0,
     ) -> None:
         self.url = url
+        self.timeout = timeout
         self.prefix = prefix
         self._outbox_limit = outbox_limit
         self._outbox_device_limit = outbox_device_limit
@@ -165,7 +167,14 @@ class RedisStore:
 
     async def open(self) -> None:
         try:
-            self._redis = aioredis.Redis.from_url(self.url, decode_responses=False)
+            # Bounded: a Redis that stops answering (a partition, a stalled fsync) fails a command with a
+            # store error the device sees as 5.03, instead of holding a registration or an ack forever.
+            self._redis = aioredis.Redis.from_url(
+                self.url,
+                decode_responses=False,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+            )
             await self._redis.ping()
             self._size = int(await self._redis.get(self.key("out", "n")) or 0)
         except (RedisError, OSError, ValueError) as error:
