@@ -50,8 +50,9 @@ async def _flood(port: int, datagrams: list[bytes], sources: int) -> int:
     loop = asyncio.get_running_loop()
 
     async def until_answered(sent: int, window: int) -> None:
-        # at most `window` datagrams unanswered: a flood the socket buffers can hold, so none is lost
-        deadline = loop.time() + 10.0
+        # at most `window` datagrams unanswered: a flood the socket buffers can hold, so none is lost (a
+        # busy machine may take a while: sending on after a short deadline overflows the buffers instead)
+        deadline = loop.time() + 60.0
         while answers < sent - window and loop.time() < deadline:
             await asyncio.sleep(0.002)
             drain()
