@@ -28,24 +28,30 @@ def _block1(num: int, more: bool, szx: int = 6) -> bytes:
 
 
 async def _flood(port: int, datagrams: list[bytes], sources: int) -> int:
-    """Send every datagram from `sources` UDP ports (round robin); return how many answers came back."""
+    """Send every datagram from `sources` UDP ports (round robin); return how many requests were answered.
+    A request counts once, by its source and token: on a busy machine the server may answer with an empty
+    ACK first and the response separately, or repeat a separate response nobody acknowledged."""
     socks = []
     for _ in range(sources):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
         socks.append(sock)
+    answered: set[tuple[int, bytes]] = set()
     answers = 0
 
     def drain() -> None:
         nonlocal answers
-        for sock in socks:
+        for index, sock in enumerate(socks):
             while True:
                 try:
-                    sock.recv(2048)
+                    data = sock.recv(2048)
                 except BlockingIOError:
                     break
-                answers += 1
+                answer = wire.parse(data)
+                if answer is not None and answer.code != 0:  # not an empty ACK
+                    answered.add((index, answer.token))
+        answers = len(answered)
 
     loop = asyncio.get_running_loop()
 
