@@ -121,7 +121,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     pool = SessionPool(
         dps=DpsEndpoint("unused"),
         hub=HubEndpoint(gateway_host="127.0.0.1", port=port, ca_file=ca),
-        settings=PoolSettings(connect_rate=args.connect_rate, connect_burst=100, transport=args.transport),
+        settings=PoolSettings(
+            connect_rate=args.connect_rate,
+            connect_burst=100,
+            transport=args.transport,
+            telemetry_rate=0,  # the broker has no quotas here: only connects are paced, as asked
+            device_telemetry_rate=0,
+        ),
         session_settings=SessionSettings(
             keep_alive=args.keep_alive, backoff=BackoffPolicy(base=0.5, cap=5.0), connect_timeout=120
         ),

@@ -1017,6 +1017,11 @@ def start_translator(
         "IOTC_TRANSLATOR_IOTC_CA_FILE": emulator["caPath"],
         "IOTC_TRANSLATOR_IOTC_GATEWAY_HOST": "127.0.0.1",
         "IOTC_TRANSLATOR_IOTC_CONNECT_RATE": str(args.connect_rate),
+        # The stand-in hub has no quotas here (--no-limits): the translator's pacers are opened too.
+        "IOTC_TRANSLATOR_IOTC_DPS_REGISTRATIONS_PER_MINUTE": "0",
+        "IOTC_TRANSLATOR_IOTC_TELEMETRY_RATE": "0",
+        "IOTC_TRANSLATOR_IOTC_DEVICE_TELEMETRY_RATE": "0",
+        "IOTC_TRANSLATOR_IOTC_TWIN_UPDATE_RATE": "0",
         "IOTC_TRANSLATOR_IOTC_MAX_SESSIONS": str(args.max_sessions),
         "BENCH_GC_TRACE": str(trace),
         "BENCH_MEMORY": str(stack.work / "memory.json"),

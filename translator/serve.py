@@ -116,6 +116,10 @@ class Translator:
             settings=PoolSettings(
                 max_sessions=iotc.max_sessions,
                 connect_rate=iotc.connect_rate,
+                dps_per_minute=iotc.dps_registrations_per_minute,
+                telemetry_rate=iotc.telemetry_rate,
+                device_telemetry_rate=iotc.device_telemetry_rate,
+                twin_rate=iotc.twin_update_rate,
                 idle_timeout=iotc.idle_timeout or None,
                 transport=iotc.transport,
             ),
@@ -125,6 +129,10 @@ class Translator:
                 backoff=BackoffPolicy(base=iotc.reconnect_min, cap=iotc.reconnect_max),
             ),
             assignments=StoreAssignments(self.store),
+        )
+        self.metrics.add_callback(
+            self.pool.pacer_gauges,
+            {name: ["pacer"] for name in self.pool.pacer_gauges()},
         )
         self.bridge = Bridge(
             settings,

@@ -95,8 +95,26 @@ class IotcSettings:
     )
     transport: Literal["lean", "aiomqtt"] = Field(default="lean", description="the MQTT client")
     max_sessions: int = Field(default=100_000, ge=1, description="MQTT sessions open at once")
+    # Pacers (translator/iotc/client/pacer.py), each at a quota Microsoft documents; 0 turns a pacer off.
+    # DPS: 200 registrations/min — https://learn.microsoft.com/azure/iot-dps/about-iot-dps#quotas-and-limits
+    # IoT Hub S1: new connections and device-to-cloud sends, the higher of 100/s or 12/s/unit —
+    # https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-quotas-throttling
+    # IoT Central: a device may send up to 10 messages/s for a while; 100 property updates/s per application —
+    # https://learn.microsoft.com/azure/iot-central/core/concepts-quotas-limits
+    dps_registrations_per_minute: float = Field(
+        default=200.0, ge=0, description="DPS registrations per minute (DPS's quota); 0: not paced"
+    )
     connect_rate: float = Field(
-        default=100.0, gt=0, description="new MQTT connections per second (IoT Hub S1 admits about 100)"
+        default=100.0, gt=0, description="new hub connections per second (IoT Hub S1 admits 100)"
+    )
+    telemetry_rate: float = Field(
+        default=100.0, ge=0, description="device-to-cloud messages per second, all devices; 0: not paced"
+    )
+    device_telemetry_rate: float = Field(
+        default=10.0, ge=0, description="device-to-cloud messages per second per device; 0: not paced"
+    )
+    twin_update_rate: float = Field(
+        default=100.0, ge=0, description="reported-property updates per second, all devices; 0: not paced"
     )
     idle_timeout: float = Field(
         default=0.0,

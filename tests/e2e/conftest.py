@@ -64,7 +64,10 @@ def translator_settings(emulator: Emulator, state_dir: Path, **iotc: Any) -> Set
             # An outage of a few seconds should cost a few seconds (the backoff has its own unit tests).
             reconnect_min=0.2,
             reconnect_max=2.0,
-            **iotc,
+            # Tests about other things register up to a few hundred devices at once: DPS's real quota
+            # (200/min, paced with a burst of 20) would make them about DPS. tests/e2e/test_pacing.py and
+            # tests/iotc/test_pacing_emulator.py hold the quotas.
+            **({"dps_registrations_per_minute": 60_000.0} | iotc),
         ),
         codec=CodecSettings(directory=REPO / "codecs"),
         operations=OperationsSettings(port=0),

@@ -316,7 +316,9 @@ async def _thousand_sessions(emulator: Emulator, rest: RestClient, count: int) -
     pool = SessionPool(
         dps=dps_endpoint(emulator),
         hub=hub_endpoint(emulator),
-        settings=PoolSettings(connect_rate=5000, connect_burst=5000),
+        settings=PoolSettings(
+            connect_rate=5000, connect_burst=5000, dps_per_minute=0, telemetry_rate=0, device_telemetry_rate=0
+        ),
         session_settings=SessionSettings(backoff=FAST_BACKOFF, connect_timeout=60),
     )
     try:

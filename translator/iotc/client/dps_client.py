@@ -7,7 +7,7 @@ import logging
 import random
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,8 @@ from translator.iotc.protocol.sas import DPS_KEY_NAME
 from translator.iotc.protocol.topics import DPS_GLOBAL_HOST, dps_resource_uri, dps_username
 
 log = logging.getLogger(__name__)
+
+REGISTER_PREFIX = "$dps/registrations/PUT/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +52,13 @@ async def provision(
     timeout: float = 120.0,
     backoff_policy: BackoffPolicy | None = None,
     rng: random.Random | None = None,
+    registration_gate: Callable[[], Awaitable[None]] | None = None,
+    on_throttled: Callable[[float | None], None] | None = None,
 ) -> Assigned:
-    """Register `registration_id` and return its assignment, or raise a `ProvisioningError`."""
+    """Register `registration_id` and return its assignment, or raise a `ProvisioningError`.
+
+    `registration_gate` is awaited before every registration request (not before polls: DPS counts
+    registrations against its per-minute quota); `on_throttled` hears every 429 with its retry-after."""
     messages: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=64)
 
     def on_message(topic: str, payload: bytes) -> None:
@@ -62,23 +69,13 @@ async def provision(
 
     backoff = Backoff(backoff_policy or BackoffPolicy(), (rng or random.Random()).random, time.monotonic)
     registration = DpsRegistration(registration_id, backoff=backoff, model_id=model_id)
-    secret = connect_secret(
-        credential, dps_resource_uri(endpoint.id_scope, registration_id), time.time(), key_name=DPS_KEY_NAME
-    )
-    context: ssl.SSLContext = client_ssl_context(endpoint.ca_file, secret.identity)
     last_wait: Wait | None = None
+    if registration_gate is not None:
+        # The first turn is waited for before connecting and outside the time limit: a cold fleet queues
+        # here for as long as the quota needs, without holding DPS connections open (or aging a token).
+        await registration_gate()
+    params = _connect_params(endpoint, registration_id, credential)
     transport = transport_factory(on_message)
-    params = ConnectParams(
-        host=endpoint.host,
-        port=endpoint.port,
-        client_id=registration_id,
-        username=dps_username(endpoint.id_scope, registration_id),
-        password=secret.password,
-        ssl_context=context,
-        server_hostname=endpoint.tls_name,
-        keep_alive=60,
-        clean_session=True,
-    )
     try:
         async with asyncio.timeout(timeout):
             try:
@@ -88,7 +85,12 @@ async def provision(
             await transport.subscribe([registration.subscription])
             publish = registration.start()
             log.info("dps %s: registering (model %s)", registration_id, model_id)
+            first = True
             while True:
+                # Registrations count against DPS's quota; polls (once DPS gave an operation id) do not.
+                if registration_gate is not None and not first and publish.topic.startswith(REGISTER_PREFIX):
+                    await registration_gate()
+                first = False
                 await transport.publish(publish.topic, publish.payload, qos=1)
                 event: Wait | Assigned | None = None
                 while event is None:
@@ -100,6 +102,8 @@ async def provision(
                     )
                     return event
                 last_wait = event
+                if event.reason == "throttled" and on_throttled is not None:
+                    on_throttled(event.delay)
                 log.info("dps %s: %s, next request in %.1f s", registration_id, event.reason, event.delay)
                 await asyncio.sleep(event.delay)
                 publish = registration.next_publish()
@@ -113,3 +117,21 @@ async def provision(
         raise
     finally:
         await transport.close()
+
+
+def _connect_params(endpoint: DpsEndpoint, registration_id: str, credential: Credential) -> ConnectParams:
+    secret = connect_secret(
+        credential, dps_resource_uri(endpoint.id_scope, registration_id), time.time(), key_name=DPS_KEY_NAME
+    )
+    context: ssl.SSLContext = client_ssl_context(endpoint.ca_file, secret.identity)
+    return ConnectParams(
+        host=endpoint.host,
+        port=endpoint.port,
+        client_id=registration_id,
+        username=dps_username(endpoint.id_scope, registration_id),
+        password=secret.password,
+        ssl_context=context,
+        server_hostname=endpoint.tls_name,
+        keep_alive=60,
+        clean_session=True,
+    )

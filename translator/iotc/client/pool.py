@@ -1,8 +1,9 @@
 """The session pool: one object owns every device session, as httpcore's pool owns connections.
 
-Limits (maximum sessions, a connect-rate token bucket — IoT Hub S1 admits about 100 new connections/s), lazy
-connect on first need, idle eviction for devices that only send occasionally (pinned devices — with commands
-or subscriptions pending — stay connected), assignment caching, metrics and orderly shutdown live here.
+Limits (maximum sessions; the fleet's pacers, translator/iotc/client/pacer.py: DPS registrations, new hub
+connections, telemetry and twin updates, each at its own documented rate), lazy connect on first need, idle
+eviction for devices that only send occasionally (pinned devices — with commands or subscriptions pending —
+stay connected), assignment caching, metrics and orderly shutdown live here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Protocol
 from translator.iotc.client.credentials import Credential, TlsContexts, X509Identity
 from translator.iotc.client.dps_client import DpsEndpoint, provision
 from translator.iotc.client.lean_transport import ConnectionGroup, LeanTransport
+from translator.iotc.client.pacer import FleetPacing, PacingSettings
 from translator.iotc.client.session import (
     DeviceSession,
     HubEndpoint,
@@ -29,7 +31,6 @@ from translator.iotc.client.session import (
 from translator.iotc.client.transport import MessageHandler, MqttTransport
 from translator.iotc.protocol.dps import Assigned
 from translator.iotc.protocol.errors import IotcError, ProvisioningError
-from translator.iotc.protocol.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,13 @@ class MemoryAssignments:
 @dataclass(frozen=True, slots=True)
 class PoolSettings:
     max_sessions: int = 100_000
-    connect_rate: float = 100.0  # new connections (DPS or hub) per second
-    connect_burst: int = 100
+    # Pacers (0 turns one off); the documented quotas behind the defaults: translator/settings.py.
+    connect_rate: float = 100.0  # new hub connections per second
+    connect_burst: int = 10
+    dps_per_minute: float = 200.0  # DPS registrations (devices with a cached assignment skip DPS)
+    telemetry_rate: float = 100.0  # device-to-cloud messages per second, all devices together
+    device_telemetry_rate: float = 10.0  # per device
+    twin_rate: float = 100.0  # reported-property updates per second, all devices together
     idle_timeout: float | None = None  # seconds without traffic before an unpinned session closes
     transport: str = "lean"  # "lean" or "aiomqtt"
     keep_alive_tick: float = 5.0
@@ -94,7 +100,17 @@ class SessionPool:
         self.settings = settings or PoolSettings()
         self._session_settings = session_settings or SessionSettings()
         self._assignments: AssignmentCache = assignments or MemoryAssignments()
-        self._bucket = TokenBucket(self.settings.connect_rate, self.settings.connect_burst, time.monotonic)
+        chosen = self.settings
+        self.pacing = FleetPacing(
+            PacingSettings(
+                dps_per_minute=chosen.dps_per_minute,
+                hub_connects_per_second=chosen.connect_rate,
+                hub_connect_burst=chosen.connect_burst,
+                telemetry_per_second=chosen.telemetry_rate,
+                device_telemetry_per_second=chosen.device_telemetry_rate,
+                twin_updates_per_second=chosen.twin_rate,
+            )
+        )
         self._group = ConnectionGroup(tick=self.settings.keep_alive_tick)
         self._tls = TlsContexts(hub.ca_file)
         self._sessions: dict[str, DeviceSession] = {}
@@ -113,12 +129,6 @@ class SessionPool:
             return AiomqttTransport(on_message)
         return LeanTransport(on_message, self._group)
 
-    async def _connect_gate(self) -> None:
-        delay = self._bucket.reserve()
-        if delay:
-            self.counters["connect_delayed"] += 1
-            await asyncio.sleep(delay)
-
     def _provisioner(self, spec: DeviceSpec) -> Provisioner:
         async def assignment(refused: bool) -> Assigned:
             if not refused:
@@ -129,7 +139,6 @@ class SessionPool:
                     raise AssignmentUnavailableError(f"assignment cache: {error}") from error
                 if cached is not None:
                     return cached
-            await self._connect_gate()
             self.counters["dps_registrations"] += 1
             assigned = await provision(
                 self._dps,
@@ -137,6 +146,8 @@ class SessionPool:
                 spec.credential,
                 transport_factory=self.transport_factory,
                 model_id=spec.model_id,
+                registration_gate=self.pacing.registration,
+                on_throttled=self.pacing.registration_throttled,
             )
             try:
                 await self._assignments.put_assignment(spec.device_id, assigned)
@@ -170,8 +181,8 @@ class SessionPool:
             endpoint=self._hub,
             settings=self._settings_for(spec),
             callbacks=spec.callbacks,
-            connect_gate=self._connect_gate,
             tls=self._tls,
+            pacing=self.pacing.for_device(),
         )
         self._sessions[spec.device_id] = session
         self._specs[spec.device_id] = spec
@@ -266,3 +277,13 @@ class SessionPool:
         figures["sessions"] = len(self._sessions)
         figures["pinned"] = len(self._pinned)
         return dict(figures)
+
+    def pacer_gauges(self) -> dict[str, dict[tuple[str, ...], float]]:
+        """The pacers' progress for /metrics: who waits, how many went, the rate now, throttles seen."""
+        pacers = [pacer.figures() for pacer in self.pacing.pacers()]
+        return {
+            "iotc_translator_pacer_waiting": {(f.name,): float(f.waiting) for f in pacers},
+            "iotc_translator_pacer_granted": {(f.name,): float(f.granted) for f in pacers},
+            "iotc_translator_pacer_rate": {(f.name,): f.rate for f in pacers},
+            "iotc_translator_pacer_throttled": {(f.name,): float(f.throttled) for f in pacers},
+        }

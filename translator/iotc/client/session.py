@@ -22,6 +22,7 @@ from typing import Any
 
 from translator.iotc.client.commands import answer_method
 from translator.iotc.client.credentials import Credential, TlsContexts, connect_secret
+from translator.iotc.client.pacer import UNPACED, DevicePacing
 from translator.iotc.client.session_types import (
     HubEndpoint,
     MethodHandler,
@@ -53,6 +54,7 @@ from translator.iotc.protocol.errors import (
     hub_error_for_status,
 )
 from translator.iotc.protocol.reconnect import Ended, Ending, ReconnectPolicy
+from translator.iotc.protocol.reported_limits import merge_patch, within_limits
 from translator.iotc.protocol.sas import IssuedToken
 from translator.iotc.protocol.telemetry_topics import TelemetryTopics
 from translator.iotc.protocol.topics import (
@@ -90,10 +92,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-async def _no_gate() -> None:
-    return None
-
-
 class DeviceSession:
     def __init__(
         self,
@@ -105,9 +103,9 @@ class DeviceSession:
         endpoint: HubEndpoint | None = None,
         settings: SessionSettings | None = None,
         callbacks: SessionCallbacks | None = None,
-        connect_gate: Callable[[], Awaitable[None]] = _no_gate,
         tls: TlsContexts | None = None,
         rng: random.Random | None = None,
+        pacing: DevicePacing = UNPACED,
     ) -> None:
         self.device_id = device_id
         self.credential = credential
@@ -116,7 +114,7 @@ class DeviceSession:
         self._endpoint = endpoint or HubEndpoint()
         self.settings = settings or SessionSettings()
         self.callbacks = callbacks or SessionCallbacks()
-        self._connect_gate = connect_gate
+        self._pacing = pacing
         self._tls = tls or TlsContexts(self._endpoint.ca_file)
         self._backoff = Backoff(self.settings.backoff, (rng or random.Random()).random, time.monotonic)
         self._policy = ReconnectPolicy(self._backoff)
@@ -135,6 +133,7 @@ class DeviceSession:
         self._runner: asyncio.Task[None] | None = None
         self._topics = TelemetryTopics(device_id)
         self.last_activity = time.monotonic()
+        self._reported: Mapping[str, Any] = {}  # the reported section as last seen, with patches since
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -199,7 +198,7 @@ class DeviceSession:
             self.assignment = await self._provisioner(reprovision)
             self._policy.assigned()
             self.metrics.provisions += int(reprovision)
-            await self._connect_gate()
+            await self._pacing.connect()
             self._set_state(SessionState.CONNECTING, f"to {self.assignment.assigned_hub}")
             token = await self._connect(self.assignment)
             if await self._hold(token):
@@ -207,6 +206,7 @@ class DeviceSession:
             return Ended(Ending.LOST, "connection lost")
         except ConnectRefusedError as error:
             self.metrics.failed("refused")
+            self._pacing.connect_refused(error.return_code)
             return Ended(Ending.REFUSED, str(error), error.return_code)
         except ProvisioningError as error:
             self.metrics.failed(type(error).__name__)
@@ -348,6 +348,7 @@ class DeviceSession:
             self._publishing += 1
             self._drained.clear()
             try:
+                await self._pacing.telemetry()  # over the rate a message waits here, within its timeout
                 while True:
                     transport = await self._ready()
                     try:
@@ -362,6 +363,10 @@ class DeviceSession:
                 self._publishing -= 1
                 if not self._publishing:
                     self._drained.set()
+
+    def telemetry_wait(self) -> float:
+        """Seconds a telemetry message sent now would wait for the pacers (0: none)."""
+        return self._pacing.telemetry_wait()
 
     def publish_telemetry_nowait(
         self,
@@ -386,6 +391,8 @@ class DeviceSession:
         topic = self._topics.topic(component, creation_time)
         if len(payload) + len(topic) > MAX_MESSAGE_BYTES:
             return False  # send_telemetry says why
+        if not self._pacing.telemetry_now():
+            return False  # over the rate: send_telemetry waits for its turn
         if not transport.publish_nowait(topic, payload, functools.partial(self._acked, on_ack)):
             return False
         self.last_activity = time.monotonic()
@@ -405,11 +412,13 @@ class DeviceSession:
         on_ack(outcome)
 
     async def _twin_request(
-        self, topic_for: Callable[[str], str], payload: bytes, timeout: float
+        self, topic_for: Callable[[str], str], payload: bytes, timeout: float, *, update: bool = False
     ) -> tuple[TwinResponse, bytes]:
         self.last_activity = time.monotonic()
         async with asyncio.timeout(timeout):
             while True:
+                if update:
+                    await self._pacing.twin_update()
                 transport = await self._ready()
                 waiter: asyncio.Future[tuple[TwinResponse, bytes]] = (
                     asyncio.get_running_loop().create_future()
@@ -423,6 +432,7 @@ class DeviceSession:
                 finally:
                     self._twin_requests.close(rid)
                 if response.status == 429:
+                    self._pacing.twin_throttled(response.retry_after)
                     await asyncio.sleep(self._policy.retry_after_twin_throttle(response.retry_after))
                     continue
                 if not response.ok:
@@ -433,12 +443,25 @@ class DeviceSession:
 
     async def get_twin(self, timeout: float = 30.0) -> Twin:
         _, body = await self._twin_request(lambda rid: TwinGet(rid=rid).topic, b"", timeout)
-        return Twin.from_json(body)
+        twin = Twin.from_json(body)
+        self._reported = twin.reported  # what the section's size is checked against before a patch
+        return twin
 
     async def patch_reported(self, patch: Mapping[str, Any], timeout: float = 30.0) -> int | None:
-        """Apply a reported-properties patch; return the twin's new reported `$version`."""
-        body = json.dumps(patch, separators=(",", ":")).encode()
-        response, _ = await self._twin_request(lambda rid: ReportedPatch(rid=rid).topic, body, timeout)
+        """Apply a reported-properties patch; return the twin's new reported `$version`, or None when nothing
+        was sent. What IoT Hub would reject for size is not sent: a property over 4 KB is left out, a patch
+        that would take the section over 32 KB is refused whole, each with a logged reason."""
+        kept, refused = within_limits(patch, self._reported)
+        for reason in refused:
+            log.warning("session %s: reported properties not sent: %s", self.device_id, reason)
+            self.metrics.failed("reported_too_large")
+        if not kept:
+            return None
+        body = json.dumps(kept, separators=(",", ":")).encode()
+        response, _ = await self._twin_request(
+            lambda rid: ReportedPatch(rid=rid).topic, body, timeout, update=True
+        )
+        self._reported = merge_patch(self._reported, kept)
         return response.version
 
     # -- cloud → device ---------------------------------------------------------------------------
