@@ -22,6 +22,7 @@ from translator.bridge.ordering_events import (
     NotLoaded,
     NotPublished,
     NotRemoved,
+    Paced,
     Pause,
     Publish,
     Published,
@@ -278,3 +279,77 @@ def test_close_refuses_everything_unanswered_and_ignores_late_results() -> None:
     assert order.handle(Published(publish)) == []
     assert order.handle(Arrived(batch("c"))) == []
     assert order.handle(ReplayDue()) == []
+
+
+def test_a_publish_the_pacers_would_hold_past_its_time_is_kept_and_acknowledged_once_committed() -> None:
+    order = connected()
+    b = batch("a", direct=False)
+    [publish] = order.handle(Arrived(b))
+    assert isinstance(publish, Publish)
+    [keep] = order.handle(Paced(publish, 7.0))
+    assert isinstance(keep, Keep) and keep.message == "a"
+    assert order.handle(Published(publish)) == []  # a stale answer changes nothing
+    acknowledge, load = order.handle(Kept(keep))
+    assert acknowledge == Acknowledge(b, kept=True)  # 2.04 only now: the row is committed
+    assert isinstance(load, Load)  # and the replay sends it, at the pacers' rate
+
+
+def test_a_paced_publish_the_outbox_cannot_take_is_refused_with_the_outbox_s_error() -> None:
+    order = connected()
+    b = batch("a", direct=False)
+    [publish] = order.handle(Arrived(b))
+    assert isinstance(publish, Publish)
+    [keep] = order.handle(Paced(publish, 7.0))
+    assert isinstance(keep, Keep)
+    full = OSError("outbox full")  # the shell's BackPressure with Max-Age: 5.03 at the CoAP face
+    assert order.handle(NotKept(keep, full)) == [Refuse(b, full)]
+
+
+def test_a_paced_replay_row_pauses_the_replay_for_the_wait_and_new_batches_are_kept_behind_it() -> None:
+    order: Order = DeliveryOrder(outbox_empty=False, chunk=2)
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load)
+    [send] = order.handle(Loaded(load, [Row(1, "a"), Row(2, "b")]))
+    assert isinstance(send, SendRow)
+    [send2] = order.handle(RowSent(send))
+    assert isinstance(send2, SendRow) and send2.row.sequence == 2
+    pause, remove = order.handle(Paced(send2, 3.0))
+    assert pause == ReplayIn(3.0, Pause.PACED)
+    assert isinstance(remove, Remove) and remove.sequences == (1,)  # what went out leaves the outbox
+    assert order.handle(Removed(remove)) == [Replayed(1)]
+    new = batch("c")
+    [keep] = order.handle(Arrived(new))
+    assert isinstance(keep, Keep)  # behind "b" in the outbox, not published ahead of it
+    # Neither the keep nor the session coming up again cut the pacers' pause short ...
+    assert order.handle(Kept(keep)) == [Acknowledge(new, kept=True)]
+    order.handle(SessionDown())
+    assert order.handle(SessionUp()) == []
+    # ... it goes on when it is due.
+    [load] = order.handle(ReplayDue())
+    assert isinstance(load, Load)
+
+
+def test_the_replay_yields_to_new_batches_row_by_row() -> None:
+    order: Order = DeliveryOrder(outbox_empty=False, chunk=3)
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load)
+    [send] = order.handle(Loaded(load, [Row(1, "a"), Row(2, "b"), Row(3, "c")]))
+    assert isinstance(send, SendRow) and send.row.sequence == 1
+    x, y = batch("x"), batch("y")
+    assert order.handle(Arrived(x)) == [] and order.handle(Arrived(y)) == []
+    # A row may wait for the pacers: a new batch waits for one row at most, not for the chunk ...
+    [keep_x] = order.handle(RowSent(send))
+    assert isinstance(keep_x, Keep) and keep_x.message == "x"
+    acknowledge, send = order.handle(Kept(keep_x))
+    assert acknowledge == Acknowledge(x, kept=True)
+    # ... and the replay is not starved by new batches either: they take turns.
+    assert isinstance(send, SendRow) and send.row.sequence == 2
+    [keep_y] = order.handle(RowSent(send))
+    assert isinstance(keep_y, Keep) and keep_y.message == "y"
+    acknowledge, send = order.handle(Kept(keep_y))
+    assert acknowledge == Acknowledge(y, kept=True)
+    assert isinstance(send, SendRow) and send.row.sequence == 3
+    [remove] = order.handle(RowSent(send))
+    assert isinstance(remove, Remove) and remove.sequences == (1, 2, 3)
+    replayed, load = order.handle(Removed(remove))
+    assert replayed == Replayed(3) and isinstance(load, Load)  # x and y next, in order

@@ -6,6 +6,9 @@ outbox refusing writes, reads and removals, and replay timers — and checks the
 - no reordering: the first arrival of each message at the hub comes in the order the device sent them;
 - duplicates only after a publish whose PUBACK was lost (the hub had it, the translator never heard so);
 - one answer per batch, at most one I/O in flight;
+- fairness between the replay and new batches: while batches wait, the replay sends at most one row before
+  a batch gets its turn, and while rows are loaded at most one batch starts before a row goes (a row or a
+  publish the pacers would hold too long is answered `Paced`);
 - and, once the world behaves, everything drains: every batch answered, the outbox empty, every
   acknowledged message at the hub.
 """
@@ -33,6 +36,7 @@ from translator.bridge.ordering_events import (
     NotLoaded,
     NotPublished,
     NotRemoved,
+    Paced,
     Publish,
     Published,
     Refuse,
@@ -74,6 +78,9 @@ class DeliveryWorld(RuleBasedStateMachine):
         self.lost_pubacks = 0
         self.timer = False
         self.closed = False
+        self.rows_while_batches_wait = 0  # rows sent since a batch last got its turn, while batches waited
+        self.batches_while_rows_wait = 0  # batches started since a row last went, while rows were loaded
+        self.before: tuple[int, int, object] = (0, 0, None)
 
     # -- applying the order's actions ---------------------------------------------------------------
 
@@ -82,6 +89,7 @@ class DeliveryWorld(RuleBasedStateMachine):
         assert len(io) <= 1, actions
         if io:
             assert io[0] is self.order.busy
+            self.count_turns(io[0])
         for action in actions:
             if isinstance(action, Acknowledge | Refuse):
                 key = action.batch.tag
@@ -95,7 +103,20 @@ class DeliveryWorld(RuleBasedStateMachine):
                 self.timer = True
 
     def handle(self, event: object) -> None:
+        waiting, loaded, current = self.order.waiting, self.order.loaded, self.order.current
+        self.before = (waiting, loaded, current)
         self.apply(self.order.handle(event))  # type: ignore[arg-type]
+
+    def count_turns(self, io: object) -> None:
+        waiting, loaded, current = self.before
+        if isinstance(io, SendRow):
+            self.batches_while_rows_wait = 0
+            if waiting:
+                self.rows_while_batches_wait += 1
+        elif self.order.current is not None and self.order.current is not current:
+            self.rows_while_batches_wait = 0  # a batch's turn came
+            if loaded and self.order.connected:
+                self.batches_while_rows_wait += 1
 
     def keep(self, message: int) -> None:
         self.sequence += 1
@@ -142,7 +163,7 @@ class DeliveryWorld(RuleBasedStateMachine):
     def answer(self, data: st.DataObject) -> None:
         busy = self.order.busy
         if isinstance(busy, Publish):
-            choices = ["puback", "lost_after_hub", "deadline_hub_had_it", "deadline"]
+            choices = ["puback", "lost_after_hub", "deadline_hub_had_it", "deadline", "paced"]
             if busy.direct:
                 choices += ["lost", "refused"]
             self.answer_publish(busy, data.draw(st.sampled_from(choices)))
@@ -151,7 +172,7 @@ class DeliveryWorld(RuleBasedStateMachine):
         elif isinstance(busy, Load):
             self.answer_load(busy, data.draw(st.booleans()))
         elif isinstance(busy, SendRow):
-            self.answer_row(busy, data.draw(st.sampled_from(["puback", "lost", "lost_after_hub"])))
+            self.answer_row(busy, data.draw(st.sampled_from(["puback", "lost", "lost_after_hub", "paced"])))
         elif isinstance(busy, Remove):
             self.answer_remove(busy, data.draw(st.booleans()))
 
@@ -162,6 +183,8 @@ class DeliveryWorld(RuleBasedStateMachine):
             self.lost_pubacks += 1
         if how == "puback":
             self.handle(Published(action))
+        elif how == "paced":
+            self.handle(Paced(action, 3.0))
         elif how == "refused":
             self.handle(DirectRefused(action))
         elif how in ("lost", "lost_after_hub") and action.direct:
@@ -186,6 +209,9 @@ class DeliveryWorld(RuleBasedStateMachine):
             self.handle(NotLoaded(action))
 
     def answer_row(self, action: SendRow[Row], how: str) -> None:
+        if how == "paced":
+            self.handle(Paced(action, 3.0))  # not sent at all
+            return
         if how != "lost":
             self.hub.append(action.row.message)
         if how == "lost_after_hub":
@@ -221,6 +247,11 @@ class DeliveryWorld(RuleBasedStateMachine):
     def the_outbox_is_in_order(self) -> None:
         rows = [self.outbox[s] for s in sorted(self.outbox)]
         assert rows == sorted(rows), rows
+
+    @invariant()
+    def the_replay_and_new_batches_take_turns(self) -> None:
+        assert self.rows_while_batches_wait <= 1
+        assert self.batches_while_rows_wait <= 1
 
     @invariant()
     def a_closed_life_answered_every_batch(self) -> None:

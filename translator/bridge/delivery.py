@@ -48,6 +48,7 @@ from translator.bridge.ordering_events import (
     NotLoaded,
     NotPublished,
     NotRemoved,
+    Paced,
     Publish,
     Published,
     Refuse,
@@ -76,6 +77,7 @@ QUEUE_LIMIT = 1000  # telemetry batches waiting per device before the device is 
 REPLAY_BATCH = 50
 STORE_RETRY = 5.0  # seconds before a replay the store failed is tried again
 CLOSING_RETRY = 5  # Max-Age for messages of a device whose life is closing
+ROW_PACE_LIMIT = 1.0  # seconds a replay row may wait for the pacers while the device's new messages wait
 
 
 @dataclass(slots=True)
@@ -289,6 +291,11 @@ class TelemetryDelivery:
         session, message = self.session, action.message
         if session is None:
             return NotPublished(action, timed_out=False)
+        # Over the device's or the fleet's send rate (iotc/client/pacer.py) a message does not wait past
+        # its time since it was received: it is kept, and the replay sends it at the rate.
+        wait = session.telemetry_wait()
+        if wait > 0 and wait >= action.batch.tag.received + self._timeout - time.time():
+            return Paced(action, wait)
         try:
             await session.send_telemetry(
                 _payload(message),
@@ -344,6 +351,9 @@ class TelemetryDelivery:
         session, row = self.session, action.row
         if session is None:
             return RowNotSent(action)
+        wait = session.telemetry_wait()
+        if wait > ROW_PACE_LIMIT:
+            return Paced(action, wait)  # the replay pauses that long; new messages are kept meanwhile
         moment = None if row.creation_time is None else datetime.fromtimestamp(row.creation_time, UTC)
         try:
             await session.send_telemetry(
@@ -351,7 +361,7 @@ class TelemetryDelivery:
                 component=row.component,
                 creation_time=moment,
                 custom=row.properties or None,
-                timeout=self._timeout,
+                timeout=self._timeout + wait,  # the pacers' wait is not the hub being slow
             )
         except (TimeoutError, HubError) as error:
             self._log.info("outbox replay paused (%s): again in %.0f s", error, 2 * self._timeout)

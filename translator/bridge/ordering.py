@@ -14,11 +14,12 @@ comes next:
 
 1. the rest of the batch being delivered (`current`), message by message: published while the outbox is
    known empty and the session is up, else kept in the outbox — so nothing newer overtakes a kept row;
-2. the outbox rows loaded for a replay, one by one, while the session is up;
-3. rows sent but not removed yet are removed before anything else of the outbox is loaded or sent again
-   (a failing removal pauses the replay and so costs no duplicate);
-4. a new batch, or the next chunk of the replay: they take turns, so a device that keeps sending neither
-   starves its replay nor waits for a whole outbox to drain.
+2. rows sent but not removed yet are removed once the loaded rows are sent, before anything else of the
+   outbox is loaded or sent again (a failing removal pauses the replay and so costs no duplicate);
+3. a new batch, or the replay's next step (a row loaded, else the next chunk): they take turns row by row,
+   so a device that keeps sending neither starves its replay nor waits for a chunk — a row may wait for
+   the pacers (`Paced`) — or a whole outbox to drain. A new batch delivered while the outbox holds rows is
+   kept behind them, so the order holds.
 
 The promise behind every acknowledgement: `Acknowledge` is returned only for a batch whose every message
 was answered by `Published` (the hub's PUBACK) or `Kept` (the outbox row committed). Every other ending —
@@ -32,6 +33,13 @@ a row not acknowledged (the hub is slow: `slow_hub_retry`), the store unreadable
 (`store_retry`) — pauses with `ReplayIn`, and goes on when the shell reports `ReplayDue`, the session comes
 up again, or a keep succeeds while connected. A duplicate at the hub therefore only follows a publish or a
 row whose PUBACK was lost.
+
+Pacing (issue 14 §3). Before it publishes, the shell asks the telemetry pacers how long the message would
+wait for its turn. A publish that would wait past the message's time is answered `Paced` and kept instead —
+acknowledged once the row is committed, refused (5.03 + Max-Age) when the outbox is full, as any keep. A
+replay row that would wait long is answered `Paced` too: the replay pauses for that wait (`Pause.PACED`;
+neither a keep nor the session coming up cuts it short), so the outbox drains at the pacers' rate while new
+batches are kept behind it.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from translator.bridge.ordering_events import (
     NotLoaded,
     NotPublished,
     NotRemoved,
+    Paced,
     Pause,
     Publish,
     Published,
@@ -84,6 +93,7 @@ class _Replay(Generic[R]):
     rows: deque[R] = field(default_factory=deque)  # loaded, not sent yet
     unremoved: list[int] = field(default_factory=list)  # sent (PUBACKed), not removed yet
     sent: int = 0  # in this chunk
+    paced: bool = False  # paused for the pacers until `ReplayDue`
 
 
 class DeliveryOrder(Generic[M, T, R]):
@@ -124,6 +134,11 @@ class DeliveryOrder(Generic[M, T, R]):
         return self._replay.wanted
 
     @property
+    def loaded(self) -> int:
+        """Outbox rows loaded for the replay and not sent yet."""
+        return len(self._replay.rows)
+
+    @property
     def unremoved(self) -> tuple[int, ...]:
         return tuple(self._replay.unremoved)
 
@@ -137,17 +152,15 @@ class DeliveryOrder(Generic[M, T, R]):
                 self._arrived(batch, actions)
             case Started(outbox_empty):
                 self.outbox_empty = outbox_empty
-                if not outbox_empty:
-                    self._replay.wanted = True
+                self._want_replay()
             case SessionUp():
                 self.connected = True
-                if not self.outbox_empty:
-                    self._replay.wanted = True
+                self._want_replay()
             case SessionDown():
                 self.connected = False
             case ReplayDue():
-                if not self.outbox_empty:
-                    self._replay.wanted = True
+                self._replay.paced = False
+                self._want_replay()
             case Close(error):
                 self._close(error, actions)
             case _:
@@ -186,17 +199,20 @@ class DeliveryOrder(Generic[M, T, R]):
                 self._message_done(batch, actions)
             case NotPublished(Publish(direct=True) as publish, timed_out=False):
                 self._retry_direct = publish  # lost on the way: publish it again (or keep it)
-            case NotPublished(Publish() as publish):
-                # Not acknowledged in time, or a publish that already had its own retries: keep it.
+            case NotPublished(Publish() as publish) | Paced(Publish() as publish):
+                # Not acknowledged in time, a publish that already had its own retries, or one the pacers
+                # would hold past its time: keep it (the replay sends it, at the rate).
                 self.busy = keep = Keep(publish.batch, publish.message)
                 actions.append(keep)
             case DirectRefused(Publish() as publish):
                 self._retry_direct = publish
+            case Paced(SendRow(), wait):
+                self._stop_replay(Pause.PACED, actions, wait)
             case Kept(Keep(batch=batch)):
                 self.outbox_empty = False
                 batch.kept = True
                 if self.connected:
-                    self._replay.wanted = True  # the hub answered late: replay soon
+                    self._want_replay()  # the hub answered late: replay soon
                 self._message_done(batch, actions)
             case NotKept(Keep(batch=batch), error):
                 self._answer(Refuse(batch, error), actions)
@@ -214,12 +230,9 @@ class DeliveryOrder(Generic[M, T, R]):
                 self._replay.unremoved.append(row.sequence)
                 self._replay.sent += 1
             case RowNotSent():
-                # Connected but not acknowledged (a slow hub): remove what went out, then try again later
-                # even if the device sends nothing new and the connection stays up.
-                self._pause(Pause.SLOW_HUB, actions)
-                if self._replay.unremoved:
-                    self.busy = remove = Remove(tuple(self._replay.unremoved))
-                    actions.append(remove)
+                # Connected but not acknowledged (a slow hub): try again later even if the device sends
+                # nothing new and the connection stays up.
+                self._stop_replay(Pause.SLOW_HUB, actions)
             case Removed(Remove(sequences=sequences)):
                 done = self._replay.unremoved
                 self._replay.unremoved = done[len(sequences) :]
@@ -235,10 +248,24 @@ class DeliveryOrder(Generic[M, T, R]):
                 self.current = None
                 self._replay_turn = True
 
-    def _pause(self, why: Pause, actions: list[Action[M, T, R]]) -> None:
-        self._replay.rows.clear()
+    def _stop_replay(self, why: Pause, actions: list[Action[M, T, R]], delay: float | None = None) -> None:
+        """Pause the replay, removing what went out first."""
+        self._pause(why, actions, delay)
+        if self._replay.unremoved:
+            self.busy = remove = Remove(tuple(self._replay.unremoved))
+            actions.append(remove)
+
+    def _want_replay(self) -> None:
+        if not self.outbox_empty and not self._replay.paced:
+            self._replay.wanted = True
+
+    def _pause(self, why: Pause, actions: list[Action[M, T, R]], delay: float | None = None) -> None:
+        self._replay.rows.clear()  # they stay in the outbox; the next replay loads them again
         self._replay.wanted = False
-        actions.append(ReplayIn(self._slow_hub_retry if why is Pause.SLOW_HUB else self._store_retry, why))
+        self._replay.paced = why is Pause.PACED
+        if delay is None:
+            delay = self._slow_hub_retry if why is Pause.SLOW_HUB else self._store_retry
+        actions.append(ReplayIn(delay, why))
 
     def _answer(self, answer: Acknowledge[M, T] | Refuse[M, T], actions: list[Action[M, T, R]]) -> None:
         if not answer.batch.answered:
@@ -280,19 +307,20 @@ class DeliveryOrder(Generic[M, T, R]):
         if batch is not None:
             return self._deliver(batch, batch.messages[batch.done])
         replay = self._replay
-        if replay.rows:
-            if self.connected:
-                return SendRow(replay.rows.popleft())
+        if replay.rows and not self.connected:
             replay.rows.clear()  # they stay in the outbox; the next replay loads them again
-        if replay.unremoved and replay.wanted:
+        if replay.unremoved and replay.wanted and not replay.rows:
             return Remove(tuple(replay.unremoved))
         may_replay = replay.wanted and self.connected
         if self.pending and not (may_replay and self._replay_turn):
             self.current = batch = self.pending.popleft()
             self._replay_turn = False
             return self._deliver(batch, batch.messages[0])
+        if replay.rows:
+            self._replay_turn = False  # one row, then a batch waiting gets its turn
+            return SendRow(replay.rows.popleft())
         if may_replay:
-            self._replay_turn = False
+            self._replay_turn = True  # the chunk's first row comes next, whatever arrives meanwhile
             return Load(self._chunk)
         return None
 

@@ -94,6 +94,7 @@ class Remove:
 class Pause(enum.Enum):
     SLOW_HUB = "slow_hub"
     STORE = "store"
+    PACED = "paced"  # the telemetry pacers (iotc/client/pacer.py) would hold the next row too long
 
 
 @dataclass(slots=True)
@@ -165,6 +166,16 @@ class DirectRefused(Generic[M, T]):
 
 
 @dataclass(slots=True)
+class Paced(Generic[M, T, R]):
+    """Not published: the device's or the fleet's send rate would hold it `wait` seconds — past a message's
+    time (`Publish`: it is kept instead), or longer than a replay row should hold the device's line
+    (`SendRow`: the replay pauses that long and what arrives meanwhile is kept behind the outbox)."""
+
+    action: Publish[M, T] | SendRow[R]
+    wait: float
+
+
+@dataclass(slots=True)
 class Kept(Generic[M, T]):
     action: Keep[M, T]
 
@@ -219,6 +230,7 @@ Event = (
     | Published[M, T]
     | NotPublished[M, T]
     | DirectRefused[M, T]
+    | Paced[M, T, R]
     | Kept[M, T]
     | NotKept[M, T]
     | Loaded[R]
