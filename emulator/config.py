@@ -33,6 +33,9 @@ class EmulatorConfig:
     hub_names: tuple[str, ...] = ("iotc-emulator-hub-0.azure-devices.net",)
     dps_retry_after: int = 3  # seconds DPS asks the device to wait before polling
     dps_assign_delay: float = 1.0  # seconds an assignment takes
+    # IoT Central's "Auto approve" of a device connection group: off, a device nobody registered that comes
+    # with valid credentials waits for an operator's approval (emulator/approval.py).
+    auto_approve: bool = True
     method_timeout: float = 30.0  # IoT Central gives up on a command after 30 s
     c2d_ttl: float = 24 * 3600.0
     max_message_bytes: int = 256 * 1024

@@ -9,10 +9,12 @@ import math
 import secrets
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from emulator import approval
 from emulator import mqtt_codec as mqtt
 from emulator.config import EmulatorConfig
 from emulator.connection import ClientConnection, ProtocolViolation
@@ -67,6 +69,8 @@ class DpsService:
         self._assign_template = assign_template
         self._clock = clock
         self._operations: dict[str, Operation] = {}
+        self.auto_approve = config.auto_approve  # IoT Central's setting; the REST API may change it
+        self.attempts: Counter[str] = Counter()  # register requests per registration id
         self.limits = limits or ServiceLimits(config.limit_settings(), time.monotonic)
 
     def open_session(
@@ -127,9 +131,13 @@ class DpsService:
     def operation(self, operation_id: str) -> Operation | None:
         return self._operations.get(operation_id)
 
-    def blocked(self, registration_id: str) -> bool:
-        device = self._application.device(registration_id)
-        return device is not None and not device.enabled
+    def refusal(self, registration_id: str) -> str:
+        """Why an authenticated device may not register ('' when it may): blocked, or waiting for approval."""
+        device_known = self._application.device(registration_id) is not None
+        reason = approval.refusal(self._application, registration_id, auto_approve=self.auto_approve)
+        if not device_known:
+            self._on_change()  # its record was created (approved, or waiting for an operator)
+        return reason
 
     def assign(self, operation: Operation, attestation: str) -> dict[str, Any]:
         """Complete an operation: auto-register the device (IoT Central's auto-approve) and pick its hub."""
@@ -242,6 +250,7 @@ class DpsSession:
     def _register(self, rid: str, body: bytes) -> None:
         service = self._service
         registration_id = self._registration_id
+        service.attempts[registration_id] += 1
         throttled = service.throttled_for()
         if throttled:
             retry_after = max(1, math.ceil(throttled))
@@ -268,13 +277,11 @@ class DpsSession:
             log.warning("dps %s: unauthorized: %s", registration_id, reason)
             self._respond(401, rid, _error(401, 401002, f"Unauthorized: {reason}"))
             return
-        if service.blocked(registration_id):
-            log.warning("dps %s: device is blocked", registration_id)
-            self._respond(
-                400,
-                rid,
-                _error(400, 400209, "The device is either blocked or not associated with a template"),
-            )
+        refused = service.refusal(registration_id)
+        if refused:
+            log.warning("dps %s: refused: %s", registration_id, refused)
+            status, code = approval.REFUSED_STATUS, approval.REFUSED_CODE
+            self._respond(status, rid, _error(status, code, refused))
             return
         operation = service.start(registration_id, request.get("payload"))
         log.info("dps %s: registration started, operation %s", registration_id, operation.operation_id)

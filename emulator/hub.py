@@ -9,7 +9,7 @@ import json
 import logging
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,6 +164,7 @@ class HubService:
         self._assign_template = assign_template
         self._clock = clock
         self.limits = limits or ServiceLimits(config.limit_settings(), time.monotonic)
+        self.attempts: Counter[str] = Counter()  # CONNECTs per device id
         self.sessions: dict[str, HubSession] = {}
         # clean_session=0 keeps a device's subscriptions across connections, as IoT Hub does.
         self._persistent_subscriptions: dict[str, dict[str, int]] = {}
@@ -205,6 +206,7 @@ class HubService:
         self, connection: ClientConnection, connect: mqtt.Connect, username: HubUsername
     ) -> HubSession | int:
         device_id = username.device_id
+        self.attempts[device_id] += 1
         if not valid_device_id(device_id):
             # No such device can exist in the identity registry, so none can connect.
             log.warning("hub %r: not a valid device id", device_id)

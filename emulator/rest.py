@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from emulator import property_views, templates
+from emulator import property_views, rest_approval, templates
 from emulator.hub import MethodError
 from emulator.ids import valid_device_id
 from emulator.limits import LimitExceeded
@@ -86,7 +86,8 @@ async def get_device(request: web.Request) -> web.Response:
 
 
 async def put_device(request: web.Request) -> web.Response:
-    """Create or update a device; `enabled: false` blocks it (DPS then answers 400209)."""
+    """Create or update a device; `enabled: false` blocks it, `true` approves or unblocks it (DPS answers a
+    device not enabled 401 with 400209, emulator/approval.py)."""
     emulator = _emulator(request)
     body = await _json_body(request)
     if not isinstance(body, dict):
@@ -455,6 +456,7 @@ def build_app(emulator: Emulator) -> web.Application:
             web.post("/emulator/faults/move/{device_id}", fault_move),
             web.post("/emulator/faults/outage", fault_outage),
             web.post("/emulator/faults/clear", fault_clear),
+            *rest_approval.routes(emulator),
         ]
     )
     return app

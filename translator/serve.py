@@ -24,6 +24,7 @@ from translator.http.server import V1_PATH, HttpBridgeServer
 from translator.iotc.client.dps_client import DpsEndpoint
 from translator.iotc.client.pool import PoolSettings, SessionPool
 from translator.iotc.client.session import HubEndpoint, SessionSettings
+from translator.iotc.protocol.approval_wait import ApprovalPolicy
 from translator.iotc.protocol.backoff import BackoffPolicy
 from translator.iotc.protocol.sas import TokenPolicy
 from translator.lwm2m import RegisteredObjects
@@ -127,6 +128,7 @@ class Translator:
                 keep_alive=iotc.keep_alive,
                 token_policy=TokenPolicy(ttl=iotc.token_ttl),
                 backoff=BackoffPolicy(base=iotc.reconnect_min, cap=iotc.reconnect_max),
+                approval=ApprovalPolicy(base=iotc.approval_retry, cap=iotc.approval_retry_max),
             ),
             assignments=StoreAssignments(self.store),
         )

@@ -131,6 +131,15 @@ class IotcSettings:
         "back to the start after a PUBACK or 10 s connected",
     )
     reconnect_max: float = Field(default=60.0, gt=0, description="the backoff's ceiling (≥ reconnect_min)")
+    approval_retry: float = Field(
+        default=60.0,
+        gt=0,
+        description="a device IoT Central refuses (waiting for approval, blocked) asks DPS again after a "
+        "wait drawn from [c/2, c), c = min(approval_retry_max, approval_retry × 2^attempt)",
+    )
+    approval_retry_max: float = Field(
+        default=900.0, gt=0, description="that wait's ceiling (≥ approval_retry)"
+    )
     token_ttl: int = Field(
         default=3600, ge=300, description="SAS token lifetime; renewed 2 minutes before expiry"
     )
@@ -172,11 +181,12 @@ class IotcSettings:
             raise ValueError("an X.509 enrollment CA needs iotc.id_scope")
         return key
 
-    @field_validator("reconnect_max")
+    @field_validator("reconnect_max", "approval_retry_max")
     @classmethod
     def _ceiling(cls, ceiling: float, info: ValidationInfo) -> float:
-        if ceiling < info.data.get("reconnect_min", 0.0):
-            raise ValueError("must be at least iotc.reconnect_min")
+        floor = "reconnect_min" if info.field_name == "reconnect_max" else "approval_retry"
+        if ceiling < info.data.get(floor, 0.0):
+            raise ValueError(f"must be at least iotc.{floor}")
         return ceiling
 
     @property

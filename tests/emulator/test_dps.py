@@ -108,14 +108,16 @@ async def test_secondary_key_works(emulator: Emulator) -> None:
     assert response.body["registrationState"]["deviceId"] == device_id
 
 
-async def test_blocked_device_is_400209(emulator: Emulator, rest: RestClient) -> None:
+async def test_blocked_device_is_401_400209(emulator: Emulator, rest: RestClient) -> None:
+    # "401 Unauthorized, 400209: the device is either waiting for approval by an operator or has been blocked"
+    # (https://learn.microsoft.com/azure/iot-central/core/troubleshoot-connection).
     device_id = "dps-dev-blocked"
     status, view = await rest.request("PUT", f"/api/devices/{device_id}", {"enabled": False})
     assert status == 200
     assert view["enabled"] is False
     async with dps_client(emulator, device_id) as client:
         response = await register(client, device_id)
-    assert response.status == 400
+    assert response.status == 401
     assert response.body["errorCode"] == 400209
 
     # Unblocked, the same device registers.
@@ -179,3 +181,40 @@ async def test_unknown_id_scope_is_refused(emulator: Emulator) -> None:
         await client.expect_closed()
     finally:
         await client.close()
+
+
+async def test_without_auto_approve_an_unknown_device_waits_for_approval(
+    emulator: Emulator, rest: RestClient
+) -> None:
+    """Auto approve off: a device nobody registered, with valid credentials, is refused 401/400209 and shows
+    as Waiting for approval (provisioned false, enabled false) until approved with `enabled: true`
+    (https://learn.microsoft.com/azure/iot-central/core/howto-manage-devices-individually#device-status-values)."""
+    status, body = await rest.request("PUT", "/emulator/approval", {"autoApprove": False})
+    assert (status, body) == (200, {"autoApprove": False})
+    device_id = "dps-dev-waiting"
+    async with dps_client(emulator, device_id) as client:
+        refused = await register(client, device_id)
+        again = await register(client, device_id)
+    assert (refused.status, refused.body["errorCode"]) == (401, 400209)
+    assert "approve" in refused.body["message"].lower()
+    assert again.status == 401
+    view = await rest.get(f"/api/devices/{device_id}")
+    assert (view["enabled"], view["provisioned"]) == (False, False)
+    assert (await rest.get(f"/emulator/attempts?deviceId={device_id}"))["dps"] == 2
+
+    status, _ = await rest.request("PATCH", f"/api/devices/{device_id}", {"enabled": True})
+    assert status == 200
+    async with dps_client(emulator, device_id) as client:
+        assert (await register(client, device_id)).status == 200
+    view = await rest.get(f"/api/devices/{device_id}")
+    assert (view["enabled"], view["provisioned"]) == (True, True)
+
+
+async def test_a_registered_device_needs_no_approval(emulator: Emulator, rest: RestClient) -> None:
+    """Devices added by an operator are approved already (Registered: enabled true)."""
+    await rest.request("PUT", "/emulator/approval", {"autoApprove": False})
+    device_id = "dps-dev-added"
+    status, _ = await rest.request("PUT", f"/api/devices/{device_id}", {"displayName": "added"})
+    assert status == 200
+    async with dps_client(emulator, device_id) as client:
+        assert (await register(client, device_id)).status == 200

@@ -42,6 +42,7 @@ from translator.iotc.client.credentials import (
     mint_device_certificate,
 )
 from translator.iotc.client.pool import DeviceSpec, SessionPool
+from translator.iotc.client.session import SessionState
 from translator.ops.metrics import Metrics
 from translator.settings import Settings
 from translator.store import DeviceEntry, Store, StoreError
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from translator.coap import Lwm2mServer
 
 log = logging.getLogger(__name__)
+
+HEALTH_NAMES = 100  # device ids /healthz lists at most per state
 
 
 class NoCredentialsError(Forbidden):
@@ -487,4 +490,9 @@ class Bridge:
                 k.split(":", 1)[1]: v for k, v in figures.items() if k.startswith("sessions:") and v
             },
         }
+        waiting = self.pool.in_state(SessionState.WAITING_APPROVAL)
+        if waiting:
+            # Refused by IoT Central until an operator approves or unblocks them: named, so the operator
+            # knows whom to approve (their telemetry waits in the outbox meanwhile).
+            details["waiting_for_approval"] = sorted(waiting)[:HEALTH_NAMES]
         return self._coap is not None, details

@@ -163,6 +163,10 @@ class SessionPool:
     def get(self, device_id: str) -> DeviceSession | None:
         return self._sessions.get(device_id)
 
+    def in_state(self, state: SessionState) -> list[str]:
+        """The ids of the devices whose session is in `state` now."""
+        return [device_id for device_id, session in self._sessions.items() if session.status.state is state]
+
     async def session(self, spec: DeviceSpec) -> DeviceSession:
         """The device's session, created and started on first need (lazy connect)."""
         if self._closed:

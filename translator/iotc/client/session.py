@@ -42,11 +42,13 @@ from translator.iotc.client.transport import (
     MqttTransport,
     TransportClosedError,
 )
+from translator.iotc.protocol.approval_wait import ApprovalWait
 from translator.iotc.protocol.backoff import Backoff
 from translator.iotc.protocol.dps import Assigned
 from translator.iotc.protocol.errors import (
     MAX_MESSAGE_BYTES,
     ConnectionLostError,
+    DeviceBlockedError,
     HubError,
     IotcFormatError,
     MessageTooLargeError,
@@ -116,8 +118,9 @@ class DeviceSession:
         self.callbacks = callbacks or SessionCallbacks()
         self._pacing = pacing
         self._tls = tls or TlsContexts(self._endpoint.ca_file)
-        self._backoff = Backoff(self.settings.backoff, (rng or random.Random()).random, time.monotonic)
-        self._policy = ReconnectPolicy(self._backoff)
+        draw = (rng or random.Random()).random
+        self._backoff = Backoff(self.settings.backoff, draw, time.monotonic)
+        self._policy = ReconnectPolicy(self._backoff, ApprovalWait(self.settings.approval, draw))
         self.metrics = SessionMetrics()
         self.status = SessionStatus(SessionState.IDLE, "not started", time.monotonic())
         self.assignment: Assigned | None = None
@@ -173,7 +176,8 @@ class DeviceSession:
         if self.status.state is SessionState.CLOSED:
             return
         self.status = SessionStatus(state, reason, time.monotonic())
-        log.info("session %s: %s (%s)", self.device_id, state.value, reason)
+        level = logging.WARNING if state is SessionState.WAITING_APPROVAL else logging.INFO
+        log.log(level, "session %s: %s (%s)", self.device_id, state.value, reason)
         if self.callbacks.on_state is not None:
             self.callbacks.on_state(self, self.status)
 
@@ -187,7 +191,8 @@ class DeviceSession:
             if not retry.disconnect:
                 continue
             self.metrics.disconnects += 1
-            self._set_state(SessionState.BACKING_OFF, f"{retry.reason}; retrying in {retry.delay:.1f} s")
+            state = SessionState.WAITING_APPROVAL if retry.not_approved else SessionState.BACKING_OFF
+            self._set_state(state, f"{retry.reason}; retrying in {retry.delay:.1f} s")
             await asyncio.sleep(retry.delay)
 
     async def _attempt(self) -> Ended:
@@ -208,6 +213,11 @@ class DeviceSession:
             self.metrics.failed("refused")
             self._pacing.connect_refused(error.return_code)
             return Ended(Ending.REFUSED, str(error), error.return_code)
+        except DeviceBlockedError as error:
+            self.metrics.failed("not_approved")
+            return Ended(
+                Ending.NOT_APPROVED, f"IoT Central refuses the device until approved or unblocked: {error}"
+            )
         except ProvisioningError as error:
             self.metrics.failed(type(error).__name__)
             return Ended(Ending.PROVISIONING, f"provisioning failed: {error}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from translator.iotc.protocol.approval_wait import ApprovalPolicy
 from translator.iotc.protocol.backoff import BackoffPolicy
 from translator.iotc.protocol.dps import Assigned
 from translator.iotc.protocol.errors import HubError
@@ -29,6 +30,8 @@ class SessionState(enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     BACKING_OFF = "backing off"
+    # DPS refuses the device (401/400209) until an operator approves or unblocks it in IoT Central.
+    WAITING_APPROVAL = "waiting for approval"
     CLOSED = "closed"
 
 
@@ -90,5 +93,6 @@ class SessionSettings:
     max_in_flight: int = 16
     connect_timeout: float = 30.0
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # waits while not approved or blocked
     method_timeout: float = 30.0  # IoT Central gives up on a command after 30 s
     drain_timeout: float = 5.0  # how long a token renewal waits for in-flight publishes
