@@ -4,13 +4,30 @@ its device id, and no logger that would print secrets."""
 from __future__ import annotations
 
 import logging
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
 # aiosqlite logs every call at DEBUG with its arguments: SQL parameters, so imported device keys and
 # telemetry payloads. Kept at INFO unless `log_sql` (IOTC_TRANSLATOR_LOG_SQL=true) asks for them.
 SQL_LOGGERS = ("aiosqlite",)
+
+# The one naming convention: a line about a device is logged through `device_log`, which puts the device id
+# in the record as `device_id` (a JSON field; `device=<id>` in text) rather than in the message.
+DEVICE_FIELD = "device_id"
+
+DeviceLog = logging.LoggerAdapter[logging.Logger]
+
+
+def device_log(logger: logging.Logger, device_id: str) -> DeviceLog:
+    """The logger of one device's lines."""
+    return logging.LoggerAdapter(logger, {DEVICE_FIELD: device_id})
+
+
+def log_for(logger: logging.Logger, device_id: str | None) -> DeviceLog | logging.Logger:
+    """`device_log` when the line is about a known device, else the plain logger."""
+    return logger if device_id is None else device_log(logger, device_id)
+
 
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -21,7 +38,7 @@ class DeviceTextFormatter(logging.Formatter):
     reads `... name device=<id> message`, so grep finds every line of one device."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        device = getattr(record, "device_id", None)
+        device: Any = getattr(record, DEVICE_FIELD, None)
         if device is None:
             return super().formatMessage(record)
         saved = record.message

@@ -21,6 +21,7 @@ from translator.iotc.client.transport import (
     MessageHandler,
     TransportClosedError,
 )
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,11 @@ class AiomqttTransport:
             self._finish(f"connect failed: {error}")
             raise TransportClosedError(str(error)) from error
         self._client = client
-        self._reader = asyncio.create_task(self._read(client), name=f"aiomqtt-{params.client_id}")
+        reader = self._read(client, params.client_id)
+        self._reader = asyncio.create_task(reader, name=f"aiomqtt-{params.client_id}")
         return False  # aiomqtt does not expose the session-present flag
 
-    async def _read(self, client: aiomqtt.Client) -> None:
+    async def _read(self, client: aiomqtt.Client, device_id: str) -> None:
         try:
             async for message in client.messages:
                 payload = message.payload
@@ -67,7 +69,7 @@ class AiomqttTransport:
                 try:
                     self._on_message(str(message.topic), data)
                 except Exception:
-                    log.exception("message handler failed for %s", message.topic)
+                    device_log(log, device_id).exception("message handler failed for %s", message.topic)
         except aiomqtt.MqttError as error:
             self._finish(f"connection lost: {error}")
         else:

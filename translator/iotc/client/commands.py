@@ -16,6 +16,7 @@ from translator.iotc.client.session_types import MethodHandler
 from translator.iotc.protocol.errors import IotcFormatError
 from translator.iotc.protocol.methods import Invocation, MethodStatus, method_response
 from translator.iotc.protocol.topics import MethodRequest
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 
@@ -44,5 +45,5 @@ async def run_method(
     except TimeoutError:
         return int(MethodStatus.TIMEOUT), {"error": "the device did not answer in time"}
     except Exception as error:  # a handler bug must still answer the cloud, honestly
-        log.exception("session %s: method %s failed", device_id, invocation.method)
+        device_log(log, device_id).exception("method %s failed", invocation.method)
         return int(MethodStatus.ERROR), {"error": f"{type(error).__name__}: {error}"}

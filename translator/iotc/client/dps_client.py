@@ -23,6 +23,7 @@ from translator.iotc.protocol.errors import (
 )
 from translator.iotc.protocol.sas import DPS_KEY_NAME
 from translator.iotc.protocol.topics import DPS_GLOBAL_HOST, dps_resource_uri, dps_username
+from translator.ops.logs import DeviceLog, device_log
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,16 @@ class DpsEndpoint:
     @property
     def tls_name(self) -> str:
         return self.server_hostname or self.host
+
+
+def _queueing(messages: asyncio.Queue[tuple[str, bytes]], dlog: DeviceLog) -> MessageHandler:
+    def on_message(topic: str, payload: bytes) -> None:
+        if messages.full():
+            dlog.warning("dps: dropping unexpected message on %s", topic)
+            return
+        messages.put_nowait((topic, payload))
+
+    return on_message
 
 
 async def provision(
@@ -60,13 +71,7 @@ async def provision(
     `registration_gate` is awaited before every registration request (not before polls: DPS counts
     registrations against its per-minute quota); `on_throttled` hears every 429 with its retry-after."""
     messages: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=64)
-
-    def on_message(topic: str, payload: bytes) -> None:
-        if messages.full():
-            log.warning("dps %s: dropping unexpected message on %s", registration_id, topic)
-            return
-        messages.put_nowait((topic, payload))
-
+    dlog = device_log(log, registration_id)
     backoff = Backoff(backoff_policy or BackoffPolicy(), (rng or random.Random()).random, time.monotonic)
     registration = DpsRegistration(registration_id, backoff=backoff, model_id=model_id)
     last_wait: Wait | None = None
@@ -75,7 +80,7 @@ async def provision(
         # here for as long as the quota needs, without holding DPS connections open (or aging a token).
         await registration_gate()
     params = _connect_params(endpoint, registration_id, credential)
-    transport = transport_factory(on_message)
+    transport = transport_factory(_queueing(messages, dlog))
     try:
         async with asyncio.timeout(timeout):
             try:
@@ -84,7 +89,7 @@ async def provision(
                 raise ProvisioningUnauthorizedError(f"DPS refused the connection: {error}") from error
             await transport.subscribe([registration.subscription])
             publish = registration.start()
-            log.info("dps %s: registering (model %s)", registration_id, model_id)
+            dlog.info("dps: registering (model %s)", model_id)
             first = True
             while True:
                 # Registrations count against DPS's quota; polls (once DPS gave an operation id) do not.
@@ -97,14 +102,12 @@ async def provision(
                     topic, payload = await messages.get()
                     event = registration.receive(topic, payload)
                 if isinstance(event, Assigned):
-                    log.info(
-                        "dps %s: assigned to %s as %s", registration_id, event.assigned_hub, event.device_id
-                    )
+                    dlog.info("dps: assigned to %s as %s", event.assigned_hub, event.device_id)
                     return event
                 last_wait = event
                 if event.reason == "throttled" and on_throttled is not None:
                     on_throttled(event.delay)
-                log.info("dps %s: %s, next request in %.1f s", registration_id, event.reason, event.delay)
+                dlog.info("dps: %s, next request in %.1f s", event.reason, event.delay)
                 await asyncio.sleep(event.delay)
                 publish = registration.next_publish()
     except TimeoutError:

@@ -24,6 +24,7 @@ from translator.iotc.client.transport import (
     TransportClosedError,
 )
 from translator.iotc.protocol import mqtt_codec as codec
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,9 @@ class _LeanProtocol(asyncio.BufferedProtocol):
             try:
                 self._on_message(packet.topic, packet.payload)
             except Exception:
-                log.exception("message handler failed for %s", packet.topic)
+                # The client id is the device id (DPS's registration id, the hub's device id).
+                device = self._params.client_id
+                device_log(log, device).exception("message handler failed for %s", packet.topic)
         elif isinstance(packet, codec.ConnAck):
             if not self.connack.done():
                 self.connack.set_result(packet)

@@ -31,6 +31,7 @@ from translator.iotc.client.session import (
 from translator.iotc.client.transport import MessageHandler, MqttTransport
 from translator.iotc.protocol.dps import Assigned
 from translator.iotc.protocol.errors import IotcError, ProvisioningError
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class SessionPool:
                 await self._assignments.put_assignment(spec.device_id, assigned)
             except Exception:
                 # The assignment is good; only the next start runs DPS again for lack of it.
-                log.warning("pool: assignment of %s not cached", spec.device_id, exc_info=True)
+                device_log(log, spec.device_id).warning("pool: assignment not cached", exc_info=True)
             return assigned
 
         return assignment
@@ -249,7 +250,7 @@ class SessionPool:
         while True:
             await asyncio.sleep(max(timeout / 4, 0.05))
             for session in self._idle(time.monotonic(), timeout):
-                log.info("pool: closing idle session %s", session.device_id)
+                device_log(log, session.device_id).info("pool: closing idle session")
                 self.counters["evicted"] += 1
                 await self.close_session(session.device_id)
 
