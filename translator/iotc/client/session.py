@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import random
 import ssl
@@ -20,8 +19,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from translator.iotc.client.commands import answer_method
 from translator.iotc.client.credentials import Credential, TlsContexts, connect_secret
+from translator.iotc.client.inbound import Inbound, TwinWaiter
 from translator.iotc.client.pacer import UNPACED, DevicePacing
 from translator.iotc.client.session_types import (
     HubEndpoint,
@@ -42,6 +41,7 @@ from translator.iotc.client.transport import (
     MqttTransport,
     TransportClosedError,
 )
+from translator.iotc.client.twin_client import TwinClient
 from translator.iotc.protocol.approval_wait import ApprovalWait
 from translator.iotc.protocol.backoff import Backoff
 from translator.iotc.protocol.dps import Assigned
@@ -50,32 +50,23 @@ from translator.iotc.protocol.errors import (
     ConnectionLostError,
     DeviceBlockedError,
     HubError,
-    IotcFormatError,
     MessageTooLargeError,
     ProvisioningError,
-    hub_error_for_status,
 )
 from translator.iotc.protocol.reconnect import Ended, Ending, ReconnectPolicy
-from translator.iotc.protocol.reported_limits import merge_patch, within_limits
 from translator.iotc.protocol.sas import IssuedToken
 from translator.iotc.protocol.telemetry_topics import TelemetryTopics
 from translator.iotc.protocol.topics import (
     DESIRED_PATCH_SUBSCRIPTION,
     METHODS_SUBSCRIPTION,
     TWIN_RESPONSE_SUBSCRIPTION,
-    CloudToDevice,
-    DesiredPatch,
-    MethodRequest,
-    ReportedPatch,
-    TwinGet,
-    TwinResponse,
     c2d_subscription,
     hub_resource_uri,
     hub_username,
-    parse_hub_topic,
 )
-from translator.iotc.protocol.twin import Twin, parse_desired_patch
+from translator.iotc.protocol.twin import Twin
 from translator.iotc.protocol.twin_requests import TwinRequests
+from translator.ops.logs import device_log
 
 # The types live in session_types.py; they are re-exported so owners import them from here.
 __all__ = [
@@ -131,12 +122,28 @@ class DeviceSession:
         self._publishing = 0
         self._drained = asyncio.Event()  # set while no publish is in flight
         self._drained.set()
-        self._twin_requests: TwinRequests[asyncio.Future[tuple[TwinResponse, bytes]]] = TwinRequests()
+        self._twin_requests: TwinRequests[TwinWaiter] = TwinRequests()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._log = device_log(log, device_id)
+        self._inbound = Inbound(
+            device_id,
+            self.callbacks,
+            self._twin_requests,
+            ready=self._ready,
+            spawn=self._spawn,
+            method_timeout=self.settings.method_timeout,
+        )
         self._runner: asyncio.Task[None] | None = None
         self._topics = TelemetryTopics(device_id)
         self.last_activity = time.monotonic()
-        self._reported: Mapping[str, Any] = {}  # the reported section as last seen, with patches since
+        self._twin = TwinClient(
+            device_id,
+            self._twin_requests,
+            ready=self._ready,
+            pacing=pacing,
+            policy=self._policy,
+            metrics=self.metrics,
+        )
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -177,7 +184,7 @@ class DeviceSession:
             return
         self.status = SessionStatus(state, reason, time.monotonic())
         level = logging.WARNING if state is SessionState.WAITING_APPROVAL else logging.INFO
-        log.log(level, "session %s: %s (%s)", self.device_id, state.value, reason)
+        self._log.log(level, "session %s (%s)", state.value, reason)
         if self.callbacks.on_state is not None:
             self.callbacks.on_state(self, self.status)
 
@@ -227,7 +234,7 @@ class DeviceSession:
         except Exception as error:
             # A failure nobody foresaw (a provisioner's store, a callback) must not end the device's
             # session for good: it is logged with its traceback and retried like any other.
-            log.exception("session %s: unexpected failure", self.device_id)
+            self._log.exception("session: unexpected failure")
             self.metrics.failed("unexpected")
             return Ended(Ending.UNEXPECTED, f"{type(error).__name__}: {error}")
         finally:
@@ -277,7 +284,7 @@ class DeviceSession:
         try:
             await callback(self)
         except (HubError, TimeoutError) as error:
-            log.warning("session %s: after-connect work failed: %s", self.device_id, error)
+            self._log.warning("session: after-connect work failed: %s", error)
 
     async def _hold(self, token: IssuedToken | None) -> bool:
         """Wait while connected: True when the token is due for renewal, False when the connection ends."""
@@ -301,7 +308,7 @@ class DeviceSession:
         self._connected.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained.wait(), self.settings.drain_timeout)
-        log.info("session %s: renewing SAS token", self.device_id)
+        self._log.info("session: renewing SAS token")
         return True
 
     async def _drop_transport(self) -> None:
@@ -421,100 +428,17 @@ class DeviceSession:
             self.metrics.publish_failures += 1
         on_ack(outcome)
 
-    async def _twin_request(
-        self, topic_for: Callable[[str], str], payload: bytes, timeout: float, *, update: bool = False
-    ) -> tuple[TwinResponse, bytes]:
-        self.last_activity = time.monotonic()
-        async with asyncio.timeout(timeout):
-            while True:
-                if update:
-                    await self._pacing.twin_update()
-                transport = await self._ready()
-                waiter: asyncio.Future[tuple[TwinResponse, bytes]] = (
-                    asyncio.get_running_loop().create_future()
-                )
-                rid = self._twin_requests.open(waiter)
-                try:
-                    await transport.publish(topic_for(rid), payload, 0)
-                    response, body = await waiter
-                except (TransportClosedError, ConnectionLostError):
-                    continue
-                finally:
-                    self._twin_requests.close(rid)
-                if response.status == 429:
-                    self._pacing.twin_throttled(response.retry_after)
-                    await asyncio.sleep(self._policy.retry_after_twin_throttle(response.retry_after))
-                    continue
-                if not response.ok:
-                    raise hub_error_for_status(
-                        response.status, retry_after=response.retry_after, what="twin request"
-                    )
-                return response, body
-
     async def get_twin(self, timeout: float = 30.0) -> Twin:
-        _, body = await self._twin_request(lambda rid: TwinGet(rid=rid).topic, b"", timeout)
-        twin = Twin.from_json(body)
-        self._reported = twin.reported  # what the section's size is checked against before a patch
-        return twin
+        self.last_activity = time.monotonic()
+        return await self._twin.get(timeout)
 
     async def patch_reported(self, patch: Mapping[str, Any], timeout: float = 30.0) -> int | None:
         """Apply a reported-properties patch; return the twin's new reported `$version`, or None when nothing
         was sent. What IoT Hub would reject for size is not sent: a property over 4 KB is left out, a patch
         that would take the section over 32 KB is refused whole, each with a logged reason."""
-        kept, refused = within_limits(patch, self._reported)
-        for reason in refused:
-            log.warning("session %s: reported properties not sent: %s", self.device_id, reason)
-            self.metrics.failed("reported_too_large")
-        if not kept:
-            return None
-        body = json.dumps(kept, separators=(",", ":")).encode()
-        response, _ = await self._twin_request(
-            lambda rid: ReportedPatch(rid=rid).topic, body, timeout, update=True
-        )
-        self._reported = merge_patch(self._reported, kept)
-        return response.version
-
-    # -- cloud → device ---------------------------------------------------------------------------
+        self.last_activity = time.monotonic()
+        return await self._twin.patch_reported(patch, timeout)
 
     def _on_message(self, topic: str, payload: bytes) -> None:
-        try:
-            parsed = parse_hub_topic(topic)
-        except IotcFormatError:
-            log.warning("session %s: ignoring message on unknown topic %r", self.device_id, topic)
-            return
-        self.last_activity = time.monotonic()
-        if isinstance(parsed, TwinResponse):
-            waiter = self._twin_requests.match(parsed)
-            if waiter is not None and not waiter.done():
-                waiter.set_result((parsed, payload))
-        elif isinstance(parsed, DesiredPatch):
-            self._on_desired(payload)
-        elif isinstance(parsed, MethodRequest):
-            self._spawn(self._answer_method(parsed, payload), f"method-{parsed.name}")
-        elif isinstance(parsed, CloudToDevice):
-            if self.callbacks.on_c2d is None:
-                log.warning("session %s: cloud-to-device message dropped: no handler", self.device_id)
-            else:
-                self.callbacks.on_c2d(parsed.properties, payload)
-        else:
-            log.warning("session %s: unexpected %s", self.device_id, type(parsed).__name__)
-
-    def _on_desired(self, payload: bytes) -> None:
-        try:
-            properties = parse_desired_patch(payload)
-        except IotcFormatError as error:
-            log.warning("session %s: bad desired patch: %s", self.device_id, error)
-            return
-        if self.callbacks.on_desired is None:
-            log.warning("session %s: desired patch ignored: no handler", self.device_id)
-            return
-        self.callbacks.on_desired(properties)
-
-    async def _answer_method(self, request: MethodRequest, payload: bytes) -> None:
-        timeout = self.settings.method_timeout
-        topic, body = await answer_method(self.device_id, self.callbacks.on_method, request, payload, timeout)
-        try:
-            transport = await asyncio.wait_for(self._ready(), timeout)
-            await transport.publish(topic, body, 0)
-        except (TransportClosedError, TimeoutError, SessionClosedError) as error:
-            log.warning("session %s: method %s response lost: %s", self.device_id, request.name, error)
+        if self._inbound.on_message(topic, payload):
+            self.last_activity = time.monotonic()
