@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from translator.coap.dtls.openssl import ClientContext, Closed, Connection, Failure
+from translator.coap.udprelay import UdpRelay
 
 log = logging.getLogger(__name__)
 
@@ -20,66 +21,28 @@ TICK = 0.2
 MAX_QUEUED = 64  # datagrams the device sends before the handshake finished
 
 
-class _Side(asyncio.DatagramProtocol):
-    def __init__(self, relay: DtlsRelay, inside: bool) -> None:
-        self._relay = relay
-        self._inside = inside
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        if self._inside:
-            self._relay._from_device(data, addr)
-        else:
-            self._relay._from_server(data)
-
-    def error_received(self, exc: Exception) -> None:
-        return None
-
-
-class DtlsRelay:
+class DtlsRelay(UdpRelay):
     def __init__(self, server: tuple[str, int], context: ClientContext, host: str = "127.0.0.1") -> None:
-        self.server = server
-        self._host = host
+        super().__init__(server, host)
         self._context = context
-        self._inside: asyncio.DatagramTransport | None = None
-        self._outside: asyncio.DatagramTransport | None = None
         self._conn: Connection | None = None
         self._device: Any = None
         self._queued: list[bytes] = []
         self._timer: asyncio.Task[None] | None = None
         self.opened = asyncio.Event()
         self.failed: str | None = None
-        self.address: tuple[str, int] = (host, 0)  # where the device sends plain CoAP
-        self.public_port = 0  # the source port the server sees
         self.handshakes = 0
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Side(self, True), local_addr=(self._host, 0)
-        )
-        self._inside = transport
-        self.address = (self._host, int(transport.get_extra_info("sockname")[1]))
-        await self._open_outside()
-        self._timer = loop.create_task(self._tick(), name="dtls-client-timer")
+        await super().start()
+        self._timer = asyncio.get_running_loop().create_task(self._tick(), name="dtls-client-timer")
 
-    async def _open_outside(self) -> None:
-        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: _Side(self, False), local_addr=(self._host, 0)
-        )
-        self._outside = transport
-        self.public_port = int(transport.get_extra_info("sockname")[1])
+    def _outside_opened(self) -> None:
+        """A new handshake on every new outside port (the server keeps the registration: same identity)."""
         self.opened.clear()
         self.failed = None
         self._conn = self._context.connection()
         self._handshake()
-
-    async def rebind(self) -> int:
-        """A new outside port and a new handshake (the server keeps the registration: same identity)."""
-        old, self._outside = self._outside, None
-        if old is not None:
-            old.close()
-        await self._open_outside()
-        return self.public_port
 
     def _flush(self) -> None:
         if self._conn is None or self._outside is None:
@@ -119,7 +82,7 @@ class DtlsRelay:
         self._conn.write(data)
         self._flush()
 
-    def _from_server(self, data: bytes) -> None:
+    def _from_server(self, data: bytes, addr: Any) -> None:
         conn = self._conn
         if conn is None:
             return
@@ -162,8 +125,5 @@ class DtlsRelay:
         if self._conn is not None and self.opened.is_set():
             self._conn.close()  # close_notify
             self._flush()
-        for transport in (self._inside, self._outside):
-            if transport is not None:
-                transport.close()
-        self._inside = self._outside = None
+        super().close()
         self._conn = None
