@@ -46,6 +46,7 @@ from translator.store.base import (
     RegistrationRecord,
     StoreError,
 )
+from translator.store.lifecycle import StoreLife
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,9 @@ def _message(sequence: int, device_id: str, blob: bytes) -> OutboxMessage:
     return OutboxMessage(sequence, device_id, payload, meta["c"], meta["t"], meta["p"], meta["e"])
 
 
-class RedisStore:
+class RedisStore(StoreLife):
+    _open_errors = (RedisError, OSError, ValueError)
+
     def __init__(
         self,
         url: str,
@@ -148,15 +151,16 @@ class RedisStore:
         full_retry_after: float = 60.0,
         timeout: float = 5.0,
     ) -> None:
+        super().__init__(
+            outbox_limit=outbox_limit,
+            outbox_device_limit=outbox_device_limit,
+            full_retry_after=full_retry_after,
+        )
         self.url = url
         self.timeout = timeout
         self.prefix = prefix
-        self._outbox_limit = outbox_limit
-        self._outbox_device_limit = outbox_device_limit
-        self._full_retry_after = full_retry_after
         self._redis: aioredis.Redis | None = None
         self._pending: list[tuple[str, bytes, asyncio.Future[int]]] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._size = 0  # the outbox's depth as last seen (for metrics, without I/O)
         self._loaded: dict[str, AsyncScript] = {}
 
@@ -165,25 +169,21 @@ class RedisStore:
 
     # -- life cycle -------------------------------------------------------------------------------
 
-    async def open(self) -> None:
-        try:
-            # Bounded: a Redis that stops answering (a partition, a stalled fsync) fails a command with a
-            # store error the device sees as 5.03, instead of holding a registration or an ack forever.
-            self._redis = aioredis.Redis.from_url(
-                self.url,
-                decode_responses=False,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-            )
-            await self._redis.ping()
-            self._size = int(await self._redis.get(self.key("out", "n")) or 0)
-        except (RedisError, OSError, ValueError) as error:
-            await self._drop()
-            raise StoreError(f"cannot open the store {self._safe_url()}: {error}") from error
-        await self._check_durability()
-        log.info("store %s opened (%d messages in the outbox)", self._safe_url(), self._size)
+    async def _connect(self) -> int:
+        # Bounded: a Redis that stops answering (a partition, a stalled fsync) fails a command with a
+        # store error the device sees as 5.03, instead of holding a registration or an ack forever.
+        self._redis = aioredis.Redis.from_url(
+            self.url,
+            decode_responses=False,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+        )
+        await self._redis.ping()
+        self._size = int(await self._redis.get(self.key("out", "n")) or 0)
+        return self._size
 
-    async def _check_durability(self) -> None:
+    async def _opened(self) -> None:
+        """Warn when Redis would lose acknowledged telemetry on a stop."""
         try:
             config = await self.redis.config_get("append*")
         except RedisError:  # managed services may refuse CONFIG: their durability is theirs to state
@@ -195,35 +195,22 @@ class RedisStore:
             log.warning(
                 "Redis at %s runs appendonly=%s appendfsync=%s: acknowledged telemetry in the outbox may be"
                 " lost if Redis stops; run it with appendonly yes, appendfsync always",
-                self._safe_url(),
+                self.describe(),
                 appendonly,
                 appendfsync,
             )
 
-    def _safe_url(self) -> str:
+    def describe(self) -> str:
         # The URL may carry a password.
         scheme, _, rest = self.url.partition("://")
         return f"{scheme}://{rest.rpartition('@')[2]}"
 
-    async def _drop(self) -> None:
+    async def _disconnect(self) -> None:
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
             self._redis = None
         self._loaded.clear()
-
-    async def close(self) -> None:
-        if self._flusher is not None:
-            with contextlib.suppress(Exception):
-                await self._flusher
-        await self._drop()
-
-    async def __aenter__(self) -> RedisStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     @property
     def redis(self) -> aioredis.Redis:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,8 +32,7 @@ from translator.store.base import (
     RegistrationRecord,
     StoreError,
 )
-
-log = logging.getLogger(__name__)
+from translator.store.lifecycle import StoreLife
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -70,7 +68,7 @@ _INSERT_OUTBOX = (
 )
 
 
-class SqliteStore:
+class SqliteStore(StoreLife):
     def __init__(
         self,
         path: Path,
@@ -79,60 +77,49 @@ class SqliteStore:
         outbox_device_limit: int = 10_000,
         full_retry_after: float = 60.0,
     ) -> None:
+        super().__init__(
+            outbox_limit=outbox_limit,
+            outbox_device_limit=outbox_device_limit,
+            full_retry_after=full_retry_after,
+        )
         self.path = path
-        self._outbox_limit = outbox_limit
-        self._outbox_device_limit = outbox_device_limit
-        self._full_retry_after = full_retry_after
         self._db: aiosqlite.Connection | None = None
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[int]]] = []
-        self._flusher: asyncio.Task[None] | None = None
         self._transaction = asyncio.Lock()  # one write transaction at a time on the connection
         self._depth = 0
         self._device_depth: dict[str, int] = {}
 
     # -- life cycle -------------------------------------------------------------------------------
 
-    async def open(self) -> None:
+    def describe(self) -> str:
+        return str(self.path)
+
+    async def _connect(self) -> int:
         try:
             # Imported device keys are stored in clear: the file (and SQLite's -wal/-shm, which copy its
             # mode) is 0600 from creation, in a 0700 directory.
             create_private(private_dir(self.path.parent) / self.path.name)
         except OSError as error:
             raise StoreError(f"cannot create the store {self.path}: {error}") from error
-        try:
-            self._db = await aiosqlite.connect(self.path)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=FULL")
-            await self._db.executescript(_SCHEMA)
-            await self._db.execute(
-                "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
-            )
-            await self._db.commit()
-            async with self._db.execute("SELECT device_id, COUNT(*) FROM outbox GROUP BY device_id") as rows:
-                self._device_depth = {str(device_id): int(count) async for device_id, count in rows}
-        except Exception as error:  # sqlite3 raises several unrelated types for a bad file
-            if self._db is not None:  # its worker thread would keep the process alive at exit
-                with contextlib.suppress(Exception):
-                    await self._db.close()
-                self._db = None
-            raise StoreError(f"cannot open the store {self.path}: {error}") from error
+        # sqlite3 raises several unrelated types for a bad file: any failure here is "cannot open".
+        self._db = await aiosqlite.connect(self.path)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=FULL")
+        await self._db.executescript(_SCHEMA)
+        await self._db.execute(
+            "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+        )
+        await self._db.commit()
+        async with self._db.execute("SELECT device_id, COUNT(*) FROM outbox GROUP BY device_id") as rows:
+            self._device_depth = {str(device_id): int(count) async for device_id, count in rows}
         self._depth = sum(self._device_depth.values())
-        log.info("store %s opened (%d messages in the outbox)", self.path, self._depth)
+        return self._depth
 
-    async def close(self) -> None:
-        if self._flusher is not None:
+    async def _disconnect(self) -> None:
+        if self._db is not None:  # its worker thread would keep the process alive at exit
             with contextlib.suppress(Exception):
-                await self._flusher
-        if self._db is not None:
-            await self._db.close()
+                await self._db.close()
             self._db = None
-
-    async def __aenter__(self) -> SqliteStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     @property
     def db(self) -> aiosqlite.Connection:
