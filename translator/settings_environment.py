@@ -9,7 +9,6 @@ from typing import Any
 
 from pydantic import create_model
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
 
 from translator.settings import ENV_PREFIX, Settings, fields_of
 
@@ -32,14 +31,16 @@ _Described = create_model(
 
 
 class _Given(EnvSettingsSource):
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._given = environ
-        super().__init__(_Described)
+    """pydantic-settings' environment source over a given mapping. Its constructor reads os.environ into
+    `env_vars`, the public attribute every lookup then reads; this replaces it with the given variables,
+    named case-insensitively as the source does (case_sensitive is off). No private method is overridden.
+    (`settings_customise_sources` only chooses among sources when a BaseSettings is built; load_settings
+    merges the layers itself, to blame the one that gave a bad value, and calls this source directly.)"""
 
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return parse_env_vars(
-            self._given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
-        )
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        super().__init__(_Described)
+        assert not self.case_sensitive
+        self.env_vars = {name.lower(): value for name, value in environ.items()}
 
 
 def environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
