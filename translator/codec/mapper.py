@@ -53,7 +53,6 @@ class TelemetryMessage:
     component: str | None
     values: dict[str, Any]
     time: datetime | None = None
-    received: float | None = None  # wall clock when it came from the device: its time if it must wait
 
 
 @dataclass(frozen=True, slots=True)
