@@ -172,6 +172,14 @@ async def test_observe_composite_and_fallback(server: Lwm2mServer, sink: Recordi
 
 
 async def test_queue_mode(server: Lwm2mServer, sink: RecordingSink) -> None:
+    def _listening(endpoint: str) -> bool | None:
+        presence = server.devices.presence(endpoint)
+        return None if presence is None else presence.listening
+
+    def _held(endpoint: str) -> int | None:
+        presence = server.devices.presence(endpoint)
+        return None if presence is None else presence.held
+
     dev = await _device(server, "sleepy", queue_mode=True)
     try:
         reg = server.registration("sleepy")
@@ -180,18 +188,14 @@ async def test_queue_mode(server: Lwm2mServer, sink: RecordingSink) -> None:
             0
         ].value == 100  # awake right after Register
         await dev.sleep()
-        await wait_until(
-            lambda: not server.devices._devices["sleepy"].queue.is_awake(server._clock()),
-            timeout=2.0,
-            what="window to close",
-        )
+        await wait_until(lambda: _listening("sleepy") is False, timeout=2.0, what="window to close")
         with pytest.raises(DeadlineExpiredError):
             await server.devices.read("sleepy", Path(3, 0, 9), deadline=0.2)
         import asyncio
 
         pending = asyncio.ensure_future(server.devices.read("sleepy", Path(3303, 0, 5700), deadline=5.0))
         pending2 = asyncio.ensure_future(server.devices.execute("sleepy", Path(3, 0, 4), deadline=5.0))
-        await asyncio.sleep(0.2)
+        await wait_until(lambda: _held("sleepy") == 2, what="both requests held")
         assert not pending.done() and dev.requests[-1][0] == "GET"
         response = await dev.wake()  # re-open on the same port and Update: the queue flushes
         assert str(response.code).startswith("2.04")

@@ -141,12 +141,18 @@ async def test_fault_run_loses_nothing_acknowledged(
     streaming = asyncio.Event()
     streaming.set()
 
+    first_acks: set[str] = set()
+    everyone_streams = asyncio.Event()
+
     async def stream(device: RawDevice) -> None:
         n = 0
         while streaming.is_set():
             if await device.send(n, give_up=loop.time() + 60):
                 n += 1
-            await asyncio.sleep(rng.uniform(0.05, 0.15))
+                first_acks.add(device.endpoint)
+                if len(first_acks) == len(devices):
+                    everyone_streams.set()
+            await asyncio.sleep(rng.uniform(0.05, 0.15))  # the devices' pace, not a synchronisation
 
     async def fault(path: str, body: dict[str, Any] | None = None) -> None:
         status, answer = await rest.request("POST", f"/emulator/faults/{path}", body)
@@ -178,7 +184,8 @@ async def test_fault_run_loses_nothing_acknowledged(
     streams = [asyncio.create_task(stream(device)) for device in devices]
     done: list[str] = []
     try:
-        await asyncio.sleep(3.0)  # everyone registered and streaming
+        async with asyncio.timeout(60):
+            await everyone_streams.wait()  # every device registered and had a Send acknowledged
         pause = RUN / len(actions)
         for name, action in actions:
             await asyncio.sleep(rng.uniform(0.3, 1.7) * pause)

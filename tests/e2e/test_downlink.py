@@ -12,7 +12,8 @@ from typing import Any
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
-from tests.e2e.conftest import eventually, properties, session_connected, simulated
+from tests.e2e.conftest import STEP, eventually, properties, session_connected, simulated
+from translator.coap.queuemode import Presence
 from translator.coap.simulator import default_values
 from translator.lwm2m import Path
 from translator.serve import Translator
@@ -134,19 +135,45 @@ async def _observed(device: Any) -> bool:
     return bool(device.observed)
 
 
+def _presence(translator: Translator, endpoint: str) -> Presence:
+    assert translator.coap is not None
+    presence = translator.coap.devices.presence(endpoint)
+    assert presence is not None, f"{endpoint} is not registered"
+    return presence
+
+
+async def asleep(translator: Translator, endpoint: str) -> None:
+    """Until the translator holds requests for the queue-mode device instead of sending them (its awake
+    window since the last thing it sent has passed)."""
+
+    async def holding() -> bool:
+        return not _presence(translator, endpoint).listening
+
+    await eventually(holding, timeout=translator.settings.coap.queue_window + STEP, what=f"{endpoint} asleep")
+
+
+async def held(translator: Translator, endpoint: str) -> None:
+    """Until a request waits for the queue-mode device to wake."""
+
+    async def waiting() -> bool:
+        return _presence(translator, endpoint).held > 0
+
+    await eventually(waiting, what=f"a request held for {endpoint}")
+
+
 async def test_queue_mode_device_gets_the_command_when_it_wakes(
     emulator: Emulator, rest: RestClient, translator: Translator
 ) -> None:
     async with simulated(translator, "sleepy-1", queue_mode=True) as device:
         await session_connected(translator, "sleepy-1")
         await device.sleep()
-        await asyncio.sleep(translator.settings.coap.queue_window + 0.2)
+        await asleep(translator, "sleepy-1")
 
-        async def wake_later() -> None:
-            await asyncio.sleep(1.0)
+        async def wake_once_held() -> None:
+            await held(translator, "sleepy-1")
             await device.wake()
 
-        waking = asyncio.create_task(wake_later())
+        waking = asyncio.create_task(wake_once_held())
         status, body = await rest.request(
             "POST", "/api/devices/sleepy-1/components/device/commands/reboot", {}
         )
@@ -156,8 +183,8 @@ async def test_queue_mode_device_gets_the_command_when_it_wakes(
         assert [path for path, _ in device.executed] == [REBOOT]
 
         # A desired property for a sleeping device: in progress (202), then written and acknowledged on wake.
-        await asyncio.sleep(translator.settings.coap.queue_window + 0.2)
         await device.sleep()
+        await asleep(translator, "sleepy-1")
         status, _ = await rest.request(
             "PATCH", "/api/devices/sleepy-1/components/device/properties", {"timezone": "Europe/Paris"}
         )
@@ -184,7 +211,7 @@ async def test_queue_mode_device_asleep_past_the_deadline_is_an_honest_504(
     async with simulated(translator, "sleepy-2", queue_mode=True) as device:
         await session_connected(translator, "sleepy-2")
         await device.sleep()
-        await asyncio.sleep(translator.settings.coap.queue_window + 0.2)
+        await asleep(translator, "sleepy-2")
         loop = asyncio.get_running_loop()
         started = loop.time()
         status, body = await rest.request(
@@ -195,9 +222,10 @@ async def test_queue_mode_device_asleep_past_the_deadline_is_an_honest_504(
         assert body["responseCode"] == 504, body
         # Answered by the translator at its command deadline, before IoT Central gives up.
         assert elapsed < translator.settings.iotc.command_deadline + 1.0
-        # The expired command must not run when the device wakes later.
+        # The expired command must not run when the device wakes later: nothing waits for it any more, so
+        # the wake-up (its Update answered: the translator has released whatever it held) sends nothing.
+        assert _presence(translator, "sleepy-2").held == 0
         await device.wake()
-        await asyncio.sleep(1.0)
         assert device.executed == []
 
 
@@ -207,7 +235,7 @@ async def test_offline_command_reaches_the_device_when_it_wakes(
     async with simulated(translator, "sleepy-3", queue_mode=True) as device:
         await session_connected(translator, "sleepy-3")
         await device.sleep()
-        await asyncio.sleep(translator.settings.coap.queue_window + 0.2)
+        await asleep(translator, "sleepy-3")
         status, body = await rest.request(
             "POST", "/api/devices/sleepy-3/components/device/commands/reboot?queued=true", {"request": None}
         )
@@ -215,6 +243,7 @@ async def test_offline_command_reaches_the_device_when_it_wakes(
         # Taken from IoT Central (completed) and kept by the translator until the device wakes: longer than
         # any method deadline.
         await eventually(lambda: _c2d_empty(emulator, "sleepy-3"), what="the C2D message completed")
+        # A duration under test, not a synchronisation: the command outlives every method deadline.
         await asyncio.sleep(translator.settings.iotc.command_deadline + 1.0)
         assert device.executed == []
         await device.wake()
@@ -241,7 +270,8 @@ async def test_offline_command_waits_for_the_translator(
         "POST", "/api/devices/late-1/components/device/commands/reboot?queued=true", {}
     )
     assert status == 202, body
-    await asyncio.sleep(0.5)
+    waiting = emulator.application.device("late-1")
+    assert waiting is not None and waiting.c2d, "the command waits in IoT Central"
     async with simulated(translator, "late-1") as device:
         await eventually(lambda: _executed(device), what="the offline command executed")
         assert [path for path, _ in device.executed] == [REBOOT]

@@ -215,8 +215,11 @@ async def test_c2d_completed_on_puback(emulator: Emulator, rest: RestClient, dev
         assert bag["%24.mid"] == queued["messageId"]
         assert bag["iothub-ack"] == "none"
         assert json.loads(delivered.payload) == {"mode": "eco"}
-        await asyncio.sleep(0.2)
-        assert len(state.c2d) == 1  # not completed before the PUBACK
+        # A ping's answer: the hub has read everything sent before it on this connection, yet the message
+        # is not completed before the PUBACK.
+        await client.send(bytes([0xC0, 0x00]))  # PINGREQ
+        assert (await client.read_packet()).kind == 13  # PINGRESP
+        assert len(state.c2d) == 1
         await client.send(puback_packet(delivered.packet_id))
         await c2d_drained(state)
     finally:

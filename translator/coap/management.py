@@ -23,7 +23,7 @@ from translator.coap.errors import DeviceTimeoutError
 from translator.coap.hotpath import DatagramTap
 from translator.coap.notifications import NotificationReceiver
 from translator.coap.observations import ObservationService
-from translator.coap.queuemode import QueueModeSender
+from translator.coap.queuemode import Presence, QueueModeSender
 from translator.coap.registration import Peer
 from translator.coap.requests import (
     CancelObservation,
@@ -270,6 +270,10 @@ class DeviceManager:
         if dev is not None and dev.registration.reg_id == reg_id and dev.settled != settled:
             dev.settled = settled
             self._on_change(endpoint)
+
+    def presence(self, endpoint: str) -> Presence | None:
+        """Whether a request for the device would go now, and how many wait for it to wake."""
+        return self._queue.presence(endpoint)
 
     def observations(self, endpoint: str) -> list[tuple[Path, ...]]:
         dev = self._devices.get(endpoint)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from translator.coap.errors import (
@@ -30,6 +31,14 @@ from translator.lwm2m import Lwm2mFormatError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A device as the queue-mode sender sees it now (operators' and tests' view)."""
+
+    listening: bool  # a request would go now (a queue-mode device within its awake window)
+    held: int  # requests waiting for it to wake
 
 
 class Sender(Protocol):
@@ -60,6 +69,14 @@ class QueueModeSender:
         if dev is None:
             raise NotRegisteredError(endpoint, "not registered")
         return dev
+
+    def presence(self, endpoint: str) -> Presence | None:
+        """None when `endpoint` is not registered."""
+        dev = self._devices.get(endpoint)
+        if dev is None:
+            return None
+        now = self._clock()
+        return Presence(not must_hold(dev.registration.queue_mode, dev.queue, now), len(dev.queue))
 
     async def send(
         self, endpoint: str, request: DownlinkRequest[T], *, timeout: float | None, deadline: float | None
