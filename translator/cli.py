@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Settings come from --config (TOML), then IOTC_TRANSLATOR_<SECTION>_<NAME>, then flags.",
     )
     _settings_flags(serve)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="N translator processes on the same ports (SO_REUSEPORT) under one supervisor; N > 1 needs "
+        "store.redis_url (default 1)",
+    )
     config = commands.add_parser("config", help="the settings serve and devices import read")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     config_commands.add_parser(
@@ -171,6 +178,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         "iotc.group_key": _group_key(args),
         "operations.port": args.operations_port,
         "log_level": args.log_level,
+        "workers": getattr(args, "workers", None),
     }
     return load_settings(file=args.config, overrides=overrides)
 
@@ -187,6 +195,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"iotc-translator: configuration error: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, log_sql=settings.log_sql, log_format=settings.log_format)
+    if settings.workers > 1:
+        from translator.workers.supervisor import supervise
+
+        return supervise(settings)
     try:
         run(settings)
     except CodecError as error:

@@ -11,7 +11,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from translator.bridge import Bridge, CodecCatalog
 from translator.bridge.assignments import StoreAssignments
@@ -19,7 +19,8 @@ from translator.bridge.http_ingest import HttpIngest
 from translator.cluster.setup import ownership_for
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
-from translator.codec import CodecError, export_template
+from translator.codec import CodecError
+from translator.embedded import emulator_lines, start_emulator
 from translator.http.server import V1_PATH, HttpBridgeServer
 from translator.iotc.client.dps_client import DpsEndpoint
 from translator.iotc.client.pool import PoolSettings, SessionPool
@@ -44,12 +45,20 @@ log = logging.getLogger(__name__)
 
 
 class Translator:
-    """Everything `serve` runs; `start()` then `stop()` (or `async with`)."""
+    """Everything `serve` runs; `start()` then `stop()` (or `async with`).
 
-    def __init__(self, settings: Settings) -> None:
+    A worker of `serve --workers N` (translator/workers/) is one too, with `share_ports` (its sockets bound
+    with SO_REUSEPORT next to the other workers') and `emulated`: the IoT Central settings of the embedded
+    emulator its supervisor runs, so the worker keeps the embedded default's posture without starting one."""
+
+    def __init__(
+        self, settings: Settings, *, share_ports: bool = False, emulated: IotcSettings | None = None
+    ) -> None:
         self.settings = settings
         self.emulator: Emulator | None = None
-        self.iotc: IotcSettings = settings.iotc
+        self.iotc: IotcSettings = emulated or settings.iotc
+        self._emulated = emulated is not None
+        self._share_ports = share_ports
         self.metrics = Metrics()
         self.store = store_from_settings(settings)
         self.catalog = CodecCatalog.from_settings(settings.codec)
@@ -63,48 +72,12 @@ class Translator:
         self._settler: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
 
-    async def _start_emulator(self) -> IotcSettings:
-        from emulator.app import Emulator
-        from emulator.config import EmulatorConfig
-
-        chosen = self.settings.emulator
-        emulator = Emulator(
-            EmulatorConfig(
-                state_dir=self.settings.state_dir / "emulator",
-                host=chosen.host,
-                mqtt_port=chosen.mqtt_port,
-                http_port=chosen.http_port,
-            ).validated(),
-            template_source=self._template_for,
-        )
-        await emulator.start()
-        self.emulator = emulator
-        assert emulator.tls is not None
-        info = emulator.info()
-        return replace(
-            self.iotc,
-            id_scope=info["idScope"],
-            group_key=info["groupPrimaryKey"],
-            dps_host=chosen.host,
-            dps_port=emulator.mqtt_port,
-            hub_port=emulator.mqtt_port,
-            ca_file=emulator.tls.ca_path,
-            gateway_host=chosen.host,
-        )
-
-    def _template_for(self, model_id: str) -> dict[str, Any] | None:
-        """README step 2 done for the user of the embedded emulator: the device template of a model id a
-        device announces, exported from the codec the translator gave that device."""
-        from emulator.templates import from_interfaces
-
-        codec = self.catalog.by_model_id(model_id)
-        return None if codec is None else from_interfaces(export_template(codec))
-
     async def start(self) -> None:
         private_dir(self.settings.state_dir)  # keys live here (store, minted certificates, emulator)
-        posture = plain_posture(self.settings.coap, real_iotc=self.settings.iotc.configured)
-        if not self.settings.iotc.configured:
-            self.iotc = await self._start_emulator()
+        real_iotc = self.settings.iotc.configured and not self._emulated
+        posture = plain_posture(self.settings.coap, real_iotc=real_iotc)
+        if not real_iotc and not self._emulated:
+            self.emulator, self.iotc = await start_emulator(self.settings, self.catalog)
         settings = replace(self.settings, iotc=self.iotc, coap=posture)
         await self.store.open()
         self.ownership = ownership_for(self.store, settings.store)
@@ -152,6 +125,7 @@ class Translator:
             on_refused=self.metrics.count_refused,
             journal=self.bridge.journal,
             credentials=StoreCredentials(self.store),
+            share_port=self._share_ports,
         )
         self.bridge.attach(self.coap)
         await self.bridge.restore()  # before the socket opens: no restored token is ever answered RST
@@ -170,6 +144,7 @@ class Translator:
                 port=chosen.port,
                 key=chosen.secret(),
                 timeout=chosen.timeout,
+                reuse_port=self._share_ports,
             )
             await self.http.start()
         # Everything built so far lives as long as the server: move it out of the cyclic collector's reach and
@@ -272,20 +247,7 @@ class Translator:
             ),
         ]
         if self.emulator is not None:
-            info = self.emulator.info()
-            rest = f"http://{info['host']}:{info['httpPort']}/api/devices"
-            version = f"api-version={info['apiVersion']}"
-            auth = f"-H 'Authorization: {info['apiToken']}' " if info["apiToken"] else ""
-            telemetry = f"{rest}/demo1/components/temperature_0/telemetry/temperature?{version}"
-            lines += [
-                f"  IoT Central:       the built-in emulator, REST on {rest}?{version}",
-                "Try it:",
-                f"  coap-client-notls -p 40001 -m post -t 40 -e '</3303/0>' 'coap://127.0.0.1:{port}/rd?ep=demo1&lt=300&lwm2m=1.1'",
-                "  coap-client-notls -p 40001 -m post -t 110 -e "
-                + """'[{"bn":"/3303/0/","n":"5700","v":21.5}]' """
-                + f"coap://127.0.0.1:{port}/dp",
-                f"  curl {auth}'{telemetry}'",
-            ]
+            lines += emulator_lines(self.emulator, port)
         else:
             lines.append(f"  IoT Central:       ID scope {self.iotc.id_scope}")
         return "\n".join(lines)

@@ -352,6 +352,24 @@ class Settings:
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="translator processes sharing the CoAP ports (SO_REUSEPORT) under one supervisor; more "
+        "than 1 needs store.redis_url (docs/cluster.md)",
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _shared_store(cls, workers: int, info: ValidationInfo) -> int:
+        store = info.data.get("store")
+        if workers > 1 and isinstance(store, StoreSettings) and not store.redis_url:
+            raise ValueError(
+                "more than one worker needs store.redis_url: workers share the store as cluster nodes do "
+                "(SQLite is one process's file; docs/cluster.md)"
+            )
+        return workers
 
     @field_validator("event_loop")
     @classmethod

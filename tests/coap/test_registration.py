@@ -13,6 +13,7 @@ from tests.coap.conftest import FAST
 from tests.coap.support import RecordingSink, UdpClient, wait_until
 from tests.conftest import SHARED
 from translator.coap import CoapSettings, DeregisterReason, Lwm2mServer, wire
+from translator.coap.credentials import MemoryCredentials
 from translator.coap.errors import Code
 from translator.coap.simulator import SimulatedDevice, SimulatorOptions
 from translator.lwm2m import Path
@@ -246,6 +247,28 @@ async def test_a_second_server_on_the_same_port_fails_instead_of_sharing_it(
         with pytest.raises(OSError, match=r"[Aa]ddress already in use"):
             await second.start()
         await second.stop()
+
+
+async def test_workers_share_the_coap_and_dtls_ports_and_only_they_do(
+    sink: RecordingSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --workers`: servers made with share_port bind the same CoAP and DTLS ports (SO_REUSEPORT kept,
+    the kernel spreads the peers), whatever aiocoap's switch says; a server that does not share cannot join
+    them, even with the switch on (before: it bound with SO_REUSEPORT, cleared it only after, and took a
+    share of the workers' devices)."""
+    monkeypatch.setenv("AIOCOAP_REUSE_PORT", "0")  # tests/conftest.py's setting: the shared server wins
+    shared = replace(FAST, dtls=True, dtls_port=0)
+    credentials = MemoryCredentials()
+    async with Lwm2mServer(shared, sink, credentials=credentials, share_port=True) as first:
+        assert first.dtls is not None
+        ports = replace(shared, port=first.port, dtls_port=first.dtls.port)
+        async with Lwm2mServer(ports, sink, credentials=credentials, share_port=True) as second:
+            assert (second.port, second.dtls and second.dtls.port) == (first.port, first.dtls.port)
+            monkeypatch.setenv("AIOCOAP_REUSE_PORT", "1")
+            alone = Lwm2mServer(replace(ports, dtls=False), sink)
+            with pytest.raises(OSError, match=r"[Aa]ddress already in use"):
+                await alone.start()
+            await alone.stop()
 
 
 async def test_the_receive_buffer_setting_reaches_the_socket(sink: RecordingSink) -> None:

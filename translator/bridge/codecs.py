@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from translator.codec import Codec, default_codec, load_codec
@@ -27,6 +28,7 @@ class CodecCatalog:
         self.registry = registry
         self.model_id = model_id
         self._templates: set[str] = set()
+        self._listeners: list[Callable[[Codec], None]] = []
         self._files: dict[Path, Codec] = {}
         self.overrides: tuple[Codec, ...] = ()
         if directory is not None and directory.is_dir():
@@ -50,11 +52,21 @@ class CodecCatalog:
         registry = ObjectRegistry.with_ddf_directory(directory) if directory else ObjectRegistry.builtin()
         return cls(settings.directory, registry, model_id=settings.model_id)
 
+    def on_new_codec(self, listener: Callable[[Codec], None]) -> None:
+        """`listener(codec)` for every codec this catalog builds or loads from now on (a worker of
+        `serve --workers` tells its supervisor, whose embedded emulator publishes the templates)."""
+        self._listeners.append(listener)
+
+    def _new(self, codec: Codec) -> None:
+        for listener in self._listeners:
+            listener(codec)
+
     def load(self, path: Path) -> Codec:
         resolved = path.resolve()
         codec = self._files.get(resolved)
         if codec is None:
             codec = self._files[resolved] = load_codec(path, self.registry)
+            self._new(codec)
         return codec
 
     def by_model_id(self, model_id: str) -> Codec | None:
@@ -77,6 +89,7 @@ class CodecCatalog:
                 self._count_template(codec.model_id)
             if len(self._defaults) < 1024:
                 self._defaults[key] = codec
+            self._new(codec)
         return codec
 
     def _count_template(self, model_id: str) -> None:

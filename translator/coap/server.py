@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -164,8 +165,11 @@ class Lwm2mServer:
         on_refused: RefusalHook = ignore_refusal,
         journal: RegistrationJournal | None = None,
         credentials: Credentials | None = None,
+        share_port: bool = False,
     ) -> None:
         self.settings = settings
+        # `serve --workers`: the ports are shared with the other workers (SO_REUSEPORT kept on both sockets).
+        self._share_port = share_port
         # With credentials the DTLS port opens, and the plain port refuses the endpoints they secure.
         self._credentials = credentials
         self._dtls: DtlsEndpoint | None = None
@@ -227,6 +231,10 @@ class Lwm2mServer:
         self._root = _Root(self)
         # aiocoap logs a line per unexpected message; a flood of them must not become a flood of lines
         logging.getLogger(AIOCOAP_LOGGER).addFilter(self._log_filter)
+        # aiocoap sets SO_REUSEPORT before its bind unless AIOCOAP_REUSE_PORT=0, read at each bind: its only
+        # switch. Off, a lone server cannot join a group of workers sharing the port (the kernel would hand
+        # it a share of their devices); on, a worker can.
+        os.environ["AIOCOAP_REUSE_PORT"] = "1" if self._share_port else "0"
         self._context = await aiocoap.Context.create_server_context(
             self._root, bind=self.settings.bind, transports=["udp6"], loggername=AIOCOAP_LOGGER
         )
@@ -238,10 +246,13 @@ class Lwm2mServer:
         self.tap.attach(interface, receive_buffer=self.settings.receive_buffer)
         self.devices.bind(self._context, interface)
         sock = interface.transport.get_extra_info("socket")
-        # aiocoap binds with SO_REUSEPORT: a second server on this port would bind too and silently take
-        # a share of the devices. Cleared now, the next bind on the port fails with EADDRINUSE instead.
-        with contextlib.suppress(OSError, AttributeError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
+        # Should the switch above be overridden, a socket bound with SO_REUSEPORT would let a second server
+        # bind the port too and silently take a share of the devices. Cleared now, the next bind on the port
+        # fails with EADDRINUSE instead — unless sharing the port is the point (workers: the kernel hashes
+        # each source to one of them).
+        if not self._share_port:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
         sockname = sock.getsockname()
         self._address = (_host(sockname), int(sockname[1]))
         if self._credentials is not None and self.settings.dtls:
@@ -274,6 +285,7 @@ class Lwm2mServer:
             ),
             clock=self._clock,
             receive_buffer=settings.receive_buffer,
+            reuse_port=self._share_port,
             certificates=(
                 ServerCertificates(
                     settings.dtls_certificate, settings.dtls_private_key, settings.dtls_client_ca

@@ -57,7 +57,9 @@ def _ttn(body: object, request: web.Request) -> BridgeRequest:
 
 
 class HttpBridgeServer:
-    def __init__(self, sink: RequestSink, *, host: str, port: int, key: str, timeout: float) -> None:
+    def __init__(
+        self, sink: RequestSink, *, host: str, port: int, key: str, timeout: float, reuse_port: bool = False
+    ) -> None:
         if not key:
             raise ValueError("the HTTP bridge needs a key")
         self._sink = sink
@@ -65,6 +67,7 @@ class HttpBridgeServer:
         self.port = port
         self._key = key.encode()
         self._timeout = timeout
+        self._reuse_port = reuse_port  # `serve --workers`: each worker listens on the port
         self._runner: web.AppRunner | None = None
         self._deliveries: set[asyncio.Task[Outcome]] = set()
 
@@ -78,7 +81,7 @@ class HttpBridgeServer:
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self.port)
+        site = web.TCPSite(self._runner, self._host, self.port, reuse_port=self._reuse_port or None)
         await site.start()
         # The bound port (0 = any) is only visible on aiohttp's server (asyncio's or uvloop's Server class).
         sockets = getattr(site._server, "sockets", None)

@@ -26,7 +26,7 @@ TICK = 0.25  # DTLS retransmission timers start at 1 s (RFC 6347 §4.2.4.1)
 LOOKUP_TIMEOUT = 5.0
 
 
-def _socket(host: str, port: int) -> socket.socket:
+def _socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     try:
         family = socket.AF_INET if ipaddress.ip_address(host).version == 4 else socket.AF_INET6
     except ValueError:
@@ -35,6 +35,8 @@ def _socket(host: str, port: int) -> socket.socket:
     try:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # "::" serves IPv4 too
+        if reuse_port:  # `serve --workers`: every worker binds the port; the kernel keeps a peer on one
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setblocking(False)
         sock.bind((host, port))
     except OSError:
@@ -56,7 +58,9 @@ class DtlsEndpoint:
         lookup_timeout: float = LOOKUP_TIMEOUT,
         receive_buffer: int = 0,
         certificates: ServerCertificates | None = None,
+        reuse_port: bool = False,
     ) -> None:
+        self._reuse_port = reuse_port
         self._receive_buffer = receive_buffer
         self._host = host
         self._port = port
@@ -76,7 +80,7 @@ class DtlsEndpoint:
         self.send_errors = 0
 
     async def start(self) -> None:
-        self._sock = _socket(self._host, self._port)
+        self._sock = _socket(self._host, self._port, reuse_port=self._reuse_port)
         if self._receive_buffer:  # a burst of handshakes waits in the kernel (capped at rmem_max)
             with contextlib.suppress(OSError):
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._receive_buffer)
