@@ -7,6 +7,7 @@
     python -m benchmarks.bench_throughput --scenario sessions --devices 10000 --idle 30
     python -m benchmarks.bench_throughput --scenario abuse --abuse-scale 0.2 --abuse-settle 20
     python -m benchmarks.bench_throughput --hub mosquitto    # a plain MQTT broker instead of the emulator
+    python -m benchmarks.bench_throughput --workers 2 --devices 300  # serve --workers 2 vs one
 
 Three processes on this machine: the translator (`iotc-translator serve`, through a thin wrapper in this
 module that adds a GC-pause trace and optional cProfile, then calls the same `translator.cli.main`), the IoT
@@ -1016,6 +1017,8 @@ def start_translator(
         "IOTC_TRANSLATOR_IOTC_HUB_PORT": str(emulator["mqttPort"]),
         "IOTC_TRANSLATOR_IOTC_CA_FILE": emulator["caPath"],
         "IOTC_TRANSLATOR_IOTC_GATEWAY_HOST": "127.0.0.1",
+        # The emulator is configured as a real IoT Central: the load generator's devices have no PSKs.
+        "IOTC_TRANSLATOR_COAP_INSECURE_AUTO_REGISTER": "true",
         "IOTC_TRANSLATOR_IOTC_CONNECT_RATE": str(args.connect_rate),
         # The stand-in hub has no quotas here (--no-limits): the translator's pacers are opened too.
         "IOTC_TRANSLATOR_IOTC_DPS_REGISTRATIONS_PER_MINUTE": "0",
@@ -1985,6 +1988,13 @@ def main(argv: list[str] | None = None) -> int:
         default="emulator",
         help="mosquitto: a plain MQTT broker as the hub (devices imported with connection strings, no DPS)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="N > 1: serve on Redis alone, then serve --workers N, same run: CPU µs per message of each "
+        "worker against the lone translator's (benchmarks/bench_workers.py)",
+    )
     parser.add_argument("--keep-work", action="store_true", help="keep logs and the raw profile")
     parser.add_argument("--output", type=Path)
     parser.add_argument("--serve", choices=("echo", "aiocoap", "translator"), help=argparse.SUPPRESS)
@@ -2022,6 +2032,16 @@ def main(argv: list[str] | None = None) -> int:
         print(refusal, file=sys.stderr)
         return 2
     use_loop(args.loadgen_loop)
+    if args.workers > 1:
+        from benchmarks.bench_workers import orchestrate_workers, workers_table
+
+        report = asyncio.run(orchestrate_workers(args))
+        out = args.output or RESULTS / f"throughput-workers{args.workers}-{args.devices}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+        print(workers_table(report))
+        print(f"\nwritten to {out}")
+        return 0
     report = asyncio.run(orchestrate(args))
     out = args.output or RESULTS / f"throughput-{args.scenario}-{args.devices}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
