@@ -50,6 +50,8 @@ from translator.store.lifecycle import StoreLife
 
 log = logging.getLogger(__name__)
 
+POOL_CONNECTIONS = 64  # commands in flight at once; more wait (Redis runs them one at a time anyway)
+
 DEFAULT_PREFIX = "iotct:"
 
 # KEYS: out:seq out:q:<device> out:m out:d out:devs out:n; ARGV: device blob limit device_limit
@@ -172,12 +174,17 @@ class RedisStore(StoreLife):
     async def _connect(self) -> int:
         # Bounded: a Redis that stops answering (a partition, a stalled fsync) fails a command with a
         # store error the device sees as 5.03, instead of holding a registration or an ack forever.
-        self._redis = aioredis.Redis.from_url(
+        # A blocking pool: a burst of commands beyond its connections waits (within the timeout) for one,
+        # where redis-py's default pool refuses the 101st command ("Too many connections").
+        pool = aioredis.BlockingConnectionPool.from_url(
             self.url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=self.timeout,
             decode_responses=False,
             socket_timeout=self.timeout,
             socket_connect_timeout=self.timeout,
         )
+        self._redis = aioredis.Redis.from_pool(pool)
         await self._redis.ping()
         self._size = int(await self._redis.get(self.key("out", "n")) or 0)
         return self._size
