@@ -158,3 +158,27 @@ async def test_a_live_server_context_has_the_chain_the_server_walks() -> None:
         assert remote.blockwise_key is not None
     finally:
         await context.shutdown()
+
+
+@pytest.mark.parametrize("switch", ["1", "0"])
+async def test_the_reuse_port_switch_is_read_at_each_server_bind(
+    switch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """coap/server.py sets AIOCOAP_REUSE_PORT before each bind (on for a worker of `serve --workers`, off
+    for a lone server): aiocoap's udp6 server socket must follow it, or the workers could not share the port
+    (or a lone server could join them)."""
+    import socket
+
+    import aiocoap
+    import aiocoap.resource
+
+    monkeypatch.setenv("AIOCOAP_REUSE_PORT", switch)
+    context = await aiocoap.Context.create_server_context(
+        aiocoap.resource.Site(), bind=("::", 0), transports=["udp6"]
+    )
+    try:
+        _, interface = _chain(context)
+        sock = interface.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == int(switch)
+    finally:
+        await context.shutdown()
