@@ -1995,6 +1995,9 @@ def main(argv: list[str] | None = None) -> int:
         help="N > 1: serve on Redis alone, then serve --workers N, same run: CPU µs per message of each "
         "worker against the lone translator's (benchmarks/bench_workers.py)",
     )
+    parser.add_argument(
+        "--worker-rate", type=float, default=500.0, help="with --workers: Sends/s per process, paced phase"
+    )
     parser.add_argument("--keep-work", action="store_true", help="keep logs and the raw profile")
     parser.add_argument("--output", type=Path)
     parser.add_argument("--serve", choices=("echo", "aiocoap", "translator"), help=argparse.SUPPRESS)

@@ -3,13 +3,16 @@ costs per message?
 
 Two runs in one invocation, against the same emulator (its own process, limits off) and the same
 redis-server (AOF, appendfsync always — what a cluster needs), with fresh load-generator devices each:
-`serve` on Redis alone (workers = 1), then `serve --workers N`. Each run registers the devices, waits for
-every hub session, warms up, then saturates (closed loop, `--window` CONs in flight per device) for
-`--duration` seconds. Per worker: CPU seconds from /proc over the window, divided by the Sends that worker
-answered (its own `iotc_translator_messages_in_total{source="send"}` from the supervisor's
-/metrics/workers); the goal is every worker within 10 % of the lone translator's µs per message. Nothing is
-pinned: N workers, the emulator and the load generator share the machine's cores, so messages/s in total
-measures the machine as much as the translator (the emulator costs about as much per message).
+`serve` on Redis alone (workers = 1), then `serve --workers N`, both unpaced. Each run registers the
+devices, waits for every hub session, warms up, saturates (closed loop, `--window` CONs in flight per
+device) for `--duration` seconds, then paces `--worker-rate` Sends/s per translator process (open loop:
+the same load on each process in both runs, where saturation spreads the machine's capacity over N).
+Per worker and window: CPU seconds from /proc divided by the Sends that worker answered in it (the
+window's ACKs × the worker's share of `iotc_translator_messages_in_total{source="send"}` from the
+supervisor's /metrics/workers); the goal is every worker within 10 % of the lone translator's µs per
+message. Nothing is pinned: N workers, the emulator and the load generator share the machine's cores, so
+messages/s in total measures the machine as much as the translator (the emulator costs about as much per
+message).
 
 Results: benchmarks/results/throughput-workers<N>-<devices>.json, and a table on stdout.
 """
@@ -27,13 +30,14 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from time import perf_counter
 from typing import Any
 
 from benchmarks.bench_throughput import (
     LoadGenerator,
+    Snapshot,
     Stack,
     free_port,
     http_json,
@@ -136,6 +140,43 @@ def sends_by_worker(metrics: dict[str, float]) -> dict[str, float]:
     return found
 
 
+async def phase(
+    gen: LoadGenerator,
+    pids: dict[str, int],
+    metrics_path: str,
+    window: Coroutine[Any, Any, tuple[Snapshot, Snapshot]],
+) -> dict[str, Any]:
+    """One measured window: messages/s, and each worker's CPU µs per Send it answered."""
+    before = await asyncio.to_thread(prometheus, metrics_path)
+    first, last = await window
+    after = await asyncio.to_thread(prometheus, metrics_path)
+    # The metrics are read before the warm-up and after the drain around the CPU window: they give each
+    # worker's share of the Sends; the window's Sends are the ACKs the load generator counted in it.
+    counted = {k: v - sends_by_worker(before).get(k, 0.0) for k, v in sends_by_worker(after).items()}
+    figures = window_figures(first, last)
+    total = sum(counted.values()) or 1.0
+    per_worker = {}
+    for name in pids:
+        cpu = last.cpu[name] - first.cpu[name]
+        share = counted.get(name, 0.0) / total
+        handled = figures["acked"] * share
+        per_worker[name] = {
+            "sends": int(handled),
+            "share": round(share, 3),
+            "cpu_seconds": round(cpu, 3),
+            "us_per_msg": round(cpu * 1e6 / handled, 1) if handled else None,
+            "core_percent": round(100 * cpu / figures["seconds"], 1),
+        }
+    return {
+        "msg_per_s": figures["msg_per_s"],
+        "seconds": figures["seconds"],
+        "acked": figures["acked"],
+        "per_worker": per_worker,
+        "cpu": figures["cpu"],
+        "udp": figures["udp"],
+    }
+
+
 async def one_run(  # noqa: PLR0917
     stack: Stack,
     args: argparse.Namespace,
@@ -166,35 +207,17 @@ async def one_run(  # noqa: PLR0917
             health = await asyncio.to_thread(http_json, f"{ops}/healthz")
         await asyncio.sleep(1.0)  # the last set-up downlinks and reported properties
         await gen.saturate(1, 0.0, args.warmup)
-        before = await asyncio.to_thread(prometheus, metrics_path)
-        first, last = await gen.saturate(args.window, args.warmup, args.duration)
-        after = await asyncio.to_thread(prometheus, metrics_path)
-        # The metrics are read a moment before and after the CPU snapshots (the warm-up and the drain
-        # around them): the Sends counted match the window to within those moments' messages.
-        sends = {k: v - sends_by_worker(before).get(k, 0.0) for k, v in sends_by_worker(after).items()}
-        figures = window_figures(first, last)
-        per_worker = {}
-        for name in pids:
-            cpu = last.cpu[name] - first.cpu[name]
-            handled = sends.get(name, 0.0)
-            per_worker[name] = {
-                "sends": int(handled),
-                "cpu_seconds": round(cpu, 3),
-                "us_per_msg": round(cpu * 1e6 / handled, 1) if handled else None,
-                "core_percent": round(100 * cpu / figures["seconds"], 1),
-            }
-        result = {
-            "workers": workers,
-            "msg_per_s": figures["msg_per_s"],
-            "seconds": figures["seconds"],
-            "acked": figures["acked"],
-            "per_worker": per_worker,
-            "cpu": figures["cpu"],
-            "udp": figures["udp"],
-            "lost": gen.lost,
-            "other_codes": {f"{c >> 5}.{c & 31:02d}": n for c, n in gen.codes.items()},
-        }
-        log(f"  {result['msg_per_s']} msg/s; per worker {per_worker}")
+        result: dict[str, Any] = {"workers": workers}
+        result["saturation"] = await phase(
+            gen, pids, metrics_path, gen.saturate(args.window, args.warmup, args.duration)
+        )
+        rate = args.worker_rate * workers
+        result["paced"] = await phase(gen, pids, metrics_path, gen.paced(rate, 1.0, args.duration))
+        result["paced"]["target_msg_per_s"] = rate
+        result["lost"] = gen.lost
+        result["other_codes"] = {f"{c >> 5}.{c & 31:02d}": n for c, n in gen.codes.items()}
+        for name in ("saturation", "paced"):
+            log(f"  {name}: {result[name]['msg_per_s']} msg/s; per worker {result[name]['per_worker']}")
         return result
     finally:
         if gen is not None:
@@ -203,18 +226,21 @@ async def one_run(  # noqa: PLR0917
 
 
 def verdict(single: dict[str, Any], several: dict[str, Any]) -> dict[str, Any]:
-    base = single["per_worker"]["w0"]["us_per_msg"]
-    ratios = {
-        name: round(worker["us_per_msg"] / base, 3)
-        for name, worker in several["per_worker"].items()
-        if worker["us_per_msg"] and base
-    }
-    return {
-        "one_translator_us_per_msg": base,
-        "worker_over_one": ratios,
-        "within_10_percent": bool(ratios) and all(abs(r - 1) <= GOAL for r in ratios.values()),
-        "total_msg_per_s": {"one": single["msg_per_s"], "several": several["msg_per_s"]},
-    }
+    found: dict[str, Any] = {}
+    for name in ("saturation", "paced"):
+        base = single[name]["per_worker"]["w0"]["us_per_msg"]
+        ratios = {
+            worker: round(figures["us_per_msg"] / base, 3)
+            for worker, figures in several[name]["per_worker"].items()
+            if figures["us_per_msg"] and base
+        }
+        found[name] = {
+            "one_translator_us_per_msg": base,
+            "worker_over_one": ratios,
+            "within_10_percent": bool(ratios) and all(abs(r - 1) <= GOAL for r in ratios.values()),
+            "total_msg_per_s": {"one": single[name]["msg_per_s"], "several": several[name]["msg_per_s"]},
+        }
+    return found
 
 
 async def orchestrate_workers(args: argparse.Namespace) -> dict[str, Any]:
@@ -232,7 +258,12 @@ async def orchestrate_workers(args: argparse.Namespace) -> dict[str, Any]:
             "load_average_at_start": os.getloadavg(),
             "pinning": "none: the workers, the emulator and the load generator share the cores",
         },
-        "settings": {"window": args.window, "duration": args.duration, "warmup": args.warmup},
+        "settings": {
+            "window": args.window,
+            "duration": args.duration,
+            "warmup": args.warmup,
+            "worker_rate": args.worker_rate,
+        },
     }
     try:
         redis_url = start_redis(stack)
@@ -252,20 +283,22 @@ async def orchestrate_workers(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def workers_table(report: dict[str, Any]) -> str:
-    lines = ["| run | msg/s | process | Sends | CPU µs/msg | % of a core |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| run | phase | msg/s | process | Sends | CPU µs/msg | % of a core |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, run in report["runs"].items():
-        for process, worker in run["per_worker"].items():
-            lines.append(
-                f"| {name} | {run['msg_per_s']} | {process} | {worker['sends']} | {worker['us_per_msg']} "
-                f"| {worker['core_percent']} |"
-            )
-    verdict_ = report["verdict"]
-    lines.append(
-        f"\nworker / one translator: {verdict_['worker_over_one']} "
-        f"(goal within ±10 %: {'met' if verdict_['within_10_percent'] else 'NOT met'})"
-    )
+        for phase_name in ("saturation", "paced"):
+            figures = run[phase_name]
+            for process, worker in figures["per_worker"].items():
+                lines.append(
+                    f"| {name} | {phase_name} | {figures['msg_per_s']} | {process} | {worker['sends']} "
+                    f"| {worker['us_per_msg']} | {worker['core_percent']} |"
+                )
+    for phase_name, found in report["verdict"].items():
+        met = "met" if found["within_10_percent"] else "NOT met"
+        lines.append(f"{phase_name}: worker / one translator {found['worker_over_one']} (±10 %: {met})")
     with contextlib.suppress(KeyError):
-        lines.append(
-            f"emulator µs/msg: { {n: r['cpu']['emulator']['us_per_msg'] for n, r in report['runs'].items()} }"
-        )
+        emulator = {n: r["saturation"]["cpu"]["emulator"]["us_per_msg"] for n, r in report["runs"].items()}
+        lines.append(f"emulator µs/msg at saturation: {emulator}")
     return "\n".join(lines)
