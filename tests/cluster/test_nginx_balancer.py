@@ -1,0 +1,102 @@
+"""The UDP balancer the cluster tests run (tests/nginx_server.py), checked on its own with two UDP echo
+backends: a client's source address stays on one backend, replies come from the balancer's address, and a
+backend that died (ICMP port unreachable) is left out, its clients hashed to the other one — what the kill -9
+tests rely on to re-home devices."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from tests.nginx_server import NginxServer, free_udp_port, needs_nginx
+
+pytestmark = needs_nginx
+
+
+class _Echo(asyncio.DatagramProtocol):
+    def __init__(self, name: bytes) -> None:
+        self.name = name
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.transport.sendto(self.name + b":" + data, addr)
+
+
+class _Client(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.replies: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if data:  # nginx may send an empty datagram when a session's upstream failed
+            self.replies.put_nowait((data, addr))
+
+
+async def _echo(name: bytes) -> tuple[asyncio.DatagramTransport, int]:
+    port = free_udp_port()
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: _Echo(name), local_addr=("127.0.0.1", port)
+    )
+    return transport, port
+
+
+@pytest.fixture
+async def backends() -> AsyncIterator[dict[bytes, tuple[asyncio.DatagramTransport, int]]]:
+    running = {name: await _echo(name) for name in (b"A", b"B")}
+    yield running
+    for transport, _ in running.values():
+        transport.close()
+
+
+async def _ask(
+    client: tuple[asyncio.DatagramTransport, _Client], to: tuple[str, int]
+) -> tuple[bytes, tuple[str, int]]:
+    """Send until a reply arrives (a datagram may be lost while nginx learns a backend is gone)."""
+    transport, protocol = client
+    async with asyncio.timeout(10):
+        while True:
+            transport.sendto(b"x", to)
+            try:
+                async with asyncio.timeout(0.3):
+                    return await protocol.replies.get()
+            except TimeoutError:
+                continue
+
+
+async def _ask_all(
+    clients: list[tuple[asyncio.DatagramTransport, _Client]], to: tuple[str, int]
+) -> list[tuple[bytes, tuple[str, int]]]:
+    return list(await asyncio.gather(*(_ask(client, to) for client in clients)))
+
+
+async def test_a_source_address_sticks_to_one_backend_and_fails_over_when_it_dies(
+    tmp_path: Path, backends: dict[bytes, tuple[asyncio.DatagramTransport, int]]
+) -> None:
+    loop = asyncio.get_running_loop()
+    upstreams = [("127.0.0.1", port) for _, port in backends.values()]
+    async with AsyncExitStack() as stack:
+        balancer = await stack.enter_async_context(NginxServer(tmp_path / "nginx", upstreams))
+        clients = []
+        for _ in range(12):
+            transport, protocol = await loop.create_datagram_endpoint(_Client, local_addr=("127.0.0.1", 0))
+            stack.callback(transport.close)
+            clients.append((transport, protocol))
+        async with asyncio.timeout(30):
+            first = await _ask_all(clients, balancer.address)
+            assert {addr for _, addr in first} == {balancer.address}  # replies come from the balancer
+            homes = [reply.split(b":")[0] for reply, _ in first]
+            assert set(homes) == {b"A", b"B"}, homes  # 12 source ports spread over both
+            again = [reply.split(b":")[0] for reply, _ in await _ask_all(clients, balancer.address)]
+            assert again == homes  # the hash keeps each source address on its backend
+
+            backends[b"A"][0].close()  # A dies: its port answers ICMP port unreachable
+            after = [reply.split(b":")[0] for reply, _ in await _ask_all(clients, balancer.address)]
+            assert after == [b"B"] * len(clients)
