@@ -13,6 +13,7 @@ from aiohttp import web
 
 from emulator import assignment
 from emulator import mqtt_codec as mqtt
+from emulator.activity import Activity
 from emulator.certs import ServerTls, ensure_server_tls, server_ssl_context
 from emulator.commands import CommandHistory
 from emulator.config import EmulatorConfig
@@ -50,6 +51,7 @@ class Emulator:
         self._dirty = asyncio.Event()
         self.commands = CommandHistory()
         self.limits = ServiceLimits(config.limit_settings(), time.monotonic)
+        self.activity = Activity()
         self.dps = DpsService(
             self.application,
             config,
@@ -57,6 +59,7 @@ class Emulator:
             on_change=self.changed,
             assign_template=self.assign_template,
             limits=self.limits,
+            activity=self.activity,
         )
         self.hub = HubService(
             self.application,
@@ -65,6 +68,7 @@ class Emulator:
             on_change=self.changed,
             assign_template=self.assign_template,
             limits=self.limits,
+            activity=self.activity,
         )
         self.tls: ServerTls | None = None
         self._mqtt_server: asyncio.Server | None = None

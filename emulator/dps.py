@@ -16,6 +16,7 @@ from typing import Any
 
 from emulator import approval
 from emulator import mqtt_codec as mqtt
+from emulator.activity import Activity
 from emulator.config import EmulatorConfig
 from emulator.connection import ClientConnection, ProtocolViolation
 from emulator.faults import Faults
@@ -61,7 +62,9 @@ class DpsService:
         assign_template: Callable[[Device, str], None] = lambda device, model_id: None,
         clock: Callable[[], float] = time.time,
         limits: ServiceLimits | None = None,
+        activity: Activity | None = None,
     ) -> None:
+        self.activity = activity or Activity()
         self._application = application
         self._config = config
         self._faults = faults
@@ -118,6 +121,7 @@ class DpsService:
         return ""
 
     def start(self, registration_id: str, payload: Any) -> Operation:
+        self.activity.of(registration_id).dps_registrations += 1
         operation = Operation(
             operation_id=f"4.{secrets.token_hex(8)}.{uuid.uuid4()}",
             registration_id=registration_id,

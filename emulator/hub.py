@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from emulator import mqtt_codec as mqtt
+from emulator.activity import Activity
 from emulator.config import EmulatorConfig
 from emulator.connection import ClientConnection, ProtocolViolation
 from emulator.faults import Faults
@@ -156,7 +157,9 @@ class HubService:
         assign_template: Callable[[Device, str], None] = lambda device, model_id: None,
         clock: Callable[[], float] = time.time,
         limits: ServiceLimits | None = None,
+        activity: Activity | None = None,
     ) -> None:
+        self.activity = activity or Activity()
         self._application = application
         self._config = config
         self._faults = faults
@@ -236,8 +239,15 @@ class HubService:
             log.warning("hub %s: device is disabled", device_id)
             return mqtt.CONNACK_SERVER_UNAVAILABLE
 
+        activity = self.activity.of(device_id)
+        activity.hub_connects += 1
         previous = self.sessions.get(device_id)
         if previous is not None:
+            # IoT Hub allows one connection per identity and closes the previous one (error 400027
+            # ConnectionForcefullyClosedOnNewConnection, seen in the hub's diagnostics; over MQTT 3.1.1 the
+            # device only sees its connection closed, with no reason):
+            # https://learn.microsoft.com/azure/iot-hub/troubleshoot-error-codes
+            activity.taken_over += 1
             previous.connection.close("another connection for the same device id")
         if connect.clean_session:
             self._persistent_subscriptions.pop(device_id, None)

@@ -345,6 +345,11 @@ async def command_history(request: web.Request) -> web.Response:
 # -- emulator: info and faults ------------------------------------------------------------------------
 
 
+async def activity(request: web.Request) -> web.Response:
+    """Per device: DPS registrations started, hub connections accepted, connections taken over."""
+    return web.json_response(_emulator(request).activity.view(request.query.get("deviceId")))
+
+
 async def info(request: web.Request) -> web.Response:
     emulator = _emulator(request)
     return web.json_response(emulator.info())
@@ -448,6 +453,7 @@ def build_app(emulator: Emulator) -> web.Application:
             web.delete("/api/deviceTemplates/{template_id}", delete_template),
             web.get("/emulator/info", info),
             web.get("/emulator/telemetry", telemetry_log),
+            web.get("/emulator/activity", activity),
             web.post("/emulator/faults/disconnect/{device_id}", fault_disconnect),
             web.post("/emulator/faults/disconnect-all", fault_disconnect_all),
             web.post("/emulator/faults/throttle", fault_throttle),

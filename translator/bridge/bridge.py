@@ -8,6 +8,7 @@ De-registration or expiry closes the session.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -20,6 +21,8 @@ from translator.bridge.journal import RegistrationJournal
 from translator.bridge.pacing import SetupLimiter
 from translator.bridge.services import Deadlines, DeviceServices
 from translator.bridge.sweep import DirectSweep
+from translator.cluster.claims import claimed
+from translator.cluster.handover import HandOver
 from translator.cluster.ownership import DeviceClaims, Trigger
 from translator.coap import (
     Delivery,
@@ -75,6 +78,7 @@ class Bridge:
         self.settings = settings
         self.store = store
         self.ownership = ownership  # None: this translator is alone (SQLite), every device is its own
+        self._handover = HandOver(ownership, self._let_go) if ownership is not None else None
         self.pool = pool
         self.catalog = catalog
         self.metrics = metrics
@@ -192,6 +196,8 @@ class Bridge:
         credential = await self.credential_for(cloud_id, entry)
         life = DeviceLife(self.services, cloud_id, codec)
         callbacks = life.callbacks()
+        if self._handover is not None:  # a node that lost the device does not reconnect it (cluster.md)
+            callbacks.before_reconnect = functools.partial(self._handover.before_reconnect, device_id)
         # The operator's import wins over what a device claims (an HTTP request's modelId).
         model_id = (
             (entry.model_id if entry is not None else None)
@@ -267,6 +273,15 @@ class Bridge:
             log.info("device %s: owned by another node", device_id)
         return owner is not None
 
+    def _let_go(self, device_id: str) -> None:
+        self._spawn(self._end_life(device_id), f"release-{device_id}")
+
+    async def _end_life(self, device_id: str) -> None:
+        life = self.lives.pop(device_id, None)
+        if life is not None:
+            await life.close()
+        await self.pool.close_session(life.device_id if life is not None else device_id)
+
     async def still_mine(self, device_id: str) -> bool:
         """The fence of a consuming action (outbox replay, command execution): this node still owns the
         device at the epoch it claimed. Raises StoreError when that cannot be known."""
@@ -290,12 +305,10 @@ class Bridge:
         """Before the CoAP socket opens: registrations kept by the previous run come back into the CoAP face
         (with their observations); those expired meanwhile are deleted. `start_restored` then resumes their
         lives once the face runs."""
-        records = [
-            record
-            for record in await self.store.registrations()
-            # On a shared store: this node's devices and orphans; a live node's registrations are its own.
-            if await self._claim(record.device_id, Trigger.ORPHANED)
-        ]
+        records = await self.store.registrations()
+        # On a shared store: this node's devices and orphans; a live node's registrations are its own.
+        ours = await claimed(self._claim, (r.device_id for r in records), Trigger.ORPHANED)
+        records = [record for record in records if record.device_id in ours]
         plan = plan_restore(
             ((r.endpoint, r.device_id, r.data) for r in records),
             grace=self.settings.coap.grace,
@@ -351,11 +364,12 @@ class Bridge:
     async def resume(self) -> None:
         """After a restart: devices with telemetry left in the outbox get their session back, and the outbox
         is replayed without waiting for them to register again (they may never come back)."""
-        for device_id in await self.store.outbox_devices():
-            # On a shared store, another node's outbox is its own, unless that node is gone.
-            if device_id not in self.lives and await self._claim(device_id, Trigger.ORPHANED):
-                endpoint = endpoint_for(device_id) or device_id
-                self._spawn(self._life(device_id, None, endpoint), f"resume-{device_id}")
+        waiting = [device for device in await self.store.outbox_devices() if device not in self.lives]
+        # On a shared store, another node's outbox is its own, unless that node is gone.
+        ours = await claimed(self._claim, waiting, Trigger.ORPHANED)
+        for device_id in (device_id for device_id in waiting if device_id in ours):
+            endpoint = endpoint_for(device_id) or device_id
+            self._spawn(self._life(device_id, None, endpoint), f"resume-{device_id}")
 
     async def life_for(self, device_id: str, *, model_id: str | None = None) -> DeviceLife:
         """The life of a device that speaks no LwM2M (the HTTP ingest), started if need be: DPS with
@@ -410,10 +424,7 @@ class Bridge:
             await asyncio.wait([starting])
         if reason is not DeregisterReason.SHUTDOWN and self.coap.registration(registration.endpoint):
             return  # registered again meanwhile: the new registration owns the life
-        life = self.lives.pop(registration.device_id, None)
-        if life is not None:
-            await life.close()
-        await self.pool.close_session(life.device_id if life is not None else registration.device_id)
+        await self._end_life(registration.device_id)
 
     def on_records(
         self,

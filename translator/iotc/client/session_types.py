@@ -70,6 +70,12 @@ class SessionCallbacks:
     # After every (re)connect: the owner gets the twin and acknowledges what is pending.
     on_connected: Callable[[DeviceSession], Awaitable[None]] | None = None
     on_state: Callable[[DeviceSession, SessionStatus], None] | None = None
+    # Asked before every reconnect (after the connection ended or an attempt failed, once the backoff
+    # waited): None to reconnect, or why the session ends itself instead (state CLOSED, pending sends fail).
+    # IoT Hub closes a device's connection when a newer one with the same identity arrives (error 400027),
+    # and over MQTT 3.1.1 that close carries no reason, so the owner decides: on a shared store, another node
+    # that took the device means this one must not connect again (it would close that node's connection).
+    before_reconnect: Callable[[], Awaitable[str | None]] | None = None
 
 
 @dataclass(slots=True)
