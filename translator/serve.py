@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from translator.bridge import Bridge, CodecCatalog
 from translator.bridge.assignments import StoreAssignments
 from translator.bridge.http_ingest import HttpIngest
+from translator.cluster.register_claim import RETRY_AFTER, RegisterClaim
 from translator.cluster.setup import ownership_for
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
@@ -35,6 +36,7 @@ from translator.ops.http import OpsServer
 from translator.ops.metrics import Metrics
 from translator.private_files import private_dir
 from translator.settings import IotcSettings, Settings
+from translator.store import StoreError
 from translator.store.factory import store_from_settings
 
 if TYPE_CHECKING:
@@ -124,8 +126,10 @@ class Translator:
             objects_check=self.objects_check,
             on_refused=self.metrics.count_refused,
             journal=self.bridge.journal,
-            credentials=StoreCredentials(self.store),
+            credentials=StoreCredentials(self.store, unavailable=StoreError, retry_after=RETRY_AFTER),
             share_port=self._share_ports,
+            # On a shared store a Register claims its device first; 5.03 + Max-Age when Redis is away.
+            register_gate=RegisterClaim(self.ownership) if self.ownership is not None else None,
         )
         self.bridge.attach(self.coap)
         await self.bridge.restore()  # before the socket opens: no restored token is ever answered RST

@@ -1,14 +1,19 @@
-"""The check before a device's session reconnects (cluster/handover.py) and the bounded concurrent claims of
-a node's start (cluster/claims.py), on stand-ins for Redis: what each answer of the ownership leads to."""
+"""The check before a device's session reconnects (cluster/handover.py), the claim before a Register is
+answered (cluster/register_claim.py) and the bounded concurrent claims of a node's start (cluster/claims.py),
+on stand-ins for Redis: what each answer of the ownership leads to."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
 
+import pytest
+
 from translator.cluster.claims import claimed
 from translator.cluster.handover import HandOver
 from translator.cluster.ownership import Owner, Trigger
+from translator.cluster.register_claim import RegisterClaim
+from translator.coap import BackPressure, DeviceIdentity
 from translator.store import RegistrationRecord, StoreError
 
 
@@ -88,3 +93,14 @@ async def test_start_up_claims_run_concurrently_and_bounded() -> None:
     granted = await claimed(claim, devices, Trigger.ORPHANED, concurrency=8)
     assert most == 8
     assert granted == {f"dev-{n}" for n in range(40) if n % 10 != 7}
+
+
+async def test_a_register_claims_its_device_or_is_refused_503_when_redis_is_away() -> None:
+    claims = _Claims("a", {"moved": Owner("b", 2)})
+    gate = RegisterClaim(claims, retry_after=7)
+    await gate(DeviceIdentity("moved", "moved"))
+    assert claims.claims == [("moved", Trigger.REGISTRATION)]  # its datagrams are here now
+    claims.down = True
+    with pytest.raises(BackPressure) as refused:
+        await gate(DeviceIdentity("moved", "moved"))
+    assert refused.value.retry_after == 7

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from translator.coap.errors import BackPressure
+
 MIN_PSK = 16  # bytes: LwM2M's suites are AES-128; a shorter secret is guessable offline from one handshake
 MAX_PSK = 64  # bytes (RFC 4279 §5.3 asks implementations to support at least 64)
 MAX_IDENTITY = 127  # bytes (RFC 4279 §5.3 asks for 128 including OpenSSL's terminating NUL)
@@ -79,12 +81,25 @@ class StoreCredentials:
     """Credentials read from the store at each handshake and plain-port check: an edit (a new
     `devices import`, even by another process on the same SQLite file) applies without a restart."""
 
-    def __init__(self, store: PskSource) -> None:
+    def __init__(
+        self, store: PskSource, *, unavailable: type[Exception] | None = None, retry_after: int = 5
+    ) -> None:
+        """`unavailable`: what the store raises when it cannot answer now (an unreachable Redis): the
+        plain-port check then refuses the request 5.03 with Max-Age `retry_after`, not 5.00."""
         self._store = store
+        self._unavailable = unavailable
+        self._retry_after = retry_after
 
     async def psk(self, identity: str) -> PskCredential | None:
         entry = await self._store.psk_for_identity(identity)
         return None if entry is None else PskCredential(entry.identity, entry.key, entry.endpoint)
 
     async def secured(self, endpoint: str) -> bool:
-        return await self._store.psk_for_endpoint(endpoint) is not None
+        try:
+            return await self._store.psk_for_endpoint(endpoint) is not None
+        except Exception as error:
+            if self._unavailable is None or not isinstance(error, self._unavailable):
+                raise
+            raise BackPressure(
+                f"the store cannot be read now: {error}", retry_after=self._retry_after
+            ) from error

@@ -3,17 +3,21 @@
 * `ObjectsCheck`: whether a registration's objects can be served at all (e.g. whether they fit an IoT
   Central device template); a reason to refuse the Register/Update with 4.00, or None.
 * `RefusalHook`: told of every device request answered with an error code, for the metrics endpoint.
+* `RegisterGate`: awaited before a Register is accepted; it raises (e.g. `BackPressure`: 5.03 + Max-Age)
+  to refuse it. Several translators on one Redis claim the device there (docs/cluster.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from translator.coap.errors import CoapFaceError
+from translator.coap.identity import DeviceIdentity
 from translator.lwm2m import Lwm2mFormatError, RegisteredObjects
 
 ObjectsCheck = Callable[[RegisteredObjects], str | None]
 RefusalHook = Callable[[int, str], None]
+RegisterGate = Callable[[DeviceIdentity], Awaitable[None]]
 
 
 def refusal_kind(exc: BaseException) -> str:

@@ -48,7 +48,7 @@ from translator.coap.errors import (
     UnknownRegistration,
     answer_for,
 )
-from translator.coap.hooks import ObjectsCheck, RefusalHook, ignore_refusal, refusal_kind
+from translator.coap.hooks import ObjectsCheck, RefusalHook, RegisterGate, ignore_refusal, refusal_kind
 from translator.coap.hotpath import UDP_MAX, DatagramTap
 from translator.coap.identity import (
     Admission,
@@ -64,6 +64,7 @@ from translator.coap.queue import DownlinkQueue
 from translator.coap.ratelog import LogBudget, RateLimitFilter
 from translator.coap.registration import (
     Peer,
+    RegisterParams,
     Registration,
     RegistrationStore,
     parse_objects,
@@ -166,10 +167,12 @@ class Lwm2mServer:
         journal: RegistrationJournal | None = None,
         credentials: Credentials | None = None,
         share_port: bool = False,
+        register_gate: RegisterGate | None = None,
     ) -> None:
         self.settings = settings
         # `serve --workers`: the ports are shared with the other workers (SO_REUSEPORT kept on both sockets).
         self._share_port = share_port
+        self._register_gate = register_gate
         # With credentials the DTLS port opens, and the plain port refuses the endpoints they secure.
         self._credentials = credentials
         self._dtls: DtlsEndpoint | None = None
@@ -559,7 +562,10 @@ class Lwm2mServer:
                         raise RequestRejected("use POST to register", Code.METHOD_NOT_ALLOWED)
                     if not is_virtual(request.remote.sockaddr):
                         await self._refuse_secured(parse_query(tuple(request.opt.uri_query)).endpoint)
-                    return self._register(request)
+                    checked = self._register_checked(request)
+                    if self._register_gate is not None:  # e.g. the claim of a device on a shared store
+                        await self._register_gate(checked[0])
+                    return self._register(request, checked)
                 if len(path) == 2:
                     if method == Code.POST:
                         return self._update(request, path[1])
@@ -591,8 +597,10 @@ class Lwm2mServer:
                 response.opt.max_age = max_age
             return response
 
-    def _register(self, request: Any) -> Any:
-        peer: Peer = request.remote.sockaddr
+    def _register_checked(
+        self, request: Any
+    ) -> tuple[DeviceIdentity, RegisterParams, RegisteredObjects | None]:
+        """A Register's identity, parameters and objects, once every check of the request passed."""
         params = parse_query(tuple(request.opt.uri_query))
         identity = self._resolver.resolve(params.endpoint, self._security_of(request))
         self._admission.check(identity)
@@ -601,6 +609,13 @@ class Lwm2mServer:
         self._check_room(identity)
         objects = parse_objects(request.opt.content_format, payload)
         self._admit_objects(identity.endpoint, objects)
+        return identity, params, objects
+
+    def _register(
+        self, request: Any, checked: tuple[DeviceIdentity, RegisterParams, RegisteredObjects | None]
+    ) -> Any:
+        peer: Peer = request.remote.sockaddr
+        identity, params, objects = checked
         now = self._clock()
         outcome = self.store.register(identity, params, objects, peer, now)
         self.registrations_total += 1
