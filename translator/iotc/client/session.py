@@ -32,6 +32,7 @@ from translator.iotc.client.session_types import (
     SessionSettings,
     SessionState,
     SessionStatus,
+    released_by_owner,
 )
 from translator.iotc.client.transport import (
     AckCallback,
@@ -201,22 +202,11 @@ class DeviceSession:
             state = SessionState.WAITING_APPROVAL if retry.not_approved else SessionState.BACKING_OFF
             self._set_state(state, f"{retry.reason}; retrying in {retry.delay:.1f} s")
             await asyncio.sleep(retry.delay)
-            if await self._released():
+            released = await released_by_owner(self.callbacks, self.device_id)
+            if released is not None:
+                self._closing.set()  # waiting and later sends fail with SessionClosedError
+                self._set_state(SessionState.CLOSED, released)
                 return
-
-    async def _released(self) -> bool:
-        """Whether the owner says not to reconnect (SessionCallbacks.before_reconnect); then closed."""
-        check = self.callbacks.before_reconnect
-        try:
-            reason = await check() if check is not None else None
-        except Exception:  # a check that cannot tell must not end the session for good: reconnect
-            log.exception("session %s: the check before reconnecting failed", self.device_id)
-            return False
-        if reason is None:
-            return False
-        self._closing.set()  # waiting and later sends fail with SessionClosedError
-        self._set_state(SessionState.CLOSED, reason)
-        return True
 
     async def _attempt(self) -> Ended:
         """One assignment → connection → hold, and how it ended. Only cancellation escapes."""

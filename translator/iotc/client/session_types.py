@@ -6,6 +6,7 @@ Kept apart from `session.py` (the asyncio shell) so the session's owner can desc
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from translator.iotc.protocol.methods import Invocation
 from translator.iotc.protocol.property_bag import PropertyBag
 from translator.iotc.protocol.sas import TokenPolicy
 from translator.iotc.protocol.twin import DesiredProperty
+
+log = logging.getLogger("translator.iotc.client.session")
 
 if TYPE_CHECKING:
     from translator.iotc.client.session import DeviceSession
@@ -102,3 +105,15 @@ class SessionSettings:
     approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # waits while not approved or blocked
     method_timeout: float = 30.0  # IoT Central gives up on a command after 30 s
     drain_timeout: float = 5.0  # how long a token renewal waits for in-flight publishes
+
+
+async def released_by_owner(callbacks: SessionCallbacks, device_id: str) -> str | None:
+    """Why the owner says not to reconnect (`SessionCallbacks.before_reconnect`), or None to reconnect. A
+    check that fails cannot tell, and must not end the session for good: reconnect."""
+    if callbacks.before_reconnect is None:
+        return None
+    try:
+        return await callbacks.before_reconnect()
+    except Exception:
+        log.exception("session %s: the check before reconnecting failed", device_id)
+        return None
