@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from emulator import approval
+from emulator import approval, relationships
 from emulator import mqtt_codec as mqtt
 from emulator.activity import Activity
 from emulator.config import EmulatorConfig
@@ -160,6 +160,11 @@ class DpsService:
             # The first registration with a model id is the device's first connection: IoT Central
             # assigns the template of that id now, or leaves the device Unassigned.
             self._assign_template(device, device.model_id)
+        gateway_id = relationships.gateway_of(payload)
+        if gateway_id not in (None, device.device_id) and relationships.attach(
+            self._application.relationships, str(gateway_id), device.device_id
+        ):
+            log.info("dps %s: downstream of gateway %s", device.device_id, gateway_id)
         device.provisioned = True
         device.attestation = attestation
         device.last_provisioned = utc_now_iso()

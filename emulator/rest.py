@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from emulator import property_views, rest_approval, templates
+from emulator import property_views, relationships, rest_approval, rest_relationships, templates
 from emulator.hub import MethodError
 from emulator.ids import valid_device_id
 from emulator.limits import LimitExceeded
@@ -121,6 +121,7 @@ async def delete_device(request: web.Request) -> web.Response:
     _check_etag(request, device.etag())
     emulator.hub.disconnect(device.device_id, "device deleted")
     del emulator.application.devices[device.device_id]
+    relationships.forget_device(emulator.application.relationships, device.device_id)
     emulator.changed()
     return web.Response(status=204)
 
@@ -463,6 +464,7 @@ def build_app(emulator: Emulator) -> web.Application:
             web.post("/emulator/faults/outage", fault_outage),
             web.post("/emulator/faults/clear", fault_clear),
             *rest_approval.routes(emulator),
+            *rest_relationships.routes(emulator),
         ]
     )
     return app

@@ -142,6 +142,8 @@ class Application:
     # Published device templates by id, as `GET /api/deviceTemplates/{id}` returns them.
     templates: dict[str, dict[str, Any]] = field(default_factory=dict)
     api_token: str = ""  # generated once when the REST API requires one and none is configured
+    # Gateway → downstream device relations by id: {"source": gateway, "target": device} (relationships.py)
+    relationships: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def device(self, device_id: str) -> Device | None:
         return self.devices.get(device_id)
@@ -170,6 +172,7 @@ class Application:
             devices,
             raw.get("templates", {}),
             raw.get("api_token", ""),
+            raw.get("relationships", {}),
         )
 
 

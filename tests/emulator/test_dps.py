@@ -218,3 +218,45 @@ async def test_a_registered_device_needs_no_approval(emulator: Emulator, rest: R
     assert status == 200
     async with dps_client(emulator, device_id) as client:
         assert (await register(client, device_id)).status == 200
+
+
+async def _register_through(emulator: Emulator, device_id: str, gateway: str | None) -> None:
+    payload: dict[str, object] = {"modelId": MODEL_ID}
+    if gateway is not None:
+        payload["iotcGateway"] = {"iotcGatewayId": gateway}
+    async with dps_client(emulator, device_id) as client:
+        await client.subscribe("$dps/registrations/res/#", qos=1)
+        body = {"registrationId": device_id, "payload": payload}
+        accepted = await dps_request(client, register_topic(1), body)
+        assert accepted.status == 202
+        await asyncio.sleep(0.3)  # the fixture's assignment delay (0.2 s): honoured, as a device must
+        done = await dps_request(client, poll_topic(2, accepted.body["operationId"]))
+        assert done.status == 200, done
+
+
+async def test_a_registration_through_a_gateway_makes_the_relationship(
+    emulator: Emulator, rest: RestClient
+) -> None:
+    """`payload.iotcGateway.iotcGatewayId` relates the device to its gateway; the REST API lists it from both
+    ends as `{id, source, target}` (2022-07-31 Devices - List Relationships), and a registration through
+    another gateway moves the device (one gateway per downstream device)."""
+    for device_id, gateway in (("gw-a", None), ("gw-b", None), ("leaf-1", "gw-a")):
+        await _register_through(emulator, device_id, gateway)
+    listed = (await rest.get("/api/devices/gw-a/relationships"))["value"]
+    assert [(r["source"], r["target"]) for r in listed] == [("gw-a", "leaf-1")]
+    assert (await rest.get("/api/devices/leaf-1/relationships"))["value"] == listed
+    one = await rest.get(f"/api/devices/gw-a/relationships/{listed[0]['id']}")
+    assert one == listed[0]
+    await _register_through(emulator, "leaf-1", "gw-b")
+    assert (await rest.get("/api/devices/gw-a/relationships"))["value"] == []
+    moved = (await rest.get("/api/devices/leaf-1/relationships"))["value"]
+    assert [(r["source"], r["target"]) for r in moved] == [("gw-b", "leaf-1")]
+
+    # Over REST, as IoT Central's example: PUT {source, target} under an id of the caller's choosing.
+    body = {"source": "gw-b", "target": "gw-a"}
+    status, made = await rest.request("PUT", "/api/devices/gw-b/relationships/rel-1", body)
+    assert (status, made) == (200, {"id": "rel-1", **body})
+    status, _ = await rest.request("DELETE", "/api/devices/gw-b/relationships/rel-1")
+    assert status == 204
+    status, _ = await rest.request("GET", "/api/devices/gw-b/relationships/rel-1")
+    assert status == 404
