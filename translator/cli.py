@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with codec.model_id set: one template for every registration in the store (objects' union)",
     )
+    source.add_argument(
+        "--gateway",
+        action="store_true",
+        help="the gateway device's template (gateway.model_id): health telemetry, properties, commands and "
+        "its relationship to downstream devices ([gateway] enabled = true)",
+    )
     export.add_argument("--config", type=Path, metavar="FILE", help="settings file (TOML), as for serve")
     export.add_argument("--state-dir", help="with --device: where serve keeps its store")
     export.add_argument(
@@ -305,6 +311,19 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway_export(args: argparse.Namespace, model_id: str) -> int:
+    from translator.gateway.model import gateway_interface, gateway_template
+
+    exported = gateway_template(model_id) if args.format == "template" else [gateway_interface(model_id)]
+    document = json.dumps(exported, indent=2, ensure_ascii=False) + "\n"
+    if args.output is not None:
+        args.output.write_text(document, encoding="utf-8")
+    else:
+        sys.stdout.write(document)
+    print(f"model id: {model_id}", file=sys.stderr)
+    return 0
+
+
 def _template_export(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -332,6 +351,8 @@ def _template_export(args: argparse.Namespace) -> int:
                 f"{Path.cwd()}): the default codec alone, as serve would do here",
                 file=sys.stderr,
             )
+        if args.gateway:
+            return _gateway_export(args, settings.gateway.model_id)
         if args.codec is not None:
             codec = load_codec(args.codec, catalog.registry)
             objects = tuple(LwPath(o, 0) for o in sorted({e.pattern.object_id for e in codec.entries()}))

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from translator.codec import export_template
+from translator.gateway.model import gateway_template
 
 if TYPE_CHECKING:
     from emulator.app import Emulator
@@ -31,6 +32,9 @@ async def start_emulator(
         device announces, exported from the codec the translator gave that device."""
         from emulator.templates import from_interfaces
 
+        gateway = settings.gateway
+        if gateway.enabled and model_id == gateway.model_id:
+            return gateway_template(model_id)  # the translator's own gateway device (translator/gateway)
         codec = catalog.by_model_id(model_id)
         if codec is not None:
             return from_interfaces(export_template(codec))

@@ -9,10 +9,12 @@ import contextlib
 import importlib.util
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from translator import __version__
 from translator.bridge import Bridge, CodecCatalog
 from translator.bridge.assignments import StoreAssignments
 from translator.bridge.http_ingest import HttpIngest
@@ -22,6 +24,9 @@ from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
 from translator.codec import CodecError
 from translator.embedded import emulator_lines, start_emulator
+from translator.gateway.commands import GatewayCommands
+from translator.gateway.device import GatewayDevice
+from translator.gateway.health import Figures
 from translator.http.server import V1_PATH, HttpBridgeServer
 from translator.iotc.client.dps_client import DpsEndpoint
 from translator.iotc.client.pool import PoolSettings, SessionPool
@@ -71,6 +76,7 @@ class Translator:
         self.coap: Lwm2mServer | None = None
         self.ops: OpsServer | None = None
         self.http: HttpBridgeServer | None = None
+        self.gateway: GatewayDevice | None = None
         self._settler: asyncio.Task[None] | None = None
         self._trimmer: asyncio.Task[None] | None = None
 
@@ -132,6 +138,7 @@ class Translator:
             register_gate=RegisterClaim(self.ownership) if self.ownership is not None else None,
         )
         self.bridge.attach(self.coap)
+        await self._start_gateway(self.bridge, self.pool)  # before devices register downstream of it
         await self.bridge.restore()  # before the socket opens: no restored token is ever answered RST
         await self.coap.start()
         self.metrics.add_callback(self._dtls_gauges, {"iotc_translator_dtls_events": ["event"]})
@@ -169,6 +176,45 @@ class Translator:
             self.coap.port,
             f", DTLS on udp {settings.coap.host}:{dtls.port}" if dtls is not None else "",
         )
+
+    async def _start_gateway(self, bridge: Bridge, pool: SessionPool) -> None:
+        chosen = self.settings.gateway
+        if not chosen.enabled:
+            return
+        self.gateway = GatewayDevice(
+            chosen,
+            pool=pool,
+            credential=await bridge.credential_for(chosen.device_id, None),
+            figures=self._gateway_figures,
+            properties=self._gateway_properties,
+            commands=GatewayCommands(bridge.lives, pool, self.store.outbox_size),
+        )
+        await self.gateway.start()
+
+    def _gateway_figures(self) -> Figures:
+        assert self.pool is not None and self.bridge is not None
+        sessions = {
+            k.split(":", 1)[1]: v for k, v in self.pool.metrics().items() if k.startswith("sessions:")
+        }
+        delivered = self.metrics.registry.get_sample_value("iotc_translator_messages_out_total")
+        return Figures(
+            at=time.monotonic(),
+            devices=len(self.bridge.lives),
+            registrations=len(self.coap.store) if self.coap is not None else 0,
+            sessions=sessions,
+            outbox_depth=self.store.outbox_size(),
+            messages_out=delivered or 0.0,
+        )
+
+    def _gateway_properties(self) -> dict[str, Any]:
+        dtls = self.coap.dtls if self.coap is not None else None
+        ports = {
+            "coap": self.coap.port if self.coap is not None else 0,
+            "coaps": dtls.port if dtls is not None else 0,
+            "operations": self.ops.port if self.ops is not None else 0,
+            "http": self.http.port if self.http is not None else 0,
+        }
+        return {"version": __version__, "listeningPorts": {k: v for k, v in ports.items() if v}}
 
     def _dtls_gauges(self) -> dict[str, dict[tuple[str, ...], float]]:
         """Open DTLS sessions, handshakes under way, and what happened to handshakes since start."""
@@ -209,6 +255,8 @@ class Translator:
             await self.ops.stop()
         if self.http is not None:
             await self.http.stop()
+        if self.gateway is not None:
+            await self.gateway.close()
         if self.bridge is not None:
             # Every registration as it is now, before the face's shutdown ends them (no de-registration).
             await self.bridge.journal.close()

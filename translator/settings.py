@@ -32,6 +32,7 @@ from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 
 from translator.coap.settings import CoapSettings
+from translator.gateway.settings import GatewaySettings
 
 ENV_PREFIX = "IOTC_TRANSLATOR_"
 # The test suite's own variables (IOTC_TRANSLATOR_TEST_SHARED) share the prefix but are no settings.
@@ -352,6 +353,7 @@ class Settings:
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     workers: int = Field(
         default=1,
         ge=1,
@@ -384,7 +386,7 @@ class Settings:
 
 
 _FLAGS = "flags"
-SECTIONS = ("coap", "iotc", "codec", "store", "operations", "emulator", "http")
+SECTIONS = ("coap", "iotc", "codec", "store", "operations", "emulator", "http", "gateway")
 
 
 def _unknown_variables(environ: Mapping[str, str]) -> None:

@@ -216,3 +216,18 @@ def test_any_sequence_of_transient_answers_ends_assigned_or_typed(
     except ProvisioningError as exc:
         assert isinstance(exc, ProvisioningThrottledError) or exc.status == 500
         assert machine.state is DpsState.FAILED
+
+
+def test_a_downstream_device_names_its_gateway_in_the_registration_payload() -> None:
+    """IoT Central relates a downstream device to its gateway from `payload.iotcGateway.iotcGatewayId`
+    (https://learn.microsoft.com/azure/iot-central/core/tutorial-define-gateway-device-type)."""
+    backoff = Backoff(BackoffPolicy(base=1, cap=8), lambda: 0.5, lambda: 0.0)
+    downstream = DpsRegistration("dev-1", model_id=MODEL, gateway_id="gw-1", backoff=backoff)
+    assert json.loads(downstream.start().payload) == {
+        "registrationId": "dev-1",
+        "payload": {"modelId": MODEL, "iotcGateway": {"iotcGatewayId": "gw-1"}},
+    }
+    alone = DpsRegistration("dev-2", model_id=MODEL, backoff=backoff)
+    assert json.loads(alone.start().payload) == {"registrationId": "dev-2", "payload": {"modelId": MODEL}}
+    bare = DpsRegistration("dev-3", backoff=backoff)
+    assert json.loads(bare.start().payload) == {"registrationId": "dev-3"}

@@ -92,6 +92,8 @@ class Bridge:
         self.setup_limiter = SetupLimiter(settings.coap.setup_concurrency, settings.coap.setup_rate)
         self.journal = RegistrationJournal(ownership or store, self._snapshot)
         self._restored: list[RegistrationSnapshot] = []
+        gateway = settings.gateway
+        self._gateway = gateway.device_id if gateway.enabled else None  # devices register downstream of it
         self._messages_in = {
             source: metrics.messages_in.labels(source=source.value) for source in TelemetrySource
         }
@@ -204,7 +206,9 @@ class Bridge:
             or model_id
             or (codec.model_id if codec is not None else None)
         )
-        session = await self.pool.session(DeviceSpec(cloud_id, credential, model_id, callbacks))
+        session = await self.pool.session(
+            DeviceSpec(cloud_id, credential, model_id, callbacks, self._gateway)
+        )
         # Commands and writable properties arrive only while connected: registered devices stay connected.
         self.pool.pin(cloud_id, registration is not None)
         await life.start(session)

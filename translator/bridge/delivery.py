@@ -180,6 +180,11 @@ class TelemetryDelivery:
     def on_connected(self) -> None:
         self._feed(SessionUp())
 
+    def replay_now(self) -> None:
+        """Replay the outbox now rather than at the next reason to (the gateway's replayOutbox command)."""
+        if not self._order.closed:
+            self._feed(ReplayDue())
+
     def expire_direct(self, now: float) -> None:
         """Called by the bridge's sweep: a direct publish past its deadline goes to the outbox."""
         direct = self._direct

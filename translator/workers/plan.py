@@ -46,6 +46,8 @@ def worker_settings(settings: Settings, index: int, ports: SharedPorts, node_bas
         http=replace(settings.http, port=ports.http),
         operations=OperationsSettings(host="127.0.0.1", port=0),
         store=replace(settings.store, node_id=f"{node_base}-w{index}"),
+        # One gateway device per process: two sessions of one device id would drop each other at the hub.
+        gateway=replace(settings.gateway, device_id=f"{settings.gateway.device_id}-w{index}"),
     )
 
 

@@ -60,20 +60,22 @@ async def provision(
     *,
     transport_factory: Callable[[MessageHandler], MqttTransport],
     model_id: str | None = None,
+    gateway_id: str | None = None,
     timeout: float = 120.0,
     backoff_policy: BackoffPolicy | None = None,
     rng: random.Random | None = None,
     registration_gate: Callable[[], Awaitable[None]] | None = None,
     on_throttled: Callable[[float | None], None] | None = None,
 ) -> Assigned:
-    """Register `registration_id` and return its assignment, or raise a `ProvisioningError`.
+    """Register `registration_id` (downstream of `gateway_id`, if given) and return its assignment, or raise a
+    `ProvisioningError`.
 
     `registration_gate` is awaited before every registration request (not before polls: DPS counts
     registrations against its per-minute quota); `on_throttled` hears every 429 with its retry-after."""
     messages: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=64)
     dlog = device_log(log, registration_id)
     backoff = Backoff(backoff_policy or BackoffPolicy(), (rng or random.Random()).random, time.monotonic)
-    registration = DpsRegistration(registration_id, backoff=backoff, model_id=model_id)
+    registration = DpsRegistration(registration_id, backoff=backoff, model_id=model_id, gateway_id=gateway_id)
     last_wait: Wait | None = None
     if registration_gate is not None:
         # The first turn is waited for before connecting and outside the time limit: a cold fleet queues

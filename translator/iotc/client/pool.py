@@ -80,6 +80,7 @@ class DeviceSpec:
     credential: Credential
     model_id: str | None = None
     callbacks: SessionCallbacks = field(default_factory=SessionCallbacks)
+    gateway_id: str | None = None  # registered as a downstream device of this gateway (translator/gateway)
 
 
 class AssignmentUnavailableError(ProvisioningError):
@@ -147,6 +148,7 @@ class SessionPool:
                 spec.credential,
                 transport_factory=self.transport_factory,
                 model_id=spec.model_id,
+                gateway_id=spec.gateway_id,
                 registration_gate=self.pacing.registration,
                 on_throttled=self.pacing.registration_throttled,
             )

@@ -100,6 +100,7 @@ class DpsRegistration:
         *,
         backoff: Backoff,
         model_id: str | None = None,
+        gateway_id: str | None = None,
         max_retries: int = 5,
         default_poll_interval: float = DEFAULT_POLL_INTERVAL,
         rid_factory: Callable[[], str] | None = None,
@@ -108,6 +109,7 @@ class DpsRegistration:
             raise ValueError("registration id must not be empty")
         self.registration_id = registration_id
         self.model_id = model_id
+        self.gateway_id = gateway_id
         self._backoff = backoff
         self._max_retries = max_retries
         self._default_poll = default_poll_interval
@@ -131,9 +133,18 @@ class DpsRegistration:
         return self._assignment
 
     def register_body(self) -> bytes:
+        """The register request. With a gateway, the payload names it: "the gateway ID lets IoT Central
+        establish the relationship between the downstream device and its gateway" — `{"modelId": …,
+        "iotcGateway": {"iotcGatewayId": …}}` (https://learn.microsoft.com/azure/iot-central/core/
+        tutorial-define-gateway-device-type#connect-real-downstream-devices)."""
         body: dict[str, Any] = {"registrationId": self.registration_id}
+        payload: dict[str, Any] = {}
         if self.model_id is not None:
-            body["payload"] = {"modelId": self.model_id}
+            payload["modelId"] = self.model_id
+        if self.gateway_id is not None:
+            payload["iotcGateway"] = {"iotcGatewayId": self.gateway_id}
+        if payload:
+            body["payload"] = payload
         return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
     def start(self) -> Publish:
