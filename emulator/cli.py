@@ -10,11 +10,59 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from emulator.app import Emulator
 from emulator.config import ConfigError, load_config
+
+# The options that are secrets: read from a file (or IOTC_EMULATOR_<NAME>); the flag itself still works,
+# with a warning, since the process list shows it to every user.
+SECRETS = {
+    "group_primary_key": "SAS group enrollment primary key (base64)",
+    "group_secondary_key": "SAS group enrollment secondary key (base64)",
+    "api_token": "Authorization header the REST API requires",
+}
+
+
+class SecretError(ValueError):
+    pass
+
+
+def _secret_flags(parser: argparse.ArgumentParser, name: str, what: str) -> None:
+    flag = "--" + name.replace("_", "-")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument(
+        flag + "-file",
+        dest=name + "_file",
+        type=Path,
+        metavar="FILE",
+        help=f"read the {what} from FILE (or IOTC_EMULATOR_{name.upper()}; default: generated, kept in "
+        "the state directory)",
+    )
+    choice.add_argument(flag, dest=name, help=f"the secret itself: visible in `ps`; prefer {flag}-file")
+
+
+def secrets_of(args: argparse.Namespace, warn: Callable[[str], None]) -> dict[str, str | None]:
+    """Each secret from its file, or its flag (with a warning); None when neither was given."""
+    found: dict[str, str | None] = {}
+    for name in SECRETS:
+        flag = "--" + name.replace("_", "-")
+        given, file = getattr(args, name), getattr(args, name + "_file")
+        if given is not None:
+            warn(
+                f"warning: {flag} puts the secret in the process list (ps) for every user; use "
+                f"{flag}-file or IOTC_EMULATOR_{name.upper()}"
+            )
+            found[name] = str(given)
+        elif file is not None:
+            try:
+                found[name] = file.read_text().strip()
+            except OSError as error:
+                raise SecretError(f"{flag}-file: {error}") from None
+        else:
+            found[name] = None
+    return found
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -23,8 +71,16 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         description=(
             "A local stand-in for Azure IoT Central: DPS and the IoT Hub device endpoint over TLS MQTT "
             "(one listener; the CONNECT username tells DPS from hub traffic) and a REST API shaped like "
-            "IoT Central's. Every option can also be set as IOTC_EMULATOR_<NAME> or in a TOML file."
+            "IoT Central's. Every option can also be set as IOTC_EMULATOR_<NAME> or in a TOML file; "
+            "secrets (the group keys, the API token) from a file or the environment, not a flag, which every "
+            "user sees in `ps`."
         ),
+        epilog=f"""examples:
+  {prog} --state-dir state/emulator
+  {prog} --config emulator.toml --no-limits
+  IOTC_EMULATOR_API_TOKEN="$(cat token)" {prog}
+  {prog} --group-primary-key-file primary.key --api-token-file token""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help="TOML file ([emulator] table or top-level keys)")
     parser.add_argument("--state-dir", type=Path, help="where keys, certificates and devices are kept")
@@ -32,17 +88,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--mqtt-port", type=int, help="TLS MQTT port for DPS and hub (default 8883)")
     parser.add_argument("--http-port", type=int, help="REST API port (default 8080)")
     parser.add_argument("--id-scope", help="DPS ID scope (generated once when absent)")
-    parser.add_argument("--group-primary-key", help="SAS group enrollment primary key (base64)")
-    parser.add_argument("--group-secondary-key", help="SAS group enrollment secondary key (base64)")
+    for name, what in SECRETS.items():
+        _secret_flags(parser, name, what)
     parser.add_argument("--x509-enrollment-ca", type=Path, help="PEM CA certificate of an X.509 enrollment")
     parser.add_argument("--hub-names", help="comma-separated hub host names devices are assigned across")
     parser.add_argument("--dps-retry-after", type=int, help="retry-after DPS tells devices (seconds)")
     parser.add_argument("--dps-assign-delay", type=float, help="how long an assignment takes (seconds)")
     parser.add_argument("--method-timeout", type=float, help="command timeout (seconds, default 30)")
-    parser.add_argument(
-        "--api-token",
-        help="the Authorization header the REST API requires (default: generated, kept in state)",
-    )
     parser.add_argument(
         "--no-auth", dest="auth", action="store_false", default=None, help="REST API without Authorization"
     )
@@ -115,14 +167,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m emulator") ->
             "mqtt_port",
             "http_port",
             "id_scope",
-            "group_primary_key",
-            "group_secondary_key",
             "x509_enrollment_ca",
             "hub_names",
             "dps_retry_after",
             "dps_assign_delay",
             "method_timeout",
-            "api_token",
             "auth",
             "rest_rate_limit",
             "limits",
@@ -132,8 +181,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m emulator") ->
         )
     }
     try:
+        overrides.update(secrets_of(args, lambda line: print(f"emulator: {line}", file=sys.stderr)))
         config = load_config(file=args.config, overrides=overrides)
-    except ConfigError as error:
+    except (ConfigError, SecretError) as error:
         print(f"emulator: configuration error: {error}", file=sys.stderr)
         return 2
     try:
