@@ -46,3 +46,47 @@ def test_the_group_key_from_a_file_and_a_warning_for_the_flag(
     assert main([*common, "--group-key", key]) == 0
     assert captured[-1].iotc.group_key == key
     assert "--group-key puts the key in the process list" in capsys.readouterr().err
+
+
+SUBCOMMANDS = (
+    ["serve"],
+    ["simulate"],
+    ["devices", "import"],
+    ["devices", "remove-psk"],
+    ["template", "export"],
+    ["config", "reference"],
+)
+
+
+def _help(capsys: pytest.CaptureFixture[str], *command: str) -> str:
+    with pytest.raises(SystemExit) as stopped:
+        main([*command, "--help"])
+    assert stopped.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS, ids=" ".join)
+def test_each_subcommand_help_ends_with_examples_of_itself(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = _help(capsys, *command)
+    examples = text.split("examples:\n", 1)[1].splitlines()
+    assert examples and all(f"iotc-translator {' '.join(command)}" in line for line in examples if line)
+
+
+def test_serve_help_shows_its_flags_with_the_settings_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    text = " ".join(_help(capsys, "serve").split())  # argparse wraps lines
+    assert (
+        "--coap-port COAP_PORT LwM2M UDP port (setting coap.port, IOTC_TRANSLATOR_COAP_PORT; default: 5683)"
+        in text
+    )
+    assert "default: 9100" in text and "default: INFO" in text
+    assert "--devices" not in text and "--psk-key" not in text  # simulate's, not serve's
+    assert "default: None" not in text
+
+
+def test_simulate_help_shows_its_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    text = " ".join(_help(capsys, "simulate").split())
+    assert "how many devices (default: 1)" in text
+    assert "(default: coap://127.0.0.1:5683)" in text
+    assert "--coap-port" not in text and "default: None" not in text and "default: False" not in text

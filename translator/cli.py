@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from translator.cli_help import HelpFormatter, examples, from_settings
 from translator.settings import Settings, SettingsError, load_settings
 
 
@@ -24,6 +25,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="iotc-translator",
         description="Protocol translation server between CoAP/LwM2M devices and Azure IoT Central.",
+        epilog=examples(
+            "iotc-translator serve --help",
+            "iotc-translator serve                      # on the built-in emulator",
+            "iotc-translator serve --config translator.toml",
+        ),
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="With --objects or --device, the codec is resolved exactly as serve resolves it (same "
         "settings: --config, IOTC_TRANSLATOR_* environment, codec directory), so the exported root @id is "
         "the model id serve announces; it is printed on stderr.",
+        epilog=examples(
+            'iotc-translator template export --objects "</3/0>,</3303/0>" -o model.json',
+            "iotc-translator template export --device urn:imei:359 --format template",
+            "iotc-translator template export --codec codecs/3303.toml",
+        ),
+        formatter_class=HelpFormatter,
     )
     source = export.add_mutually_exclusive_group(required=True)
     source.add_argument(
@@ -91,12 +104,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --objects: the devices sleep (LwM2M queue mode): commands are durable (queue if offline)",
     )
     export.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here instead of stdout")
-    simulate = commands.add_parser("simulate", help="run simulated LwM2M devices against an LwM2M server")
-    simulate.add_argument("--devices", type=int, default=1, metavar="N", help="how many devices (default 1)")
+    simulate = commands.add_parser(
+        "simulate",
+        help="run simulated LwM2M devices against an LwM2M server",
+        description="Simulated LwM2M clients (registration, observations, Sends of a temperature).",
+        epilog=examples(
+            "iotc-translator simulate --devices 10 --interval 5",
+            "iotc-translator simulate --server coaps://127.0.0.1:5684 --psk-key 000102030405",
+            "iotc-translator simulate --queue --lwm2m 1.2 --duration 60",
+        ),
+        formatter_class=HelpFormatter,
+    )
+    simulate.add_argument("--devices", type=int, default=1, metavar="N", help="how many devices")
     simulate.add_argument("--server", default="coap://127.0.0.1:5683", metavar="URI", help="LwM2M server URI")
     simulate.add_argument("--prefix", default="sim", help="endpoint names: PREFIX-00000, ...")
     simulate.add_argument("--interval", type=float, default=10.0, help="seconds between Sends per device")
-    simulate.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    simulate.add_argument(
+        "--duration", type=float, default=None, help="stop after this many seconds (default: never)"
+    )
     simulate.add_argument("--lifetime", type=int, default=300, help="registration lifetime (s)")
     simulate.add_argument("--lwm2m", default="1.1", choices=("1.0", "1.1", "1.2"), help="LwM2M version")
     simulate.add_argument("--queue", action="store_true", help="register in queue mode (Q)")
@@ -109,7 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="run the translator (with no IoT Central configured: on the built-in emulator)",
-        description="Settings come from --config (TOML), then IOTC_TRANSLATOR_<SECTION>_<NAME>, then flags.",
+        description="Settings come from --config (TOML), then IOTC_TRANSLATOR_<SECTION>_<NAME>, then flags "
+        "(`iotc-translator config reference` lists every setting).",
+        epilog=examples(
+            "iotc-translator serve                      # the built-in emulator, SQLite in ./state",
+            "iotc-translator serve --config translator.toml --coap-port 5684",
+            "IOTC_TRANSLATOR_IOTC_GROUP_KEY=... iotc-translator serve --id-scope 0ne00ABC",
+            "iotc-translator serve --id-scope 0ne00ABC --group-key-file group.key",
+        ),
+        formatter_class=HelpFormatter,
     )
     _settings_flags(serve)
     serve.add_argument(
@@ -122,17 +155,29 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="the settings serve and devices import read")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     config_commands.add_parser(
-        "reference", help="print every setting with its default and bounds (the README's table)"
+        "reference",
+        help="print every setting with its default and bounds (the README's table)",
+        epilog=examples("iotc-translator config reference > settings.md"),
+        formatter_class=HelpFormatter,
     )
     devices = commands.add_parser("devices", help="manage pre-registered devices")
     device_commands = devices.add_subparsers(dest="devices_command", metavar="ACTION", required=True)
     importing = device_commands.add_parser(
-        "import", help="import devices from a CSV file (like IoT Central's)"
+        "import",
+        help="import devices from a CSV file (like IoT Central's)",
+        epilog=examples(
+            "iotc-translator devices import devices.csv",
+            "iotc-translator devices import devices.csv --config translator.toml",
+        ),
+        formatter_class=HelpFormatter,
     )
     importing.add_argument("csv", type=Path, help="deviceId,endpoint,codec,modelId,symmetricKey,... per line")
     _settings_flags(importing)
     forgetting = device_commands.add_parser(
-        "remove-psk", help="remove endpoints' DTLS PSKs (new handshakes fail at once; no restart)"
+        "remove-psk",
+        help="remove endpoints' DTLS PSKs (new handshakes fail at once; no restart)",
+        epilog=examples("iotc-translator devices remove-psk urn:imei:359 urn:imei:360"),
+        formatter_class=HelpFormatter,
     )
     forgetting.add_argument("endpoints", nargs="+", metavar="ENDPOINT")
     _settings_flags(forgetting)
@@ -141,10 +186,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, metavar="FILE", help="settings file (TOML)")
-    parser.add_argument("--state-dir", help="where the store, certificates and the emulator's state live")
-    parser.add_argument("--coap-host", help="address the LwM2M server binds (default :: for IPv4 and IPv6)")
-    parser.add_argument("--coap-port", type=int, help="LwM2M UDP port (default 5683)")
-    parser.add_argument("--id-scope", help="IoT Central ID scope")
+    parser.add_argument(
+        "--state-dir",
+        help=f"where the store, certificates and the emulator's state live {from_settings('state_dir')}",
+    )
+    parser.add_argument(
+        "--coap-host",
+        help=f"address the LwM2M server binds (:: is IPv4 and IPv6) {from_settings('coap.host')}",
+    )
+    parser.add_argument("--coap-port", type=int, help=f"LwM2M UDP port {from_settings('coap.port')}")
+    parser.add_argument(
+        "--id-scope",
+        help=f"IoT Central ID scope (none: the built-in emulator) {from_settings('iotc.id_scope')}",
+    )
     secret = parser.add_mutually_exclusive_group()
     secret.add_argument(
         "--group-key-file",
@@ -155,8 +209,10 @@ def _settings_flags(parser: argparse.ArgumentParser) -> None:
     secret.add_argument(
         "--group-key", help="the key itself: visible to every user in `ps`; prefer --group-key-file"
     )
-    parser.add_argument("--operations-port", type=int, help="/metrics and /healthz port (default 9100)")
-    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--operations-port", type=int, help=f"/metrics and /healthz port {from_settings('operations.port')}"
+    )
+    parser.add_argument("--log-level", help=f"DEBUG, INFO, WARNING or ERROR {from_settings('log_level')}")
 
 
 def _group_key(args: argparse.Namespace) -> str | None:
