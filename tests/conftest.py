@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.environment import unmet_requirements
+from tests.install_progress import installing
 
 _UNMET = unmet_requirements(Path(__file__).resolve().parents[1] / "pyproject.toml")
 if _UNMET:
@@ -126,22 +127,23 @@ def device_template(model_id: str, contents: list[dict[str, Any]] | None = None)
     return from_interfaces([{"@context": "dtmi:dtdl:context;2", **root}])
 
 
-def ensure_sdk_venv() -> Path:
+def ensure_sdk_venv(config: pytest.Config | None = None) -> Path:
     """Microsoft's device SDK in its own virtual environment (it pins paho-mqtt < 2), created once."""
     python = SDK_VENV / "bin" / "python"
     marker = SDK_VENV / ".installed"
     if not marker.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(SDK_VENV)], check=True, timeout=300)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", SDK_REQUIREMENT],
-            check=True,
-            timeout=600,
-            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-        )
+        with installing(f"Microsoft's device SDK ({SDK_REQUIREMENT}) into {SDK_VENV}", config):
+            subprocess.run([sys.executable, "-m", "venv", str(SDK_VENV)], check=True, timeout=300)
+            subprocess.run(
+                [str(python), "-m", "pip", "install", "--quiet", SDK_REQUIREMENT],
+                check=True,
+                timeout=600,
+                env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            )
         marker.write_text(SDK_REQUIREMENT + "\n")
     return python
 
 
 @pytest.fixture(scope="session")
-def sdk_python() -> Path:
-    return ensure_sdk_venv()
+def sdk_python(request: pytest.FixtureRequest) -> Path:
+    return ensure_sdk_venv(request.config)

@@ -28,8 +28,8 @@ def full_registry() -> ObjectRegistry:
 
 
 @pytest.fixture(scope="session")
-def dtdl_parser() -> Path:
+def dtdl_parser(request: pytest.FixtureRequest) -> Path:
     try:
-        return ensure_parser()
+        return ensure_parser(request.config)
     except ParserUnavailable as exc:
         pytest.skip(str(exc))

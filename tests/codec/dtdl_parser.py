@@ -12,6 +12,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.install_progress import installing
+
 REPO = Path(__file__).resolve().parents[2]
 CACHE = REPO / ".cache" / "dtdl-parser"
 PACKAGE = "@digicatapult/dtdl-parser"
@@ -26,7 +30,7 @@ class ParserUnavailable(RuntimeError):
     pass
 
 
-def ensure_parser() -> Path:
+def ensure_parser(config: pytest.Config | None = None) -> Path:
     """The parser's entry module, installing it with npm the first time."""
     marker = CACHE / ".installed"
     if marker.exists() and marker.read_text().strip() == f"{PACKAGE}@{VERSION}" and ENTRY.exists():
@@ -36,6 +40,13 @@ def ensure_parser() -> Path:
         raise ParserUnavailable("node and npm are needed to run Microsoft's DTDL parser")
     CACHE.mkdir(parents=True, exist_ok=True)
     # The package declares Node 24 but runs on Node 20 (its code is WebAssembly plus a small loader).
+    with installing(f"Microsoft's DTDL parser ({PACKAGE}@{VERSION}, npm) into {CACHE}", config):
+        _npm_install(npm)
+    marker.write_text(f"{PACKAGE}@{VERSION}\n")
+    return ENTRY
+
+
+def _npm_install(npm: str) -> None:
     subprocess.run(
         [
             npm,
@@ -52,8 +63,6 @@ def ensure_parser() -> Path:
         timeout=INSTALL_TIMEOUT,
         capture_output=True,
     )
-    marker.write_text(f"{PACKAGE}@{VERSION}\n")
-    return ENTRY
 
 
 def validate(templates: dict[str, list[dict[str, Any]]], entry: Path) -> dict[str, list[dict[str, str]]]:
