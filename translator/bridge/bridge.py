@@ -46,6 +46,7 @@ from translator.iotc.client.credentials import (
 )
 from translator.iotc.client.pool import DeviceSpec, SessionPool
 from translator.iotc.client.session import SessionState
+from translator.ops.logs import device_log
 from translator.ops.metrics import Metrics
 from translator.settings import Settings
 from translator.store import DeviceEntry, Store, StoreError
@@ -213,11 +214,8 @@ class Bridge:
         self.pool.pin(cloud_id, registration is not None)
         await life.start(session)
         self.lives[device_id] = life
-        log.info(
-            "device %s: life started as %s (codec %s)",
-            device_id,
-            cloud_id,
-            codec.model_id if codec is not None else "none",
+        device_log(log, device_id).info(
+            "life started as %s (codec %s)", cloud_id, codec.model_id if codec is not None else "none"
         )
         return life
 
@@ -248,7 +246,7 @@ class Bridge:
         try:
             life = await self._life(device_id, registration, registration.endpoint)
         except NoCredentialsError as error:
-            log.error("device %s: refused, no session: %s", device_id, error.reason)
+            device_log(log, device_id).error("refused, no session: %s", error.reason)
             return
         if life is None:
             return
@@ -271,10 +269,10 @@ class Bridge:
         except StoreError as error:
             # Redis away: the device's datagrams are here, so its session is too (the epoch is settled on
             # its next Update); a mere orphan waits for Redis.
-            log.warning("device %s: ownership not claimed (%s)", device_id, error)
+            device_log(log, device_id).warning("ownership not claimed (%s)", error)
             return trigger is Trigger.REGISTRATION
         if owner is None:
-            log.info("device %s: owned by another node", device_id)
+            device_log(log, device_id).info("owned by another node")
         return owner is not None
 
     def _let_go(self, device_id: str) -> None:
@@ -352,7 +350,7 @@ class Bridge:
             try:
                 life = await self._life(registration.device_id, current, endpoint)
             except NoCredentialsError as error:
-                log.error("device %s: not restored, no session: %s", registration.device_id, error.reason)
+                device_log(log, registration.device_id).error("not restored, no session: %s", error.reason)
                 return
         if life is None:
             return
@@ -387,11 +385,8 @@ class Bridge:
     # -- TelemetrySink ----------------------------------------------------------------------------
 
     def on_registered(self, registration: Registration) -> None:
-        log.info(
-            "device %s: registered as %s (LwM2M %s)",
-            registration.device_id,
-            registration.endpoint,
-            registration.version,
+        device_log(log, registration.device_id).info(
+            "registered as endpoint %s (LwM2M %s)", registration.endpoint, registration.version
         )
         self._spawn(self._registered(registration), f"register-{registration.device_id}")
 
@@ -417,7 +412,7 @@ class Bridge:
             life.registered(registration)
 
     def on_deregistered(self, registration: Registration, reason: DeregisterReason) -> None:
-        log.info("device %s: %s", registration.device_id, reason.value)
+        device_log(log, registration.device_id).info("registration ended: %s", reason.value)
         self._spawn(self._end(registration, reason), f"end-{registration.device_id}")
 
     async def _end(self, registration: Registration, reason: DeregisterReason) -> None:

@@ -28,6 +28,7 @@ from translator.iotc.protocol.twin import (
     pending_acknowledgements,
 )
 from translator.lwm2m import Record
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +106,8 @@ async def write_desired(
         try:
             held = await devices.read(endpoint, pending.write.path, deadline=within())
         except DownlinkError as read_error:
-            log.info(
-                "%s: reading %s back after a refused write failed: %s",
+            device_log(log, mapper.device_id).info(
+                "endpoint=%s: reading %s back after a refused write failed: %s",
                 endpoint,
                 pending.write.path,
                 read_error,

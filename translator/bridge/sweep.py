@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+from translator.ops.logs import device_log
+
 log = logging.getLogger(__name__)
 
 DIRECT_SWEEP_PERIOD = 0.5  # seconds
@@ -53,5 +55,5 @@ class DirectSweep:
                     try:
                         delivery.expire_direct(now)
                     except Exception:  # the sweep bounds every device's publishes: it must outlive one
-                        log.exception("device %s: handing a late publish on failed", delivery.device_id)
+                        device_log(log, delivery.device_id).exception("handing a late publish on failed")
                         self._deadlines.pop(delivery, None)

@@ -24,6 +24,7 @@ from translator.coap.settings import CoapSettings
 from translator.coap.sink import TelemetrySink, TelemetrySource
 from translator.coap.state import Device, Observation
 from translator.lwm2m import Lwm2mFormatError, Record, decode
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ class NotificationReceiver:
                 dev.registration.identity, records, TelemetrySource.NOTIFY, confirmable=False
             )
         except Exception:
-            log.exception("endpoint=%s: sink refused records", dev.registration.endpoint)
+            device_log(log, dev.registration.device_id).exception(
+                "endpoint=%s: sink refused records", dev.registration.endpoint
+            )
             return
         if isinstance(result, Awaitable):
             self._background.adopt(result)
@@ -87,7 +90,7 @@ class NotificationReceiver:
         now = self._clock()
         self._wake(dev, now)
         if not 64 <= msg.code < 96:
-            log.info(
+            device_log(log, dev.registration.device_id).info(
                 "endpoint=%s: observation %s ended by the device (%s)",
                 obs.endpoint,
                 ",".join(map(str, obs.paths)),
@@ -116,7 +119,9 @@ class NotificationReceiver:
                 max_payload=self._settings.max_payload,
             )
         except Lwm2mFormatError as exc:
-            log.warning("endpoint=%s: undecodable notification (%s)", obs.endpoint, exc.reason)
+            device_log(log, dev.registration.device_id).warning(
+                "endpoint=%s: undecodable notification (%s)", obs.endpoint, exc.reason
+            )
             self._responder.notification_done(msg, peer, pktinfo, True)
             return
         try:
@@ -127,7 +132,9 @@ class NotificationReceiver:
             self._responder.notification_done(msg, peer, pktinfo, False)  # no ACK: the device retransmits
             return
         except Exception:
-            log.exception("endpoint=%s: sink failed on a notification", obs.endpoint)
+            device_log(log, dev.registration.device_id).exception(
+                "endpoint=%s: sink failed on a notification", obs.endpoint
+            )
             self._responder.notification_done(msg, peer, pktinfo, False)
             return
         if not con:

@@ -27,6 +27,7 @@ from translator.coap.requests import (
 from translator.coap.settings import CoapSettings
 from translator.coap.state import Device, Observation, ObservationHandle
 from translator.lwm2m import Path, Record
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,9 @@ class ObservationService:
             try:
                 handles.append(await self._establish(dev, (p,), composite=False))
             except DeviceResponseError as exc:
-                log.info("endpoint=%s: observe %s refused: %s", reg.endpoint, p, exc)
+                device_log(log, reg.device_id).info(
+                    "endpoint=%s: observe %s refused: %s", reg.endpoint, p, exc
+                )
                 refused = exc
         if refused is not None and not handles:
             raise refused
@@ -147,7 +150,9 @@ class ObservationService:
                                 reg.peer, message.code, message.options(), message.payload, token=token
                             )
                     except TimeoutError:
-                        log.info("endpoint=%s: no answer to Observe-Composite, falling back", reg.endpoint)
+                        device_log(log, reg.device_id).info(
+                            "endpoint=%s: no answer to Observe-Composite, falling back", reg.endpoint
+                        )
                         dev.composite = False
                         raise _NoComposite from None
                 else:
@@ -186,7 +191,9 @@ class ObservationService:
         )
         if response.observe is None:
             self._tap.forget_token(obs.token)
-            log.info("endpoint=%s: %s answered without Observe: not observable", reg.endpoint, obs.paths)
+            device_log(log, reg.device_id).info(
+                "endpoint=%s: %s answered without Observe: not observable", reg.endpoint, obs.paths
+            )
         else:
             obs.seq.accept(response.observe, self._clock())
             dev.observations[obs.paths] = obs
@@ -196,7 +203,7 @@ class ObservationService:
             else:
                 dev.formats[f"read{len(obs.paths[0])}"] = requested
         self._deliver(dev, records)
-        log.info(
-            "endpoint=%s device=%s: observing %s", reg.endpoint, reg.device_id, ",".join(map(str, obs.paths))
+        device_log(log, reg.device_id).info(
+            "endpoint=%s: observing %s", reg.endpoint, ",".join(map(str, obs.paths))
         )
         return ObservationHandle(reg.endpoint, obs.paths, obs.token, got, tuple(records), obs.composite)

@@ -28,6 +28,7 @@ from translator.coap.requests import DownlinkRequest
 from translator.coap.settings import CoapSettings
 from translator.coap.state import Device, Held
 from translator.lwm2m import Lwm2mFormatError
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -96,12 +97,8 @@ class QueueModeSender:
         held = Held(request, bound, future)
         dev.queue.hold(held, now + wait)
         self._holding.add(endpoint)
-        log.info(
-            "endpoint=%s device=%s: %s held for queue mode (deadline %.1fs)",
-            endpoint,
-            dev.registration.device_id,
-            request.name,
-            wait,
+        device_log(log, dev.registration.device_id).info(
+            "endpoint=%s: %s held for queue mode (deadline %.1fs)", endpoint, request.name, wait
         )
         self.wake(dev, now, activity=False)
         try:
@@ -139,7 +136,9 @@ class QueueModeSender:
                 if not held.future.done():
                     held.future.set_exception(exc)
             except Exception as exc:  # keep flushing the rest
-                log.exception("endpoint=%s: queued %s failed", endpoint, held.request.name)
+                device_log(log, dev.registration.device_id).exception(
+                    "endpoint=%s: queued %s failed", endpoint, held.request.name
+                )
                 if not held.future.done():
                     held.future.set_exception(exc)
             else:
@@ -155,11 +154,8 @@ class QueueModeSender:
             for held in dev.queue.expired(now):
                 if not held.future.done():
                     name = held.request.name
-                    log.info(
-                        "endpoint=%s device=%s: %s expired in the queue",
-                        endpoint,
-                        dev.registration.device_id,
-                        name,
+                    device_log(log, dev.registration.device_id).info(
+                        "endpoint=%s: %s expired in the queue", endpoint, name
                     )
                     held.future.set_exception(
                         DeadlineExpiredError(endpoint, f"{name}: device did not wake before the deadline")

@@ -52,6 +52,7 @@ from translator.coap.requests import (
 from translator.coap.settings import CoapSettings
 from translator.coap.state import Device, ObservationHandle
 from translator.lwm2m import Link, Lwm2mFormatError, Path, Record, parse_links
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -225,7 +226,9 @@ class DownlinkSender:
                     async with asyncio.timeout(self._settings.composite_timeout):
                         response = await self._request(dev, request.message(cf))
                 except (TimeoutError, DeviceTimeoutError):
-                    log.info("endpoint=%s: no answer to Read-Composite, falling back", reg.endpoint)
+                    device_log(log, reg.device_id).info(
+                        "endpoint=%s: no answer to Read-Composite, falling back", reg.endpoint
+                    )
                     dev.composite = False
                     break
                 code = int(response.code)

@@ -88,6 +88,7 @@ from translator.coap.snapshot import (
 )
 from translator.coap.state import Device, Observation
 from translator.lwm2m import ObjectRegistry, RegisteredObjects
+from translator.ops.logs import device_log, log_for
 
 if TYPE_CHECKING:
     from translator.coap.dtls.endpoint import DtlsEndpoint
@@ -360,7 +361,10 @@ class Lwm2mServer:
         try:
             self._journal.changed(endpoint)
         except Exception:
-            log.exception("endpoint=%s: registration journal failed", endpoint)
+            reg = self.store.by_endpoint(endpoint)
+            log_for(log, None if reg is None else reg.device_id).exception(
+                "endpoint=%s: registration journal failed", endpoint
+            )
 
     def snapshot(self, endpoint: str) -> RegistrationSnapshot | None:
         """The registration of `endpoint` and its observations as they are now; None when not registered."""
@@ -401,10 +405,9 @@ class Lwm2mServer:
                     dev.composite = True
             self._devices[reg.endpoint] = dev
             taken.append(snapshot)
-            log.info(
-                "endpoint=%s device=%s: restored rd/%s (%d observations, %.0fs left)",
+            device_log(log, reg.device_id).info(
+                "endpoint=%s: restored rd/%s (%d observations, %.0fs left)",
                 reg.endpoint,
-                reg.device_id,
                 reg.reg_id,
                 len(dev.observations),
                 reg.expires_at(0.0, self.settings.unbounded_lifetime) - self._clock(),
@@ -419,10 +422,9 @@ class Lwm2mServer:
         if reg is None:
             return
         dev.registration = reg
-        log.info(
-            "endpoint=%s device=%s: address moved from %s to %s (notification)",
+        device_log(log, reg.device_id).info(
+            "endpoint=%s: address moved from %s to %s (notification)",
             reg.endpoint,
-            reg.device_id,
             _host(old.peer),
             _host(peer),
         )
@@ -464,8 +466,8 @@ class Lwm2mServer:
             return
         dev.registration = reg
         self._changed(endpoint)
-        log.info(
-            "endpoint=%s device=%s: lifetime %d s written to the device", endpoint, reg.device_id, lifetime
+        device_log(log, reg.device_id).info(
+            "endpoint=%s: lifetime %d s written to the device", endpoint, lifetime
         )
         asyncio.get_running_loop().call_soon(self._emit, "on_updated", reg)
 
@@ -481,11 +483,8 @@ class Lwm2mServer:
                     dev = self._devices.pop(reg.endpoint, None)
                     if dev is not None:
                         self.devices.end_device(dev, "registration expired")
-                    log.info(
-                        "endpoint=%s device=%s: registration rd/%s expired",
-                        reg.endpoint,
-                        reg.device_id,
-                        reg.reg_id,
+                    device_log(log, reg.device_id).info(
+                        "endpoint=%s: registration rd/%s expired", reg.endpoint, reg.reg_id
                     )
                     self._changed(reg.endpoint)
                     self._emit_deregistered(reg, DeregisterReason.EXPIRED)
@@ -627,10 +626,9 @@ class Lwm2mServer:
         dev = Device(reg, self._registry.for_versions(reg.objects.objects), queue)
         self._devices[reg.endpoint] = dev
         self._changed(reg.endpoint)
-        log.info(
-            "endpoint=%s device=%s: registered rd/%s lwm2m=%s lt=%d b=%s queue=%s from %s%s",
+        device_log(log, reg.device_id).info(
+            "endpoint=%s: registered rd/%s lwm2m=%s lt=%d b=%s queue=%s from %s%s",
             reg.endpoint,
-            reg.device_id,
             reg.reg_id,
             reg.version,
             reg.lifetime,
@@ -671,10 +669,9 @@ class Lwm2mServer:
         if objects is not None:
             dev.lookup = self._registry.for_versions(reg.objects.objects)
         self._changed(reg.endpoint)
-        log.info(
-            "endpoint=%s device=%s: updated rd/%s lt=%d b=%s from %s",
+        device_log(log, reg.device_id).info(
+            "endpoint=%s: updated rd/%s lt=%d b=%s from %s",
             reg.endpoint,
-            reg.device_id,
             reg_id,
             reg.lifetime,
             reg.binding,
@@ -691,7 +688,7 @@ class Lwm2mServer:
         if dev is not None:
             self.devices.end_device(dev, "de-registered")
         self._changed(reg.endpoint)
-        log.info("endpoint=%s device=%s: de-registered rd/%s", reg.endpoint, reg.device_id, reg_id)
+        device_log(log, reg.device_id).info("endpoint=%s: de-registered rd/%s", reg.endpoint, reg_id)
         asyncio.get_running_loop().call_soon(self._emit_deregistered, reg, DeregisterReason.DEREGISTERED)
         return aiocoap.Message(code=AioCode.DELETED)
 
@@ -723,7 +720,9 @@ class Lwm2mServer:
                 raise UnknownRegistration("Send from an address with no registration")
             dev = self._devices.get(reg.endpoint)
             if dev is None:  # store and device table disagree: treat as unregistered (device re-registers)
-                log.warning("endpoint=%s: registration without device state", reg.endpoint)
+                device_log(log, reg.device_id).warning(
+                    "endpoint=%s: registration without device state", reg.endpoint
+                )
                 raise UnknownRegistration("Send from an address with no registration")
             records = decode_send(
                 content_format,

@@ -36,6 +36,7 @@ from translator.iotc.protocol.twin import (
     reported_patch,
 )
 from translator.lwm2m import Path, Record, ResourceModel, Value
+from translator.ops.logs import DEVICE_FIELD
 
 _LOG = logging.getLogger(__name__)
 # Distinct unmapped resources logged per device; past this they are only counted.
@@ -272,11 +273,10 @@ class DeviceMapper:
         self._logged_unmapped.add(key)
         # Not a warning: the bridge names what a codec does not translate once per registration (INFO).
         self._log.debug(
-            "device=%s unmapped resource %s: codec %s has no entry for it; counting, not forwarding",
-            self.device_id,
+            "unmapped resource %s: codec %s has no entry for it; counting, not forwarding",
             path,
             self.codec.source,
-            extra={"device_id": self.device_id},
+            extra={DEVICE_FIELD: self.device_id},
         )
 
     # desired properties
