@@ -2,6 +2,7 @@
 
     python -m benchmarks.bench_sessions --sessions 1000 --transport lean --broker emulator
     python -m benchmarks.bench_sessions --sessions 10000 --transport aiomqtt --broker mosquitto
+    python -m benchmarks.bench_sessions --transport gmqtt   # pip install -e '.[bench]' first
 
 The broker runs in its own process (the emulator, or a local mosquitto with TLS, installed from Debian if
 absent), so client and broker costs are told apart; both share this machine's cores. Sessions are full
@@ -33,12 +34,24 @@ from translator.iotc.client.credentials import SymmetricKey
 from translator.iotc.client.dps_client import DpsEndpoint
 from translator.iotc.client.pool import DeviceSpec, MemoryAssignments, PoolSettings, SessionPool
 from translator.iotc.client.session import HubEndpoint, SessionSettings
+from translator.iotc.client.transport import MessageHandler, MqttTransport
 from translator.iotc.protocol.backoff import BackoffPolicy
 from translator.iotc.protocol.dps import Assigned
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HUB = "localhost"  # one name for both brokers' certificates and for paho, which verifies the name it dials
 GROUP_KEY = base64.b64encode(b"bench-group-key-" * 4).decode()
+
+
+class CandidatePool(SessionPool):
+    """The pool with one more transport to measure: gmqtt (benchmarks/gmqtt_transport.py)."""
+
+    def transport_factory(self, on_message: MessageHandler) -> MqttTransport:
+        if self.settings.transport == "gmqtt":
+            from benchmarks.gmqtt_transport import GmqttTransport
+
+            return GmqttTransport(on_message)
+        return super().transport_factory(on_message)
 
 
 def free_port() -> int:
@@ -118,7 +131,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         broker, ca = await start_mosquitto(work, port)
     device_ids = [f"bench-{index:06d}" for index in range(count)]
     assignments = MemoryAssignments({device_id: Assigned(HUB, device_id) for device_id in device_ids})
-    pool = SessionPool(
+    pool = CandidatePool(
         dps=DpsEndpoint("unused"),
         hub=HubEndpoint(gateway_host="127.0.0.1", port=port, ca_file=ca),
         settings=PoolSettings(
@@ -226,7 +239,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--sessions", type=int, default=1000)
-    parser.add_argument("--transport", choices=["lean", "aiomqtt"], default="lean")
+    parser.add_argument("--transport", choices=["lean", "aiomqtt", "gmqtt"], default="lean")
     parser.add_argument("--broker", choices=["emulator", "mosquitto"], default="emulator")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measurement")
     parser.add_argument("--messages", type=int, default=20000, help="QoS 1 messages spread over the sessions")
