@@ -39,7 +39,7 @@ def test_bad_codec_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str
     bad = tmp_path / "bad.toml"
     bad.write_text('[template]\nid = "nope"\n')
     assert main(["template", "export", "--codec", str(bad)]) == 1
-    assert f"{bad}: template.id:" in capsys.readouterr().err
+    assert f"{bad}:2: template.id:" in capsys.readouterr().err
 
 
 def test_objects_without_instances(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.codec.conftest import CODECS
+from tests.codec.conftest import CODECS, REPO
 from tests.codec.dtdl_parser import validate
 from translator.codec import default_codec, dtdl, export_template, load_codec
 from translator.lwm2m import ObjectRegistry
@@ -52,6 +52,8 @@ def test_microsoft_parser_accepts_every_template(
         codec = load_codec(path, registry)
         overrides.append(codec)
         templates[f"codec {path.name}"] = export_template(codec)
+    example = REPO / "docs" / "examples" / "climate.toml"  # computed telemetry, enrichment, drop, rename
+    templates["example climate.toml"] = export_template(load_codec(example, registry))
     for model in full_registry:
         if model.id in (0, 21):
             continue

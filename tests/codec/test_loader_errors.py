@@ -165,14 +165,15 @@ def test_bad_codec_names_file_field_and_reason(
     assert error.source == "codecs/bad.toml"
     assert error.field == field
     assert reason in error.reason
-    assert str(error).startswith(f"codecs/bad.toml: {field}: ")
+    where = "codecs/bad.toml" if error.line is None else f"codecs/bad.toml:{error.line}"
+    assert str(error).startswith(f"{where}: {field}: ")
 
 
 def test_load_codec_names_the_file(tmp_path: Path, registry: ObjectRegistry) -> None:
     bad = tmp_path / "broken.toml"
     bad.write_text(HEAD + '[[property]]\npath = "/3/0/0"\nname = "bad name"\n')
     with pytest.raises(
-        CodecFileError, match=r"broken\.toml: property\[0\]\.name: 'bad name' is not a DTDL name"
+        CodecFileError, match=r"broken\.toml:5: property\[0\]\.name: 'bad name' is not a DTDL name"
     ):
         load_codec(bad, registry)
     with pytest.raises(CodecFileError, match="cannot read"):

@@ -63,6 +63,7 @@ def check_codec(codec: Codec) -> None:
             exported[entry.component] = exported.get(entry.component, 0) + 1
     for (component, name), members in compounds.items():
         _check_compound(src, component, name, members)
+    _count_transforms(codec, exported)
     for component, names in groups.items():
         where = "root interface" if component is None else f"component {component!r}"
         clashes = [n for n, k in Counter(names).items() if k > 1]
@@ -104,3 +105,16 @@ def _check_compound(src: str, component: str | None, name: str, members: list[Te
             raise CodecFileError(
                 src, where, f"{member.resource.name} ({member.pattern}) is not a single number"
             )
+
+
+def _count_transforms(codec: Codec, exported: dict[str | None, int]) -> None:
+    """What the ingress transforms add to each interface (computed, enrichment) and take (dropped)."""
+    t = codec.transforms
+    for computed in t.computed:
+        if t.exported_name(computed.name) is not None:
+            exported[computed.component] = exported.get(computed.component, 0) + 1
+    for enrichment in t.enrichments:
+        exported[enrichment.component] = exported.get(enrichment.component, 0) + 1
+    for telemetry in codec.telemetry:
+        if telemetry.member is None and telemetry.name in t.dropped:
+            exported[telemetry.component] = exported.get(telemetry.component, 0) - 1

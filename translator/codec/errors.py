@@ -17,13 +17,16 @@ class CodecError(Exception):
 
 
 class CodecFileError(CodecError, ValueError):
-    """A codec definition is invalid: `source` (file), `field` (where in it), `reason` (what is wrong)."""
+    """A codec definition is invalid: `source` (file), `field` (where in it), `reason` (what is wrong),
+    `line` (of the field in the file, when known: `codecs/x.toml:12: computed[0].expression: …`)."""
 
-    def __init__(self, source: str, field: str, reason: str) -> None:
-        super().__init__(f"{source}: {field}: {reason}")
+    def __init__(self, source: str, field: str, reason: str, line: int | None = None) -> None:
+        where = source if line is None else f"{source}:{line}"
+        super().__init__(f"{where}: {field}: {reason}")
         self.source = source
         self.field = field
         self.reason = reason
+        self.line = line  # in the file, when the field could be found there
 
 
 class ValueRejected(CodecError, ValueError):

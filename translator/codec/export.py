@@ -12,13 +12,21 @@ from typing import Any
 from translator.codec import dtdl
 from translator.codec.errors import CodecFileError
 from translator.codec.spec import Codec, Command, Compound, Entry, Operation, Property, Telemetry
+from translator.codec.transforms import NO_TRANSFORMS, EnrichmentKind, Transforms
 
 JsonObject = dict[str, Any]
 
 
 def export_template(codec: Codec) -> list[JsonObject]:
     """The device template as DTDL v2 interfaces, ready for `json.dumps`."""
-    root = _interface(codec.model_id, codec.display_name, codec.description, codec.in_component(None))
+    root = _interface(
+        codec.model_id,
+        codec.display_name,
+        codec.description,
+        codec.in_component(None),
+        transforms=codec.transforms,
+        component=None,
+    )
     for comp in codec.components:
         item: JsonObject = {"@type": "Component", "name": comp.name, "schema": comp.interface_id}
         if comp.display_name:
@@ -28,7 +36,10 @@ def export_template(codec: Codec) -> list[JsonObject]:
     emitted: dict[str, JsonObject] = {}
     for comp in codec.components:
         label = comp.interface_display_name or comp.display_name
-        interface = _interface(comp.interface_id, label, None, codec.in_component(comp.name))
+        entries = codec.in_component(comp.name)
+        interface = _interface(
+            comp.interface_id, label, None, entries, transforms=codec.transforms, component=comp.name
+        )
         previous = emitted.get(comp.interface_id)
         if previous is None:
             emitted[comp.interface_id] = interface
@@ -42,8 +53,16 @@ def export_template(codec: Codec) -> list[JsonObject]:
     return interfaces
 
 
-def _interface(dtmi: str, display: str | None, description: str | None, entries: list[Entry]) -> JsonObject:
-    items = contents(entries)
+def _interface(
+    dtmi: str,
+    display: str | None,
+    description: str | None,
+    entries: list[Entry],
+    *,
+    transforms: Transforms,
+    component: str | None,
+) -> JsonObject:
+    items = contents(entries, transforms, component)
     # IoT Central's schemas (geopoint, vector) and adjunct types need its context beside DTDL's.
     compound = any(isinstance(e, Telemetry) and e.member is not None for e in entries)
     context: Any = [dtdl.CONTEXT, dtdl.IOTC_CONTEXT] if compound else dtdl.CONTEXT
@@ -56,9 +75,13 @@ def _interface(dtmi: str, display: str | None, description: str | None, entries:
     return interface
 
 
-def contents(entries: list[Entry]) -> list[JsonObject]:
+def contents(
+    entries: list[Entry], transforms: Transforms = NO_TRANSFORMS, component: str | None = None
+) -> list[JsonObject]:
     """The DTDL contents of one interface: one element per entry, except that the members of a compound
-    telemetry (geopoint, vector) become one element, where the first of them stands."""
+    telemetry (geopoint, vector) become one element, where the first of them stands; then what the
+    ingress transforms add (computed telemetry, enrichment), dropped telemetry left out, renamed telemetry
+    under its new name."""
     items: list[JsonObject] = []
     done: set[str] = set()
     for entry in entries:
@@ -73,7 +96,42 @@ def contents(entries: list[Entry]) -> list[JsonObject]:
                 ]
                 items.append(_compound(members))
             continue
+        if isinstance(entry, Telemetry):
+            sent_as = transforms.exported_name(entry.name)
+            if sent_as is not None:
+                items.append({**content(entry), "name": sent_as})
+            continue
         items.append(content(entry))
+    return items + _ingress(transforms, component)
+
+
+def _ingress(transforms: Transforms, component: str | None) -> list[JsonObject]:
+    """Computed telemetry with its schema and unit; enrichment as read-only properties or telemetry
+    (a devices CSV's text)."""
+    items: list[JsonObject] = []
+    for computed in transforms.computed:
+        name = transforms.exported_name(computed.name)
+        if computed.component != component or name is None:
+            continue
+        unit = computed.unit
+        item: JsonObject = {
+            "@type": "Telemetry" if unit is None else ["Telemetry", unit.semantic_type],
+            "name": name,
+            "schema": computed.schema,
+        }
+        if unit is not None:
+            item["unit"] = unit.unit
+        if computed.display_name:
+            item["displayName"] = computed.display_name
+        items.append(item)
+    for enrichment in transforms.enrichments:
+        if enrichment.component != component:
+            continue
+        kind = "Property" if enrichment.kind is EnrichmentKind.PROPERTY else "Telemetry"
+        item = {"@type": kind, "name": enrichment.name, "schema": "string"}
+        if enrichment.display_name:
+            item["displayName"] = enrichment.display_name
+        items.append(item)
     return items
 
 
@@ -81,7 +139,7 @@ def capability_count(codec: Codec) -> int:
     """Capabilities (telemetry, properties, commands) of the whole template: the root's and every
     component's, as IoT Central counts them against its limit of 300 per device template."""
     scopes = [None, *(c.name for c in codec.components)]
-    return sum(len(contents(codec.in_component(scope))) for scope in scopes)
+    return sum(len(contents(codec.in_component(scope), codec.transforms, scope)) for scope in scopes)
 
 
 def _compound(members: list[Telemetry]) -> JsonObject:

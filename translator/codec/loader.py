@@ -9,6 +9,7 @@ Layout (see docs/codec.md for the full reference):
     [[property]]          path, name, displayName, component, writable, unit, semanticType, scale, offset
     [[command]]           name, operation = execute|read|write, path, displayName, component,
                           arguments = [{name, digit, schema}] (execute), resources = [ids] (instance read)
+    [[computed]], [[enrichment]], [transform]   ingress transforms (codec/transform_loader.py)
 
 Instances: a component stands for one object instance. An entry whose path has a wildcard instance
 (`/3303/*/5700`) is stamped into every component of that object; a concrete path goes to the component of
@@ -28,6 +29,7 @@ from typing import Any
 from translator.codec import dtdl
 from translator.codec.check import check_codec
 from translator.codec.errors import CodecFileError
+from translator.codec.locate import field_line
 from translator.codec.names import MAX_NAME, is_dtdl_name, resource_names
 from translator.codec.spec import (
     Argument,
@@ -44,10 +46,11 @@ from translator.codec.spec import (
     SemanticUnit,
     Telemetry,
 )
+from translator.codec.transform_loader import TRANSFORM_TABLES, load_transforms
 from translator.codec.values import NUMERIC_TYPES, Scaling
 from translator.lwm2m import ObjectModel, ObjectRegistry, ResourceModel
 
-_TOP = frozenset({"template", "component", "telemetry", "property", "command"})
+_TOP = frozenset({"template", "component", "telemetry", "property", "command"}) | TRANSFORM_TABLES
 _TEMPLATE_KEYS = frozenset({"id", "displayName", "description"})
 _COMPONENT_KEYS = frozenset({"name", "path", "displayName", "interface"})
 _COMMON = frozenset({"path", "name", "displayName", "component"})
@@ -76,7 +79,12 @@ def parse_codec(text: str, registry: ObjectRegistry, *, source: str = "<codec>")
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CodecFileError(source, "(file)", f"not valid TOML: {exc}") from None
-    return _Loader(source, registry).codec(document)
+    try:
+        return _Loader(source, registry).codec(document)
+    except CodecFileError as error:
+        if error.line is not None or error.source != source:
+            raise
+        raise CodecFileError(source, error.field, error.reason, field_line(text, error.field)) from None
 
 
 class _Loader:
@@ -120,6 +128,8 @@ class _Loader:
             properties += self.property(t, f"property[{i}]", components)
         for i, t in enumerate(self.tables(doc, "command")):
             commands += self.command(t, f"command[{i}]", components)
+        names = frozenset(c.name for c in components)
+        transforms = load_transforms(doc, self.source, [*telemetry, *properties, *commands], names)
         codec = Codec(
             source=self.source,
             model_id=model_id,
@@ -129,6 +139,7 @@ class _Loader:
             telemetry=tuple(telemetry),
             properties=tuple(properties),
             commands=tuple(commands),
+            transforms=transforms,
         )
         check_codec(codec)
         return codec

@@ -21,6 +21,7 @@ from typing import Any
 
 from translator.codec.errors import BadCommandRequest, UnknownCommand, ValueRejected
 from translator.codec.spec import Codec, Command, Operation, Property, Telemetry
+from translator.codec.transforms import IngressRun
 from translator.codec.values import IDENTITY, Scaling, execute_argument, from_json, to_json
 from translator.iotc.protocol.errors import MethodNameError
 from translator.iotc.protocol.methods import MethodStatus, split_method_name
@@ -165,10 +166,19 @@ def _resource_value(resource: ResourceModel, records: Sequence[Record], scaling:
 class DeviceMapper:
     """Translate one device's traffic with `codec`."""
 
-    def __init__(self, codec: Codec, *, device_id: str, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        codec: Codec,
+        *,
+        device_id: str,
+        logger: logging.Logger | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        """`attributes`: the device's extra devices-CSV columns, for the codec's enrichment."""
         self.codec = codec
         self.device_id = device_id
         self._log = logger or _LOG
+        self.ingress = IngressRun(codec.transforms, attributes=attributes, device_id=device_id, logger=logger)
         self._desired_versions: dict[tuple[str | None, str], int] = {}
         # Per writable property: the value of our last acknowledgement (so the device reporting that same
         # value does not overwrite a 200 with a 203), and the last value the device reported.
@@ -185,6 +195,7 @@ class DeviceMapper:
         change."""
         self.codec = codec
         self._logged_unmapped.clear()
+        self.ingress.rebind(codec.transforms)
 
     # uplink
 
@@ -218,8 +229,9 @@ class DeviceMapper:
             kept = {name: entry for name, entry in entries.items() if entry is not ...}
             if kept:
                 patches.append(reported_patch(kept, comp))
-        for (comp, _), values in messages.items():
-            self._complete_compounds(comp, values)
+        for key, values in messages.items():
+            self._complete_compounds(key[0], values)
+            messages[key] = self.ingress.message(key[0], values)
         return Uplink(
             telemetry=tuple(
                 TelemetryMessage(comp, values, None if t is None else datetime.fromtimestamp(t, UTC))
@@ -229,6 +241,11 @@ class DeviceMapper:
             reported=merge_patches(patches) if patches else None,
             unmapped=unmapped,
         )
+
+    def enrichment(self) -> JsonObject | None:
+        """The reported patch of the codec's enrichment properties this device has values for, or None."""
+        found = self.ingress.properties()
+        return merge_patches([reported_patch(v, c) for c, v in found.items()]) if found else None
 
     def _complete_compounds(self, component: str | None, values: dict[str, Any]) -> None:
         """A geopoint or vector goes out whole: fields this batch lacks (a notification carries only the

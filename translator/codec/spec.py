@@ -12,6 +12,7 @@ import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from translator.codec.transforms import NO_TRANSFORMS, Transforms
 from translator.codec.values import IDENTITY, Scaling
 from translator.lwm2m import Path, ResourceModel
 
@@ -205,6 +206,8 @@ class Codec:
     commands: tuple[Command, ...]
     # Object instances left out to keep the template within IoT Central's capability limit (default codec).
     left_out: tuple[Path, ...] = ()
+    # Computed telemetry, enrichment, drop and rename (codec/transforms.py); none for the default codec.
+    transforms: Transforms = NO_TRANSFORMS
     _by_resource: dict[tuple[int, int | None, int], Telemetry | Property] = field(
         init=False, repr=False, compare=False
     )

@@ -1,0 +1,249 @@
+"""The ingress-transform tables of a codec file → `Transforms`, checked against the codec's entries.
+
+    [[computed]]     name, expression, component, schema = double|long|boolean, unit, semanticType,
+                     displayName
+    [[enrichment]]   name, column (default: name), as = property|telemetry, component, displayName
+    [transform]      drop = [names], rename = {declared = "sent as"}
+
+An expression reads the plain numeric telemetry of its interface by the names the codec declares (and the
+computed fields above it there); each problem is a `CodecFileError` naming the table and key, as the
+loader's own (the line is added by `parse_codec`). With `entries=None` (a transform file of the HTTP face,
+whose measurement names are only known per request) names are not checked, only syntax and functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from translator.codec import dtdl
+from translator.codec.errors import CodecFileError
+from translator.codec.expressions import ExpressionError, compile_expression
+from translator.codec.names import MAX_NAME, is_dtdl_name
+from translator.codec.spec import Entry, SemanticUnit, Telemetry
+from translator.codec.transforms import (
+    COMPUTED_SCHEMAS,
+    Computed,
+    Enrichment,
+    EnrichmentKind,
+    Transforms,
+)
+
+TRANSFORM_TABLES = frozenset({"computed", "enrichment", "transform"})
+_COMPUTED_KEYS = frozenset(
+    {"name", "expression", "component", "schema", "unit", "semanticType", "displayName"}
+)
+_ENRICHMENT_KEYS = frozenset({"name", "column", "as", "component", "displayName"})
+_TRANSFORM_KEYS = frozenset({"drop", "rename"})
+
+
+def load_transforms(
+    doc: Mapping[str, Any],
+    source: str,
+    entries: Sequence[Entry] | None,
+    components: frozenset[str] = frozenset(),
+) -> Transforms:
+    return _TransformLoader(source, entries, components).transforms(doc)
+
+
+class _TransformLoader:
+    def __init__(self, source: str, entries: Sequence[Entry] | None, components: frozenset[str]) -> None:
+        self.source = source
+        self.entries = entries
+        self.components = components
+        # Names already taken per interface (what the template shows there), to refuse a clash.
+        self.taken: dict[str | None, set[str]] = {}
+        for entry in entries or ():
+            shown = entry.member.name if isinstance(entry, Telemetry) and entry.member else entry.name
+            self.taken.setdefault(entry.component, set()).add(shown)
+
+    def fail(self, field: str, reason: str) -> CodecFileError:
+        return CodecFileError(self.source, field, reason)
+
+    def transforms(self, doc: Mapping[str, Any]) -> Transforms:
+        computed: list[Computed] = []
+        for i, table in enumerate(self.tables(doc, "computed")):
+            computed.append(self.computed(table, f"computed[{i}]", computed))
+        enrichments = [
+            self.enrichment(t, f"enrichment[{i}]") for i, t in enumerate(self.tables(doc, "enrichment"))
+        ]
+        transform = doc.get("transform", {})
+        if not isinstance(transform, dict):
+            raise self.fail("transform", "must be a table ([transform])")
+        self.keys(transform, _TRANSFORM_KEYS, "transform")
+        declared = self.declared(computed)
+        dropped = self.drop(transform.get("drop", []), declared)
+        renamed = self.rename(transform.get("rename", {}), declared, dropped)
+        return Transforms(tuple(computed), tuple(enrichments), frozenset(dropped), tuple(renamed.items()))
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def tables(self, doc: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
+        value = doc.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+            raise self.fail(key, f"must be an array of tables ([[{key}]])")
+        return value
+
+    def keys(self, table: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                raise self.fail(f"{where}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def string(self, table: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
+        value = table.get(key)
+        if value is None:
+            if required:
+                raise self.fail(f"{where}.{key}", "missing")
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(f"{where}.{key}", f"must be a non-empty string, not {value!r}")
+        return value
+
+    def name(self, table: Mapping[str, Any], where: str, key: str = "name") -> str:
+        name = self.string(table, key, where, required=True)
+        assert name is not None
+        if not is_dtdl_name(name):
+            raise self.fail(
+                f"{where}.{key}",
+                f"{name!r} is not a DTDL name (a letter, then letters, digits or _, not ending in _, "
+                f"≤ {MAX_NAME})",
+            )
+        return name
+
+    def display(self, table: Mapping[str, Any], where: str) -> str | None:
+        value = self.string(table, "displayName", where)
+        if value is not None and len(value) > dtdl.MAX_DISPLAY_NAME:
+            raise self.fail(f"{where}.displayName", f"must be 1-{dtdl.MAX_DISPLAY_NAME} characters")
+        return value
+
+    def component(self, table: Mapping[str, Any], where: str) -> str | None:
+        component = self.string(table, "component", where)
+        if component is not None and self.entries is not None and component not in self.components:
+            raise self.fail(f"{where}.component", f"unknown component {component!r}")
+        return component
+
+    def claim(self, component: str | None, name: str, where: str) -> None:
+        taken = self.taken.setdefault(component, set())
+        if name in taken or (component is None and name in self.components):
+            scope = "the root interface" if component is None else f"component {component!r}"
+            raise self.fail(f"{where}.name", f"name clash: {name!r} is already used in {scope}")
+        taken.add(name)
+
+    # --- tables ------------------------------------------------------------------------------------
+
+    def computed(self, table: Mapping[str, Any], where: str, before: list[Computed]) -> Computed:
+        self.keys(table, _COMPUTED_KEYS, where)
+        name = self.name(table, where)
+        component = self.component(table, where)
+        text = self.string(table, "expression", where, required=True)
+        assert text is not None
+        numbers = self.inputs(component, before)
+        try:
+            expression = compile_expression(text, None if numbers is None else set(numbers))
+        except ExpressionError as error:
+            raise self.fail(f"{where}.expression", self.explain(error.reason, component)) from None
+        schema = self.string(table, "schema", where) or "double"
+        if schema not in COMPUTED_SCHEMAS:
+            raise self.fail(f"{where}.schema", f"{schema!r} is not one of {', '.join(COMPUTED_SCHEMAS)}")
+        unit = self.unit(table, where, schema)
+        if self.entries is not None:
+            self.claim(component, name, where)
+        return Computed(name, expression, schema, component, self.display(table, where), unit)
+
+    def inputs(self, component: str | None, before: list[Computed]) -> list[str] | None:
+        """The names an expression of `component` may read: plain numeric telemetry and computed fields
+        above it; None when the names are not known at load (no codec entries)."""
+        if self.entries is None:
+            return None
+        names = [
+            e.name
+            for e in self.entries
+            if isinstance(e, Telemetry)
+            and e.component == component
+            and e.member is None
+            and not e.resource.multiple
+            and dtdl.primitive_schema(e.resource.type) in (*dtdl.NUMERIC_SCHEMAS, "boolean")
+        ]
+        return names + [c.name for c in before if c.component == component]
+
+    def explain(self, reason: str, component: str | None) -> str:
+        """An unknown name that is telemetry of another kind here is a type mismatch: say so."""
+        for entry in self.entries or ():
+            if entry.component == component and f"unknown name {entry.name!r}" in reason:
+                if isinstance(entry, Telemetry):
+                    kind = "one field of a geopoint/vector" if entry.member else "not a single number"
+                    return (
+                        f"type mismatch: {entry.name!r} is {kind} ({entry.resource.name}); "
+                        "an expression reads numbers"
+                    )
+                return f"{entry.name!r} is not telemetry: an expression reads the record's telemetry"
+        return reason
+
+    def unit(self, table: Mapping[str, Any], where: str, schema: str) -> SemanticUnit | None:
+        unit = self.string(table, "unit", where)
+        semantic = self.string(table, "semanticType", where)
+        if unit is None:
+            if semantic is not None:
+                raise self.fail(f"{where}.semanticType", "needs a unit")
+            return None
+        if schema == "boolean":
+            raise self.fail(f"{where}.unit", "type mismatch: a unit needs a numeric schema (double or long)")
+        try:
+            return SemanticUnit(*dtdl.semantic_unit(unit, semantic))
+        except ValueError as exc:
+            raise self.fail(f"{where}.unit", str(exc)) from None
+
+    def enrichment(self, table: Mapping[str, Any], where: str) -> Enrichment:
+        self.keys(table, _ENRICHMENT_KEYS, where)
+        name = self.name(table, where)
+        column = self.string(table, "column", where) or name
+        kind_text = self.string(table, "as", where) or EnrichmentKind.PROPERTY.value
+        try:
+            kind = EnrichmentKind(kind_text)
+        except ValueError:
+            raise self.fail(f"{where}.as", f"{kind_text!r} is not property or telemetry") from None
+        component = self.component(table, where)
+        if self.entries is not None:
+            self.claim(component, name, where)
+        return Enrichment(name, column.strip(), kind, component, self.display(table, where))
+
+    def declared(self, computed: list[Computed]) -> dict[str, str]:
+        """Telemetry names drop/rename may name, with what they are (for the messages)."""
+        found: dict[str, str] = {c.name: "computed" for c in computed}
+        for entry in self.entries or ():
+            if isinstance(entry, Telemetry):
+                found.setdefault(entry.name, "member" if entry.member else "telemetry")
+            else:
+                found.setdefault(entry.name, type(entry).__name__.lower())
+        return found
+
+    def drop(self, raw: Any, declared: dict[str, str]) -> list[str]:
+        if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+            raise self.fail("transform.drop", "must be an array of telemetry names")
+        for name in raw:
+            self.sendable(name, declared, "transform.drop")
+        return list(raw)
+
+    def rename(self, raw: Any, declared: dict[str, str], dropped: list[str]) -> dict[str, str]:
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise self.fail("transform.rename", 'must be a table of names: { declared = "sent as" }')
+        for old, new in raw.items():
+            self.sendable(old, declared, "transform.rename")
+            if old in dropped:
+                raise self.fail("transform.rename", f"{old!r} is dropped; it cannot be renamed too")
+            if not is_dtdl_name(new):
+                raise self.fail("transform.rename", f"{new!r} is not a DTDL name")
+            if self.entries is not None and new in declared and new not in raw and new not in dropped:
+                raise self.fail("transform.rename", f"name clash: {new!r} is already used")
+        return dict(raw)
+
+    def sendable(self, name: str, declared: dict[str, str], where: str) -> None:
+        if self.entries is None:
+            return
+        kind = declared.get(name)
+        if kind is None:
+            raise self.fail(where, f"unknown telemetry {name!r}")
+        if kind == "member":
+            raise self.fail(where, f"{name!r} is one field of a geopoint/vector; drop or rename the whole")
+        if kind not in ("telemetry", "computed"):
+            raise self.fail(where, f"{name!r} is a {kind}: drop and rename apply to telemetry")
