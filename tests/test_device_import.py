@@ -68,3 +68,17 @@ def test_import_then_remove_psk_through_the_cli(tmp_path: Path) -> None:
     assert main(["devices", "remove-psk", "d1", *state]) == 1  # nothing left to remove
     with contextlib.closing(sqlite3.connect(database)) as db:
         assert db.execute("SELECT COUNT(*) FROM dtls_psk").fetchone() == (0,)
+
+
+def test_other_columns_are_kept_for_enrichment() -> None:
+    [device, bare] = parse_devices_csv("deviceId,Site,building,customer\nd1,Lyon, B2 ,Contoso\nd2,,,\n")
+    assert device.entry.attributes == (("Site", "Lyon"), ("building", "B2"), ("customer", "Contoso"))
+    assert bare.entry.attributes == ()  # empty cells are no value
+
+
+@pytest.mark.parametrize(
+    ("column", "meant"), [("symetricKey", "symmetricKey"), ("certificat", "certificate")]
+)
+def test_a_near_miss_of_a_known_column_is_refused_as_a_typo(column: str, meant: str) -> None:
+    with pytest.raises(ImportError_, match=f"column '{column}' is unknown: did you mean {meant}"):
+        parse_devices_csv(f"deviceId,{column}\nd1,x\n")

@@ -152,6 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="N translator processes on the same ports (SO_REUSEPORT) under one supervisor; N > 1 needs "
         "store.redis_url (default 1)",
     )
+    codec = commands.add_parser("codec", help="codec files (TOML): check them before serve loads them")
+    codec_commands = codec.add_subparsers(dest="codec_command", metavar="ACTION", required=True)
+    checking = codec_commands.add_parser(
+        "check",
+        help="load codec files as serve does; print each one's problems (file:line: field: reason)",
+        description="Exit status 1 when any file has a problem. "
+        "Example: iotc-translator codec check codecs/*.toml",
+    )
+    checking.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    checking.add_argument(
+        "--ddf", type=Path, metavar="DIR", help="object definitions (DDF XML) to add (codec.ddf_directory)"
+    )
     config = commands.add_parser("config", help="the settings serve and devices import read")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     config_commands.add_parser(
@@ -243,6 +255,17 @@ def _settings(args: argparse.Namespace) -> Settings:
         "workers": getattr(args, "workers", None),
     }
     return load_settings(file=args.config, overrides=overrides)
+
+
+def _codec_check(args: argparse.Namespace) -> int:
+    from translator.codec_check import check_files
+    from translator.lwm2m import ObjectRegistry
+
+    registry = ObjectRegistry.builtin() if args.ddf is None else ObjectRegistry.with_ddf_directory(args.ddf)
+    lines, failed = check_files(args.files, registry)
+    for line in lines:
+        print(line, file=sys.stderr if line.startswith("error:") else sys.stdout)
+    return 1 if failed else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -465,6 +488,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _remove_psk(parsed)
     if parsed.command == "simulate":
         return _simulate(parsed)
+    if parsed.command == "codec" and parsed.codec_command == "check":
+        return _codec_check(parsed)
     if parsed.command == "config" and parsed.config_command == "reference":
         from translator.settings_reference import reference
 

@@ -2,8 +2,10 @@
 
 Columns (header names, case-insensitive; only `deviceId` is required):
 `deviceId, endpoint, codec, modelId, symmetricKey, certificate, privateKey, connectionString, pskIdentity,
-pskKey`. `pskIdentity` and `pskKey` (hex, 16..64 bytes, as LwM2M servers take it) secure the endpoint: it then
-registers only over DTLS with that identity, never on the plain port.
+pskKey`; any other column (`site`, `building`, `customer`…) is kept with the device for its codec's
+enrichment (docs/codec.md, "Ingress transforms"), except a near-miss of a known one (`symetricKey`),
+refused as the typo it likely is. `pskIdentity` and `pskKey` (hex, 16..64 bytes, as LwM2M servers take it)
+secure the endpoint: it then registers only over DTLS with that identity, never on the plain port.
 `endpoint` defaults to the device id. A `connectionString` (`HostName=...;DeviceId=...;SharedAccessKey=...`)
 makes the device a plain IoT Hub device: no DPS, straight to that hub.
 
@@ -15,6 +17,7 @@ registration id unless the row connects straight to a hub.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 from dataclasses import dataclass
 
@@ -34,6 +37,21 @@ _COLUMNS = {
     "pskidentity": "psk_identity",
     "pskkey": "psk_key",
 }
+
+
+_HEADERS = (
+    "deviceId",
+    "endpoint",
+    "codec",
+    "modelId",
+    "symmetricKey",
+    "certificate",
+    "privateKey",
+    "connectionString",
+    "pskIdentity",
+    "pskKey",
+)
+_CANONICAL = {header.lower(): header for header in _HEADERS}  # as a typo's suggestion spells it
 
 
 class ImportError_(ValueError):
@@ -67,11 +85,17 @@ def parse_devices_csv(text: str) -> list[ImportedDevice]:
     if reader.fieldnames is None:
         raise ImportError_("the file is empty")
     columns: dict[str, str] = {}
+    extra: list[str] = []
     for name in reader.fieldnames:
         normalized = name.strip().replace("_", "").replace(" ", "").lower()
-        if normalized not in _COLUMNS:
-            raise ImportError_(f"column {name!r} is unknown (known: {', '.join(sorted(_COLUMNS))})")
-        columns[name] = _COLUMNS[normalized]
+        if normalized in _COLUMNS:
+            columns[name] = _COLUMNS[normalized]
+            continue
+        near = difflib.get_close_matches(normalized, _COLUMNS, n=1, cutoff=0.8)
+        if near or not normalized:
+            known = f"did you mean {_CANONICAL[near[0]]}?" if near else "a column needs a name"
+            raise ImportError_(f"column {name!r} is unknown: {known} (other columns are kept for enrichment)")
+        extra.append(name)
     if "device_id" not in columns.values():
         raise ImportError_("a deviceId column is required")
     devices: list[ImportedDevice] = []
@@ -106,6 +130,7 @@ def parse_devices_csv(text: str) -> list[ImportedDevice]:
             symmetric_key=key,
             certificate=values.get("certificate") or None,
             private_key=values.get("private_key") or None,
+            attributes=tuple((n.strip(), v.strip()) for n in extra if (v := row.get(n) or "").strip()),
         )
         devices.append(ImportedDevice(entry, assignment, _psk(line, entry.endpoint, values)))
     return devices

@@ -1,4 +1,4 @@
-"""`iotc-translator template export`."""
+"""`iotc-translator template export` and `codec check`."""
 
 from __future__ import annotations
 
@@ -52,3 +52,17 @@ def test_emulator_passthrough_is_kept() -> None:
     assert parser.parse_args(["template", "export", "--objects", "</3/0>"]).command == "template"
     with pytest.raises(SystemExit):
         parser.parse_args(["template", "export"])  # a source is required
+
+
+def test_codec_check_reports_each_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[template]\nid = "dtmi:x:y;1"\n[[telemetry]]\npath = "/3303/0/5700"\nname = "t"\n'
+        '[[computed]]\nname = "f"\nexpression = "tt * 2"\n'
+    )
+    good = REPO / "docs" / "examples" / "climate.toml"
+    assert main(["codec", "check", str(good), str(bad)]) == 1
+    out, err = capsys.readouterr()
+    assert f"ok: {good}: dtmi:iotcTranslator:examples:climate;1, 8 capabilities (3 computed" in out
+    assert err == f"error: {bad}:8: computed[0].expression: unknown name 'tt' (known here: t)\n"
+    assert main(["codec", "check", str(good)]) == 0

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from translator.store import (
+    DeviceEntry,
     RegistrationRecord,
     SqliteStore,
     StoreError,
 )
+from translator.store.factory import opened
 
 
 async def test_a_corrupt_file_fails_at_open_with_the_path(tmp_path: Path) -> None:
@@ -67,3 +71,23 @@ async def test_a_read_only_store_refuses_a_removal_without_keeping_it_half_done(
         await store.outbox_remove(sequences[:2])
         assert [m.payload for m in await store.outbox_peek("dev-1")] == [bytes([2])]
         assert await store.outbox_depth("dev-1") == 1
+
+
+async def test_a_store_made_before_device_attributes_gets_the_column(tmp_path: Path) -> None:
+    """Devices imported before the CSV's extra columns were kept: their store opens, they read back with
+    no attributes, and a new import stores its attributes."""
+    path = tmp_path / "translator.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "CREATE TABLE devices (device_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL UNIQUE, codec TEXT, "
+            "model_id TEXT, symmetric_key TEXT, certificate TEXT, private_key TEXT)"
+        )
+        db.execute("INSERT INTO devices VALUES ('old', 'ep-old', NULL, NULL, 'a2V5', NULL, NULL)")
+        db.commit()
+    async with opened(SqliteStore(path)) as store:
+        assert await store.device_for_endpoint("ep-old") == DeviceEntry("old", "ep-old", symmetric_key="a2V5")
+        await store.put_device(DeviceEntry("new", "ep-new", attributes=(("site", "Lyon"),)))
+        assert await store.devices() == [
+            DeviceEntry("new", "ep-new", attributes=(("site", "Lyon"),)),
+            DeviceEntry("old", "ep-old", symmetric_key="a2V5"),
+        ]

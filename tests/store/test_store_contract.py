@@ -34,7 +34,15 @@ async def test_everything_survives_a_reopen(new_store: StoreFactory) -> None:
         await store.add_command(
             PendingCommand("cmd-1", "dev-1", "reboot", {"delay": 1}, time.time() + 60, time.time())
         )
-        await store.put_device(DeviceEntry("dev-1", "ep-1", codec="codecs/x.toml", symmetric_key="a2V5"))
+        await store.put_device(
+            DeviceEntry(
+                "dev-1",
+                "ep-1",
+                codec="codecs/x.toml",
+                symmetric_key="a2V5",
+                attributes=(("site", "Lyon"), ("customer", "Contoso")),
+            )
+        )
     async with opened(new_store()) as store:
         assert await store.get_assignment("dev-1") == HubAssignment(
             "hub-a.azure-devices.net", "dev-1", "initialAssignment"
@@ -52,7 +60,12 @@ async def test_everything_survives_a_reopen(new_store: StoreFactory) -> None:
         [command] = await store.commands("dev-1")
         assert command.payload == {"delay": 1}
         assert (await store.device_for_endpoint("ep-1")) == DeviceEntry(
-            "dev-1", "ep-1", "codecs/x.toml", None, "a2V5"
+            "dev-1",
+            "ep-1",
+            "codecs/x.toml",
+            None,
+            "a2V5",
+            attributes=(("site", "Lyon"), ("customer", "Contoso")),
         )
         await store.forget_assignment("dev-1")
         assert await store.get_assignment("dev-1") is None

@@ -197,7 +197,9 @@ class Bridge:
         cloud_id = entry.device_id if entry is not None else device_id
         codec = self.codec_for(registration, entry)
         credential = await self.credential_for(cloud_id, entry)
-        life = DeviceLife(self.services, cloud_id, codec)
+        life = DeviceLife(
+            self.services, cloud_id, codec, attributes=dict(entry.attributes) if entry is not None else None
+        )
         callbacks = life.callbacks()
         if self._handover is not None:  # a node that lost the device does not reconnect it (cluster.md)
             callbacks.before_reconnect = functools.partial(self._handover.before_reconnect, device_id)

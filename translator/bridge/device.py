@@ -9,7 +9,7 @@ import asyncio
 import base64
 import functools
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,11 +39,20 @@ CODEC_PENDING_RETRY = 2  # Max-Age for records of a device whose codec is not kn
 
 
 class DeviceLife:
-    def __init__(self, services: DeviceServices, device_id: str, codec: Codec | None) -> None:
+    def __init__(
+        self,
+        services: DeviceServices,
+        device_id: str,
+        codec: Codec | None,
+        *,
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        """`attributes`: the device's extra devices-CSV columns (its codec's enrichment)."""
         self._services = services
         self.device_id = device_id
         self.codec = codec
-        self.mapper = DeviceMapper(codec, device_id=device_id) if codec is not None else None
+        self.attributes = dict(attributes or {})
+        self.mapper = self._mapper(codec)
         self.registration: Registration | None = None
         self.session: DeviceSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -92,8 +101,22 @@ class DeviceLife:
         if codec is not None and self.mapper is not None:
             self.mapper.rebind(codec)  # keeps what it knows of desired versions and acknowledgements
         else:
-            self.mapper = DeviceMapper(codec, device_id=self.device_id) if codec is not None else None
+            self.mapper = self._mapper(codec)
         self._changes = ChangeFilter(codec) if codec is not None else None
+        self.report_enrichment()
+
+    def _mapper(self, codec: Codec | None) -> DeviceMapper | None:
+        if codec is None:
+            return None
+        return DeviceMapper(codec, device_id=self.device_id, attributes=self.attributes)
+
+    def report_enrichment(self) -> None:
+        """The codec's enrichment properties (read-only, from the devices CSV), when connected: at every
+        connection, as the twin's reported section may have been reset, and when the codec changes."""
+        patch = self.mapper.enrichment() if self.mapper is not None else None
+        session = self.session
+        if patch and session is not None and session.is_connected:
+            self.spawn(self.report(patch), "enrichment")
 
     @property
     def endpoint(self) -> str:
@@ -105,6 +128,7 @@ class DeviceLife:
         self.session = session
         await self.telemetry.start(session)
         await self.commands.resume_offline()
+        self.report_enrichment()  # connected before it had its session: on_connected could not
 
     def registered(self, registration: Registration) -> None:
         """A (re-)registration: its observations are new; set up, or resume when nothing changed."""
@@ -240,6 +264,7 @@ class DeviceLife:
     async def on_connected(self, session: DeviceSession) -> None:
         """After every (re)connect: replay the outbox, then settle desired properties not acknowledged yet."""
         self.telemetry.on_connected()
+        self.report_enrichment()
         await self.desired.reconcile(session)
 
 

@@ -76,6 +76,8 @@ class DeviceEntry:
     symmetric_key: str | None = None
     certificate: str | None = None  # path of a PEM certificate chain
     private_key: str | None = None  # path of its PEM key
+    # The CSV's other columns (site, building, customer…), as (column, value): a codec's enrichment.
+    attributes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

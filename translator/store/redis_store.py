@@ -437,6 +437,7 @@ class RedisStore(StoreLife):
             "symmetric_key": entry.symmetric_key,
             "certificate": entry.certificate,
             "private_key": entry.private_key,
+            "attributes": dict(entry.attributes),
         }
         await self._script(
             "device write",
@@ -456,6 +457,7 @@ class RedisStore(StoreLife):
             v["symmetric_key"],
             v["certificate"],
             v["private_key"],
+            tuple(v.get("attributes", {}).items()),  # a device written before attributes existed: none
         )
 
     async def device_for_endpoint(self, endpoint: str) -> DeviceEntry | None:

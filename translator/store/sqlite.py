@@ -56,12 +56,23 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE INDEX IF NOT EXISTS commands_device ON commands (device_id, created);
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL UNIQUE, codec TEXT, model_id TEXT,
-    symmetric_key TEXT, certificate TEXT, private_key TEXT
+    symmetric_key TEXT, certificate TEXT, private_key TEXT, attributes TEXT
 );
 CREATE TABLE IF NOT EXISTS dtls_psk (
     identity TEXT PRIMARY KEY, endpoint TEXT NOT NULL UNIQUE, key BLOB NOT NULL
 );
 """
+_DEVICE_COLUMNS = "device_id, endpoint, codec, model_id, symmetric_key, certificate, private_key, attributes"
+
+
+def _device_entry(row: Any) -> DeviceEntry:
+    device_id, endpoint, codec, model_id, symmetric_key, certificate, private_key, attributes = row
+    pairs = tuple(json.loads(attributes).items()) if attributes else ()
+    return DeviceEntry(
+        device_id, endpoint, codec, model_id, symmetric_key, certificate, private_key, attributes=pairs
+    )
+
+
 _INSERT_OUTBOX = (
     "INSERT INTO outbox (device_id, payload, component, creation_time, properties, enqueued)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -106,6 +117,7 @@ class SqliteStore(StoreLife):
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.executescript(_SCHEMA)
+        await self._add_attributes_column(self._db)
         await self._db.execute(
             "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
         )
@@ -330,7 +342,7 @@ class SqliteStore(StoreLife):
 
     async def put_device(self, entry: DeviceEntry) -> None:
         await self._write(
-            "INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry.device_id,
                 entry.endpoint,
@@ -339,13 +351,24 @@ class SqliteStore(StoreLife):
                 entry.symmetric_key,
                 entry.certificate,
                 entry.private_key,
+                json.dumps(dict(entry.attributes)) if entry.attributes else None,
             ),
         )
 
+    @staticmethod
+    async def _add_attributes_column(db: aiosqlite.Connection) -> None:
+        """A store made before devices had attributes (the CSV's extra columns) gets the column."""
+        async with db.execute("PRAGMA table_info(devices)") as rows:
+            columns = {str(row[1]) async for row in rows}
+        if "attributes" not in columns:
+            await db.execute("ALTER TABLE devices ADD COLUMN attributes TEXT")
+
     async def device_for_endpoint(self, endpoint: str) -> DeviceEntry | None:
-        async with self.db.execute("SELECT * FROM devices WHERE endpoint = ?", (endpoint,)) as rows:
+        async with self.db.execute(
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE endpoint = ?", (endpoint,)
+        ) as rows:
             row = await rows.fetchone()
-        return None if row is None else DeviceEntry(*row)
+        return None if row is None else _device_entry(row)
 
     # -- DTLS pre-shared keys (one identity per endpoint; read at every handshake: edits apply at once) ------
 
@@ -372,5 +395,5 @@ class SqliteStore(StoreLife):
         return None if row is None else PskEntry(str(row[0]), str(row[1]), bytes(row[2]))
 
     async def devices(self) -> list[DeviceEntry]:
-        async with self.db.execute("SELECT * FROM devices ORDER BY device_id") as rows:
-            return [DeviceEntry(*row) async for row in rows]
+        async with self.db.execute(f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY device_id") as rows:
+            return [_device_entry(row) async for row in rows]
