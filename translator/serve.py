@@ -23,6 +23,7 @@ from translator.cluster.setup import ownership_for
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
 from translator.codec import CodecError
+from translator.codec.transform_loader import load_transform_file
 from translator.embedded import emulator_lines, start_emulator
 from translator.gateway.commands import GatewayCommands
 from translator.gateway.device import GatewayDevice
@@ -150,7 +151,10 @@ class Translator:
         chosen = settings.http
         if chosen.enabled:
             self.http = HttpBridgeServer(
-                HttpIngest(self.bridge),
+                HttpIngest(
+                    self.bridge,
+                    None if chosen.transforms is None else load_transform_file(chosen.transforms),
+                ),
                 host=chosen.host,
                 port=chosen.port,
                 key=chosen.secret(),

@@ -293,6 +293,11 @@ class HttpSettings:
         gt=0,
         description="a request whose data is not safe by then is answered 503 + Retry-After",
     )
+    transforms: OptionalFile = Field(
+        default=None,
+        description="ingress transforms of every request's measurements ([[computed]], [[enrichment]], "
+        "[transform]: docs/codec.md)",
+    )
 
     @field_validator("key_file")
     @classmethod

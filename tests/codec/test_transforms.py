@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path as FsPath
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from tests.codec.conftest import REPO
 from tests.codec.dtdl_rules import problems
 from translator.codec import CodecFileError, DeviceMapper, export_template, load_codec, parse_codec
 from translator.codec.expressions import ExpressionError, NotComputable, compile_expression
-from translator.codec.transform_loader import load_transforms
+from translator.codec.transform_loader import load_transform_file, load_transforms
 from translator.codec.transforms import IngressRun
 from translator.lwm2m import ObjectRegistry, Path, Record
 
@@ -257,3 +258,18 @@ def test_a_device_without_the_columns_gets_no_enrichment(registry: ObjectRegistr
     (message,) = mapper.uplink([Record(Path(3303, 0, 5700), 20.0)]).telemetry
     assert "customer" not in message.values
     assert mapper.enrichment() is None
+
+
+def test_a_transform_file_of_the_http_face(tmp_path: FsPath) -> None:
+    file = tmp_path / "ttn.toml"
+    file.write_text(
+        '[[computed]]\nname = "tempF"\nexpression = "temp * 1.8 + 32"\n[transform]\ndrop = ["raw"]\n'
+    )
+    transforms = load_transform_file(file)
+    assert IngressRun(transforms).message(None, {"temp": 0, "raw": 1}) == {"temp": 0, "tempF": 32.0}
+    file.write_text('[[computed]]\nname = "tempF"\n\nexpression = "temp *"\n')
+    with pytest.raises(CodecFileError, match=r"ttn\.toml:4: computed\[0\]\.expression: syntax error"):
+        load_transform_file(file)
+    file.write_text('[template]\nid = "dtmi:x:y;1"\n')
+    with pytest.raises(CodecFileError, match=r"ttn\.toml:1: template: unknown table"):
+        load_transform_file(file)

@@ -1,7 +1,8 @@
 """Issue 19 §3 end to end: a codec with computed telemetry, enrichment, drop and rename — the devices CSV's
 extra columns imported, a simulated LwM2M device sending temperature, humidity and a raw ADC value, and the
 emulator (IoT Central over TLS MQTT) receiving the computed values, the enrichment telemetry and the
-enrichment properties; `template export --device` shows them."""
+enrichment properties; `template export --device` shows them. And the HTTP face's TTN adapter running the
+same transforms (`http.transforms`) on an uplink's decoded payload."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import asyncio
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from emulator.app import Emulator
 from emulator.templates import from_interfaces
-from tests.conftest import REPO, RestClient
+from tests.conftest import REPO, RestClient, device_template
 from tests.e2e.conftest import (
     STEP,
     eventually,
@@ -24,11 +27,16 @@ from tests.e2e.conftest import (
     send_at,
     session_connected,
     simulated,
+    telemetry,
     telemetry_matching,
 )
+from tests.e2e.test_http_bridge import KEY, bridge_settings, post
+from tests.e2e.test_http_bridge import MODEL as HTTP_MODEL
+from tests.http.test_v1 import TTN_UPLINK
 from translator import cli
 from translator.coap.simulator import default_values
 from translator.codec import export_template, load_codec
+from translator.http.server import TTN_UPLINK_PATH
 from translator.lwm2m import ObjectRegistry
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
@@ -96,3 +104,61 @@ async def test_computed_telemetry_and_enrichment_reach_iot_central(
     assert contents["dewPoint"]["unit"] == "degreeCelsius"
     assert contents["site"] == {"@type": "Property", "name": "site", "schema": "string"}
     assert "relativeHumidity" in contents and "adcRaw" not in contents
+
+
+DEW_POINT = (
+    "243.04 * (log(humidity / 100) + 17.625 * temperature / (243.04 + temperature))"
+    " / (17.625 - log(humidity / 100) - 17.625 * temperature / (243.04 + temperature))"
+)
+TTN_TRANSFORMS = f"""
+[[computed]]
+name = "dewPoint"
+expression = "{DEW_POINT}"
+unit = "degreeCelsius"
+
+[[enrichment]]
+name = "customer"
+as = "telemetry"
+
+[[enrichment]]
+name = "site"
+
+[transform]
+rename = {{ humidity = "relativeHumidity" }}
+"""
+
+
+async def test_the_http_bridge_runs_the_same_transforms_on_a_ttn_uplink(
+    emulator: Emulator, rest: RestClient, tmp_path: Path
+) -> None:
+    transforms = tmp_path / "ttn.toml"
+    transforms.write_text(TTN_TRANSFORMS)
+    settings = bridge_settings(emulator, tmp_path / "translator")
+    settings = replace(settings, http=replace(settings.http, transforms=transforms))
+    table = tmp_path / "devices.csv"
+    table.write_text("deviceId,customer,site\neui-0004a30b001c0530,Contoso,Lyon\n")
+    argv = ["devices", "import", str(table), "--state-dir", str(settings.state_dir)]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    emulator.publish_template(HTTP_MODEL, device_template(HTTP_MODEL))
+
+    async with (
+        asyncio.timeout(4 * STEP),
+        Translator(settings) as translator,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=STEP)) as client,
+    ):
+        start = await log_position(rest)
+        params = {"code": KEY, "modelId": HTTP_MODEL}
+        status, text, _ = await post(client, translator, TTN_UPLINK, path=TTN_UPLINK_PATH, params=params)
+        assert status == 200, text
+        [event] = await telemetry(rest, "eui-0004a30b001c0530", 1, after=start)
+        assert event["body"] == {
+            "temperature": 21.5,
+            "relativeHumidity": 40,
+            "dewPoint": pytest.approx(_dew_point(21.5, 40)),
+            "customer": "Contoso",
+        }
+
+        async def enriched() -> bool:
+            return (await properties(rest, "eui-0004a30b001c0530")).get("site") == "Lyon"
+
+        await eventually(enriched, what="the enrichment property of the TTN device")

@@ -29,8 +29,10 @@ from translator.coap import (
 from translator.codec import Codec, DeviceMapper, TelemetryMessage
 from translator.codec.changes import ChangeFilter, Selection
 from translator.codec.coverage import untranslated
+from translator.codec.transforms import IngressRun, Transforms
 from translator.iotc.client.session import DeviceSession, SessionCallbacks
 from translator.iotc.protocol.errors import HubError
+from translator.iotc.protocol.twin import merge_patches, reported_patch
 from translator.lwm2m import Record
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class DeviceLife:
         self.device_id = device_id
         self.codec = codec
         self.attributes = dict(attributes or {})
+        self._http_ingress: IngressRun | None = None  # the HTTP face's transforms, run for this device
         self.mapper = self._mapper(codec)
         self.registration: Registration | None = None
         self.session: DeviceSession | None = None
@@ -113,10 +116,28 @@ class DeviceLife:
     def report_enrichment(self) -> None:
         """The codec's enrichment properties (read-only, from the devices CSV), when connected: at every
         connection, as the twin's reported section may have been reset, and when the codec changes."""
-        patch = self.mapper.enrichment() if self.mapper is not None else None
+        runs = [
+            r for r in (self.mapper.ingress if self.mapper else None, self._http_ingress) if r is not None
+        ]
+        found: dict[str | None, dict[str, str]] = {}
+        for run in runs:
+            for component, values in run.properties().items():
+                found.setdefault(component, {}).update(values)
+        patch = merge_patches([reported_patch(v, c) for c, v in found.items()]) if found else None
         session = self.session
         if patch and session is not None and session.is_connected:
             self.spawn(self.report(patch), "enrichment")
+
+    def transformed(self, transforms: Transforms, measurements: dict[str, Any]) -> dict[str, Any]:
+        """Measurements of the HTTP face through its transforms, with this device's state (the last value
+        of each input, skip counts) and enrichment; its enrichment properties are reported once it runs."""
+        run = self._http_ingress
+        if run is None or run.transforms is not transforms:
+            run = self._http_ingress = IngressRun(
+                transforms, attributes=self.attributes, device_id=self.device_id, logger=log
+            )
+            self.report_enrichment()
+        return run.message(None, dict(measurements))
 
     @property
     def endpoint(self) -> str:

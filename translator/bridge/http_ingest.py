@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from translator.coap import Outcome
 from translator.coap.sink import acknowledged
 from translator.codec import TelemetryMessage
+from translator.codec.transforms import Transforms
 from translator.http.v1 import BridgeRequest
 
 if TYPE_CHECKING:
@@ -19,8 +20,11 @@ if TYPE_CHECKING:
 class HttpIngest:
     """What the HTTP face delivers to (`translator.http.server.RequestSink`)."""
 
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Bridge, transforms: Transforms | None = None) -> None:
+        """`transforms`: `http.transforms`, run on every request's measurements (computed values, the
+        device's enrichment from the devices CSV, drop, rename) by the device's life."""
         self.bridge = bridge
+        self.transforms = transforms
         self._messages_in = bridge.metrics.messages_in.labels(source="http")
 
     async def deliver(self, request: BridgeRequest) -> Outcome:
@@ -30,5 +34,8 @@ class HttpIngest:
         life = await self.bridge.life_for(request.device_id, model_id=request.model_id)
         # One message, the measurements as they came, as the v1 bridge sent them; its timestamp becomes
         # iothub-creation-time-utc.
-        message = TelemetryMessage(None, request.measurements, request.timestamp)
+        measurements = request.measurements
+        if self.transforms is not None:
+            measurements = life.transformed(self.transforms, measurements)
+        message = TelemetryMessage(None, measurements, request.timestamp)
         return acknowledged(await life.telemetry.send([message]))

@@ -13,12 +13,15 @@ whose measurement names are only known per request) names are not checked, only 
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from translator.codec import dtdl
 from translator.codec.errors import CodecFileError
 from translator.codec.expressions import ExpressionError, compile_expression
+from translator.codec.locate import field_line
 from translator.codec.names import MAX_NAME, is_dtdl_name
 from translator.codec.spec import Entry, SemanticUnit, Telemetry
 from translator.codec.transforms import (
@@ -35,6 +38,29 @@ _COMPUTED_KEYS = frozenset(
 )
 _ENRICHMENT_KEYS = frozenset({"name", "column", "as", "component", "displayName"})
 _TRANSFORM_KEYS = frozenset({"drop", "rename"})
+
+
+def load_transform_file(path: str | Path) -> Transforms:
+    """A file of transform tables alone (the HTTP face's `http.transforms`): names are the measurements'
+    and are not known at load, so only syntax, functions, units and keys are checked."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CodecFileError(source, "(file)", f"cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CodecFileError(source, "(file)", f"not valid TOML: {exc}") from None
+    try:
+        for key in doc:
+            if key not in TRANSFORM_TABLES:
+                allowed = ", ".join(sorted(TRANSFORM_TABLES))
+                raise CodecFileError(source, key, f"unknown table (a transform file holds {allowed})")
+        return load_transforms(doc, source, None)
+    except CodecFileError as error:
+        if error.line is not None:
+            raise
+        raise CodecFileError(source, error.field, error.reason, field_line(text, error.field)) from None
 
 
 def load_transforms(

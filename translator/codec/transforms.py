@@ -1,5 +1,9 @@
 """Ingress transforms of a codec (issue 19 §3): computed telemetry, static enrichment, drop and rename. Pure.
 
+IoT Central's pattern of transforming on ingress — convert units, compute new metrics, enrich from other
+sources (https://learn.microsoft.com/azure/iot-central/core/howto-transform-data) — done in the translator
+instead of an IoT Edge module or the Device Bridge's function.
+
     transforms = codec.transforms                       # built by codec/transform_loader.py, checked at load
     run = IngressRun(transforms, attributes={"site": "Lyon"}, device_id="dev1")
     values = run.message(component, values)             # one telemetry message's values → what goes out

@@ -4,8 +4,9 @@ The uplink message (https://www.thethingsindustries.com/docs/the-things-stack/co
 its device in `end_device_ids.device_id` (unique within a TTN application; lowercase letters, digits and
 dashes, so already a valid IoT Central id), carries what the application's payload formatter decoded in
 `uplink_message.decoded_payload`, and its times in `uplink_message.received_at` (the Network Server's, the
-closest to the radio) and `received_at` (the Application Server's). A plain mapping for now: the ingress
-transforms of issue 19 §3 (computed telemetry, enrichment, drop/rename) are to run here once they exist.
+closest to the radio) and `received_at` (the Application Server's). A plain mapping: the ingress transforms
+(computed telemetry, enrichment, drop/rename; `http.transforms`, docs/codec.md) run on every request's
+measurements further on, per device (`translator/bridge/http_ingest.py`).
 """
 
 from __future__ import annotations
