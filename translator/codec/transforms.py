@@ -178,8 +178,8 @@ class IngressRun:
         if _is_power_of_ten(count):
             where = computed.name if computed.component is None else f"{computed.component}.{computed.name}"
             self._log.warning(
-                "device=%s computed telemetry %s skipped (%d time%s so far): %s; the rest was sent",
-                self.device_id,
+                # The device id travels in the record (ops.logs' convention: `device=<id>` in text lines).
+                "computed telemetry %s skipped (%d time%s so far): %s; the rest was sent",
                 where,
                 count,
                 "" if count == 1 else "s",
