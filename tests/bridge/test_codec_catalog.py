@@ -5,9 +5,12 @@ https://learn.microsoft.com/azure/iot-central/core/concepts-quotas-limits#device
 from __future__ import annotations
 
 import logging
+import shutil
+from pathlib import Path as FsPath
 
 import pytest
 
+from tests.conftest import REPO
 from translator.bridge.codecs import TEMPLATE_WARNING_STEP, CodecCatalog
 from translator.lwm2m import ObjectRegistry, Path
 
@@ -35,3 +38,16 @@ def test_a_fleet_model_id_is_announced_by_every_object_list(caplog: pytest.LogCa
         ]
     assert {c.model_id for c in codecs} == {FLEET}
     assert not [r for r in caplog.records if "distinct device templates" in r.getMessage()]
+
+
+def test_an_override_with_transforms_is_warned_about(
+    tmp_path: FsPath, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its transforms apply to devices imported with the file; the default codec takes only its mapping."""
+    shutil.copy(REPO / "docs" / "examples" / "climate.toml", tmp_path)
+    shutil.copy(REPO / "codecs" / "3303-temperature.toml", tmp_path)
+    with caplog.at_level(logging.WARNING, logger="translator.bridge.codecs"):
+        catalog = CodecCatalog(tmp_path, ObjectRegistry.builtin())
+    [warning] = [r.getMessage() for r in caplog.records if "ingress transforms" in r.getMessage()]
+    assert "climate.toml" in warning and "not to the default codec's objects" in warning
+    assert len(catalog.overrides) == 2

@@ -66,3 +66,15 @@ def test_codec_check_reports_each_file(tmp_path: Path, capsys: pytest.CaptureFix
     assert f"ok: {good}: dtmi:iotcTranslator:examples:climate;1, 8 capabilities (3 computed" in out
     assert err == f"error: {bad}:8: computed[0].expression: unknown name 'tt' (known here: t)\n"
     assert main(["codec", "check", str(good)]) == 0
+
+
+def test_codec_check_takes_a_transform_file_of_the_http_face(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "ttn.toml"
+    file.write_text('[[computed]]\nname = "tempF"\nexpression = "temp * 1.8 + 32"\n')
+    assert main(["codec", "check", str(file)]) == 0
+    assert capsys.readouterr().out == f"ok: {file}: transforms for the HTTP face (1 computed)\n"
+    file.write_text('[[computed]]\nname = "tempF"\nexpression = "kelvin(temp)"\n')
+    assert main(["codec", "check", str(file)]) == 1
+    assert f"error: {file}:3: computed[0].expression: unknown function 'kelvin'" in capsys.readouterr().err

@@ -35,6 +35,16 @@ class CodecCatalog:
             # A bad codec file stops start-up with its name, field and reason (CodecError).
             self.overrides = tuple(self.load(path) for path in sorted(directory.glob("*.toml")))
             log.info("codec files loaded from %s: %d", directory, len(self.overrides))
+            for codec in self.overrides:
+                if not codec.transforms.empty:
+                    # An override lends the default codec its objects' mapping, not its template's extras:
+                    # a computed field over two objects has no single object to go with.
+                    log.warning(
+                        "codec %s: its ingress transforms (computed, enrichment, drop, rename) apply to "
+                        "the devices whose import names this file, not to the default codec's objects it "
+                        "overrides",
+                        codec.source,
+                    )
         elif directory is not None:
             # Relative to the working directory: started elsewhere, the shipped codecs would silently not
             # apply and every object would get the default codec's names.
