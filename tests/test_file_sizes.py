@@ -22,6 +22,7 @@ BACKLOG = frozenset(
         "settings.py",
         "codec/loader.py",
         "coap/hotpath.py",
+        "cli.py",
     }
 )
 
