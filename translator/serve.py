@@ -19,7 +19,7 @@ from translator.bridge import Bridge, CodecCatalog
 from translator.bridge.assignments import StoreAssignments
 from translator.bridge.http_ingest import HttpIngest
 from translator.cluster.register_claim import RETRY_AFTER, RegisterClaim
-from translator.cluster.setup import ownership_for
+from translator.cluster.setup import ownership_for, relay_for
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
 from translator.codec import CodecError
@@ -47,6 +47,7 @@ from translator.store.factory import store_from_settings
 
 if TYPE_CHECKING:
     from emulator.app import Emulator
+    from translator.cluster.node_relay import NodeRelay
     from translator.cluster.redis_ownership import RedisOwnership
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Translator:
         self.registry = self.catalog.registry
         self.pool: SessionPool | None = None
         self.ownership: RedisOwnership | None = None
+        self.relay: NodeRelay | None = None
         self.bridge: Bridge | None = None
         self.coap: Lwm2mServer | None = None
         self.ops: OpsServer | None = None
@@ -141,6 +143,11 @@ class Translator:
         self.bridge.attach(self.coap)
         await self._start_gateway(self.bridge, self.pool)  # before devices register downstream of it
         await self.bridge.restore()  # before the socket opens: no restored token is ever answered RST
+        self.relay = relay_for(self.ownership, self.coap)
+        if self.relay is not None:
+            # Before the socket opens: datagrams of devices owned elsewhere go to their owner from the first.
+            await self.relay.start()
+            self.bridge.seen_at = self.relay.seen
         await self.coap.start()
         self.metrics.add_callback(self._dtls_gauges, {"iotc_translator_dtls_events": ["event"]})
         self.bridge.start_restored()
@@ -264,6 +271,9 @@ class Translator:
         if self.bridge is not None:
             # Every registration as it is now, before the face's shutdown ends them (no de-registration).
             await self.bridge.journal.close()
+        if self.relay is not None:
+            await self.relay.stop()
+            self.relay = None
         if self.coap is not None:
             await self.coap.stop()
         if self.bridge is not None:

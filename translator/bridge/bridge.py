@@ -92,6 +92,8 @@ class Bridge:
         self.sweep = DirectSweep(clock)
         self.setup_limiter = SetupLimiter(settings.coap.setup_concurrency, settings.coap.setup_rate)
         self.journal = RegistrationJournal(ownership or store, self._snapshot)
+        # In a cluster: records where a device's Register/Update arrived (the relay's seen-at index).
+        self.seen_at: Callable[[Registration], Awaitable[None]] | None = None
         self._restored: list[RegistrationSnapshot] = []
         gateway = settings.gateway
         self._gateway = gateway.device_id if gateway.enabled else None  # devices register downstream of it
@@ -391,12 +393,16 @@ class Bridge:
             "registered as endpoint %s (LwM2M %s)", registration.endpoint, registration.version
         )
         self._spawn(self._registered(registration), f"register-{registration.device_id}")
+        if self.seen_at is not None:
+            self._spawn(self.seen_at(registration), f"seen-{registration.device_id}")
 
     def on_updated(self, registration: Registration) -> None:
         if self.ownership is not None:  # an Update here: its datagrams are here (one read when already ours)
             self._spawn(
                 self._claim(registration.device_id, Trigger.REGISTRATION), f"claim-{registration.device_id}"
             )
+        if self.seen_at is not None:
+            self._spawn(self.seen_at(registration), f"seen-{registration.device_id}")
         life = self.lives.get(registration.device_id)
         if life is not None:
             previous = life.registration

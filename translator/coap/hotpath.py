@@ -76,6 +76,23 @@ class HotHandler(Protocol):
         ...
 
 
+class Forwarder(Protocol):
+    """Datagrams of devices another node owns (translator/cluster: a cluster's relay between nodes)."""
+
+    def inbound(self, msg: wire.Datagram, data: bytes, peer: Peer, *, known_here: bool) -> bool:
+        """True when the datagram was taken: forwarded to the device's owner, or held while its address is
+        looked up (it comes back through `relayed_received` if it is this node's after all)."""
+        ...
+
+    def outbound(self, data: bytes, peer: Peer) -> bool:
+        """True when the datagram went to the device through the node its datagrams last came through."""
+        ...
+
+    def heard(self, peer: Peer) -> None:
+        """A datagram from `peer` was read from this node's own socket."""
+        ...
+
+
 class SecureRoute(Protocol):
     def send(self, data: bytes, peer: Peer) -> bool:
         """Encrypt and send a CoAP message to a virtual (DTLS identity) address; False without a session."""
@@ -134,6 +151,7 @@ class DatagramTap:
         self._pending_mids: dict[int, _Exchange] = {}
         self._observers: dict[bytes, Any] = {}
         self._secure: SecureRoute | None = None
+        self._forwarder: Forwarder | None = None
         self._token_prefix = bytes((0xA0 | (os.urandom(1)[0] & 0x0F),)) + os.urandom(3)
         self._token_counter = random.randrange(1 << 32)
         self._own_mid = random.randrange(1 << 16)
@@ -147,6 +165,7 @@ class DatagramTap:
             "ignored": 0,
             "duplicates": 0,
             "failed": 0,
+            "relayed": 0,
         }
 
     # --- wiring ------------------------------------------------------------------------------------
@@ -166,9 +185,11 @@ class DatagramTap:
 
         def send(message: Any) -> None:  # aiocoap's answers to a DTLS device go back through its session
             secure = self._secure
-            if secure is not None and is_virtual(message.remote.sockaddr):
-                secure.send(message.encode(), message.remote.sockaddr)
-            else:
+            forwarder = self._forwarder
+            peer = message.remote.sockaddr
+            if secure is not None and is_virtual(peer):
+                secure.send(message.encode(), peer)
+            elif forwarder is None or not forwarder.outbound(message.encode(), peer):
                 plain_send(message)
 
         interface.send = send
@@ -255,8 +276,19 @@ class DatagramTap:
         if self._interface is not None:
             self._received(data, SECURE_ANCDATA, 0, peer)
 
+    def forward(self, forwarder: Forwarder | None) -> None:
+        """Relay datagrams of devices owned by another node (see `Forwarder`)."""
+        self._forwarder = forwarder
+
+    def relayed_received(self, data: bytes, peer: Peer) -> None:
+        """A datagram from `peer` that another node's socket read (or this node's, held for a look-up):
+        handled as if read here, without asking the forwarder again."""
+        if self._interface is not None:
+            self._received(data, SECURE_ANCDATA, 0, peer, relayed=True)
+
     def close(self) -> None:
         self._secure = None
+        self._forwarder = None
         for ex in list(self._pending.values()):
             self._finish(ex, ExchangeFailed("server shutting down"))
         self._observers.clear()
@@ -276,6 +308,18 @@ class DatagramTap:
         if secure is not None and is_virtual(peer):
             secure.send(data, peer)
             return
+        forwarder = self._forwarder
+        if forwarder is not None and forwarder.outbound(data, peer):
+            return
+        self._sendto(sock, data, peer, pktinfo)
+
+    def send_here(self, data: bytes, peer: Peer) -> None:
+        """Send from this node's socket whatever the forwarder would do (a datagram another node relayed
+        for the device: sending it on through a relay again could loop)."""
+        if self._sock is not None and self._interface is not None:
+            self._sendto(self._sock, data, peer, None)
+
+    def _sendto(self, sock: socket.socket, data: bytes, peer: Peer, pktinfo: bytes | None) -> None:
         try:
             if pktinfo is None:
                 sock.sendto(data, peer)
@@ -354,11 +398,13 @@ class DatagramTap:
 
     # --- the datagram path -------------------------------------------------------------------------
 
-    def _received(self, data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+    def _received(
+        self, data: bytes, ancdata: list[Any], flags: int, address: Any, *, relayed: bool = False
+    ) -> None:
         # Nothing may escape to the event loop: it would log a traceback per datagram, and under asyncio's
         # selector loop stop the tap's reader for good.
         try:
-            self._route(data, ancdata, flags, address)
+            self._route(data, ancdata, flags, address, relayed)
         except Exception as exc:
             self.counters["failed"] += 1
             held = self._log_budget.allow(type(exc).__name__)
@@ -372,7 +418,9 @@ class DatagramTap:
                     exc_info=exc if held == 0 else None,
                 )
 
-    def _route(self, data: bytes, ancdata: list[Any], flags: int, address: Any) -> None:
+    def _route(
+        self, data: bytes, ancdata: list[Any], flags: int, address: Any, relayed: bool = False
+    ) -> None:
         if flags & socket.MSG_TRUNC:
             self.counters["refused"] += 1
             answer = gate.truncated(data, self._entity_limit, self._next_mid)
@@ -389,6 +437,12 @@ class DatagramTap:
             if answer is not None:
                 self.send(answer, address, self._pktinfo(ancdata) if ancdata else None)
             return
+        forwarder = self._forwarder
+        if forwarder is not None and not relayed:
+            forwarder.heard(address)
+            if forwarder.inbound(msg, data, address, known_here=self._knows(msg)):
+                self.counters["relayed"] += 1
+                return
         if not msg.special and self._dispatch(msg, address, ancdata):
             self.counters["hot"] += 1
             return
@@ -403,6 +457,12 @@ class DatagramTap:
         self.counters["slow"] += 1
         if self._slow is not None:
             self._slow(data, ancdata, flags, address)
+
+    def _knows(self, msg: wire.Datagram) -> bool:
+        """Whether a response belongs to one of this tap's exchanges or observations."""
+        if msg.code == 0:
+            return msg.mid in self._pending_mids
+        return msg.code >= 64 and (msg.token in self._pending or msg.token in self._observers)
 
     @staticmethod
     def _pktinfo(ancdata: list[Any]) -> bytes | None:
