@@ -107,7 +107,7 @@ def test_policy_bounds() -> None:
     policy = RelayPolicy(reconnect_min=0.05, reconnect_max=2.0)
     assert [policy.reconnect_delay(n) for n in (1, 2, 3)] == [0.05, 0.1, 0.2]
     assert policy.reconnect_delay(100) == 2.0
-    assert policy.block_ms == 1000
+    assert policy.block_ms == 500
     with pytest.raises(ValueError):
         RelayPolicy(block=0)
     with pytest.raises(ValueError):

@@ -68,6 +68,7 @@ class RedisRelay:
         self.on_entry: Callable[[Relayed], None] = on_entry or (lambda _entry: None)
         self._outgoing: asyncio.Queue[tuple[str, Relayed]] = asyncio.Queue(self.policy.queue)
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self._lookup: AsyncScript = redis.register_script(_LOOKUP)
         self.counters = {"posted": 0, "dropped": 0, "received": 0, "read_failures": 0, "write_failures": 0}
 
@@ -86,14 +87,25 @@ class RedisRelay:
             log.warning("node %s: relay stream not read at start: %s", self.node, error)
         else:
             start = bytes(newest[0][0]) if newest else b"0-0"
+        self._stopping = False
         self._tasks = [
             asyncio.create_task(self._read_forever(start), name=f"relay-read-{self.node}"),
             asyncio.create_task(self._write_forever(), name=f"relay-write-{self.node}"),
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        # The reader is told to stop and ends when its XREAD returns (within one block): cancelling redis-py
+        # in the middle of a blocking read was seen to hang the cancelling task. Cancelled if it does not.
+        self._stopping = True
+        reader, *others = self._tasks or [None]
+        for task in others:
             task.cancel()
+        if reader is not None:
+            try:
+                async with asyncio.timeout(self.policy.block + 1.0):
+                    await asyncio.shield(reader)
+            except TimeoutError:
+                reader.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
@@ -144,7 +156,7 @@ class RedisRelay:
     async def _read_forever(self, last: bytes | str) -> None:
         stream = self.stream(self.node)
         failures = 0
-        while True:
+        while not self._stopping:
             try:
                 answer: Any = await self.redis.xread(
                     {stream: last}, count=self.policy.batch, block=self.policy.block_ms
@@ -159,6 +171,8 @@ class RedisRelay:
             if failures:
                 log.info("node %s: relay stream read again after %d failures", self.node, failures)
                 failures = 0
+            if self._stopping:
+                return
             for _name, entries in answer or ():
                 for entry_id, fields in entries:
                     last = entry_id

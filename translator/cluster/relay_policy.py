@@ -76,7 +76,7 @@ class RelayPolicy:
     wrote to for this long expires (a dead node's); `reconnect_min`/`reconnect_max`: the backoff of a loop
     that lost Redis."""
 
-    block: float = 1.0
+    block: float = 0.5
     stream_length: int = 10_000
     queue: int = 10_000
     batch: int = 256
