@@ -55,6 +55,7 @@ PURE_MODULES = (
     "translator.store.factory",
     "translator.cluster",
     "translator.cluster.ownership",
+    "translator.cluster.relay_policy",
     "translator.http",
     "translator.http.ttn",
     "translator.http.v1",

@@ -88,6 +88,18 @@ async def test_a_device_whose_datagrams_move_to_another_node_is_served_through_i
             assert await watcher.owner("relay-1") == Owner("node-a", 1)
             assert "relay-1" not in b.bridge.lives and b.pool is not None and b.pool.get("relay-1") is None
             assert b.coap.tap.counters["relayed"] >= 4  # the Send, the notification, the two answers
+
+            # B's relay no longer carries A's downlinks: the command ends as an unanswered request, 504,
+            # within the command deadline (4 s here).
+            assert b.relay is not None
+            await b.relay.relay.stop()
+            started = asyncio.get_running_loop().time()
+            status, body = await rest.request(
+                "POST", "/api/devices/relay-1/components/device/commands/reboot", {"request": None}
+            )
+            assert status == 201 and body["responseCode"] == 504, body
+            assert asyncio.get_running_loop().time() - started < 8.0
+            assert len(device.executed) == 1
         finally:
             async with asyncio.timeout(STEP):
                 await device.close()
