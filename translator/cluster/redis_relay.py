@@ -97,10 +97,10 @@ class RedisRelay:
         # The reader is told to stop and ends when its XREAD returns (within one block): cancelling redis-py
         # in the middle of a blocking read was seen to hang the cancelling task. Cancelled if it does not.
         self._stopping = True
-        reader, *others = self._tasks or [None]
-        for task in others:
+        for task in self._tasks[1:]:
             task.cancel()
-        if reader is not None:
+        if self._tasks:
+            reader = self._tasks[0]
             try:
                 async with asyncio.timeout(self.policy.block + 1.0):
                     await asyncio.shield(reader)
@@ -153,10 +153,13 @@ class RedisRelay:
 
     # -- reading ---------------------------------------------------------------------------------
 
+    def _stopped(self) -> bool:
+        return self._stopping
+
     async def _read_forever(self, last: bytes | str) -> None:
         stream = self.stream(self.node)
         failures = 0
-        while not self._stopping:
+        while not self._stopped():
             try:
                 answer: Any = await self.redis.xread(
                     {stream: last}, count=self.policy.batch, block=self.policy.block_ms
@@ -171,7 +174,7 @@ class RedisRelay:
             if failures:
                 log.info("node %s: relay stream read again after %d failures", self.node, failures)
                 failures = 0
-            if self._stopping:
+            if self._stopped():  # a stop came while the read blocked
                 return
             for _name, entries in answer or ():
                 for entry_id, fields in entries:
