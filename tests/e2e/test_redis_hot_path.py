@@ -47,6 +47,7 @@ async def _commands(client: aioredis.Redis) -> Counter[str]:
     stats = await client.info("commandstats")
     counts = Counter({name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()})
     counts["info"] = 0  # the snapshots themselves
+    counts["xread"] = 0  # the relay's wait for its stream: one bounded block (0.5 s) at a time, per second
     return counts
 
 
