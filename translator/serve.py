@@ -314,8 +314,10 @@ class Translator:
         ]
         if self.emulator is not None:
             lines += emulator_lines(self.emulator, port)
-        else:
+        elif self.iotc.id_scope:
             lines.append(f"  IoT Central:       ID scope {self.iotc.id_scope}")
+        else:
+            lines.append("  IoT Hub:           devices imported with a connection string (iotc.hub_only)")
         return "\n".join(lines)
 
 

@@ -73,7 +73,8 @@ _SECTION = ConfigDict(extra="forbid", defer_build=True)
 @dataclass(frozen=True, slots=True, config=_SECTION)
 class IotcSettings:
     """Where devices go: IoT Central (ID scope + group key, or an X.509 enrollment CA), plain IoT Hub
-    (per-device connection strings, from `devices import`), or — with none — the built-in emulator."""
+    (per-device connection strings, from `devices import`, with `hub_only`), or — with none — the built-in
+    emulator."""
 
     id_scope: str = Field(default="", description="the ID scope of the IoT Central application's DPS")
     group_key: str = Field(default="", description="SAS group enrollment key (primary or secondary), base64")
@@ -83,6 +84,11 @@ class IotcSettings:
         "are minted",
     )
     x509_ca_key: OptionalFile = Field(default=None, description="the key of x509_ca_cert")
+    hub_only: bool = Field(
+        default=False,
+        description="plain IoT Hub: only devices imported with a connection string connect (no DPS, no ID "
+        "scope needed); the built-in emulator is not started",
+    )
     dps_host: str = Field(
         default="global.azure-devices-provisioning.net", min_length=1, description="DPS host"
     )
@@ -192,7 +198,8 @@ class IotcSettings:
 
     @property
     def configured(self) -> bool:
-        return bool(self.id_scope and (self.group_key or self.x509_ca_cert))
+        # Connection strings live in the store, not here: without hub_only nothing says a real hub is meant.
+        return self.hub_only or bool(self.id_scope and (self.group_key or self.x509_ca_cert))
 
 
 @dataclass(frozen=True, slots=True, config=_SECTION)
