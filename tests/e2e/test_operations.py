@@ -62,8 +62,17 @@ async def test_metrics_and_health(emulator: Emulator, rest: RestClient, translat
         moment = float(int(time.time()) - 30)
         for n in range(3):
             await send_at(device, [(TEMPERATURE, 20.0 + n, moment + n)])
+        # The three Sends themselves (values read at registration, outboxed while the session came up,
+        # carry a creation time too, and may arrive first).
         await telemetry_matching(
-            rest, "ops-1", lambda e: "iothub-creation-time-utc" in e["properties"], 3, after=start
+            rest,
+            "ops-1",
+            lambda e: (
+                e["body"].get("temperature") in (20.0, 21.0, 22.0)
+                and "iothub-creation-time-utc" in e["properties"]
+            ),
+            3,
+            after=start,
         )
         status, body = await rest.request("POST", "/api/devices/ops-1/components/device/commands/reboot", {})
         assert status == 201 and body["responseCode"] == 200, body
@@ -79,6 +88,11 @@ async def test_metrics_and_health(emulator: Emulator, rest: RestClient, translat
         assert samples[("iotc_translator_sessions", (("state", "connected"),))] == 1
         assert samples[("iotc_translator_outbox_depth", ())] == 0
         assert samples[("iotc_translator_command_seconds_count", (("outcome", "ok"),))] == 1
+        # The pacers' progress (issue 14 §3): one DPS registration, a hub connect, the messages sent.
+        assert samples[("iotc_translator_pacer_granted", (("pacer", "dps"),))] == 1
+        assert samples[("iotc_translator_pacer_granted", (("pacer", "hub-connect"),))] >= 1
+        assert samples[("iotc_translator_pacer_granted", (("pacer", "telemetry"),))] >= 3
+        assert samples[("iotc_translator_pacer_rate", (("pacer", "twin"),))] == 100.0
 
         status, content_type, text = await _http(port, "/healthz")
         assert status == 200 and content_type.startswith("application/json")

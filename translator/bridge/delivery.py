@@ -77,7 +77,7 @@ QUEUE_LIMIT = 1000  # telemetry batches waiting per device before the device is 
 REPLAY_BATCH = 50
 STORE_RETRY = 5.0  # seconds before a replay the store failed is tried again
 CLOSING_RETRY = 5  # Max-Age for messages of a device whose life is closing
-ROW_PACE_LIMIT = 1.0  # seconds a replay row may wait for the pacers while the device's new messages wait
+PACE_LIMIT = 1.0  # seconds a message may wait for the pacers in line: a replay row, or one already late
 
 
 @dataclass(slots=True)
@@ -297,9 +297,11 @@ class TelemetryDelivery:
         if session is None:
             return NotPublished(action, timed_out=False)
         # Over the device's or the fleet's send rate (iotc/client/pacer.py) a message does not wait past
-        # its time since it was received: it is kept, and the replay sends it at the rate.
+        # its time since it was received (nor long, if that is up already): it is kept, and the replay
+        # sends it at the rate.
         wait = session.telemetry_wait()
-        if wait > 0 and wait >= action.batch.tag.received + self._timeout - time.time():
+        if wait > max(PACE_LIMIT, action.batch.tag.received + self._timeout - time.time()):
+            self._log.info("over the send rate for %.1f s: keeping it in the outbox", wait)
             return Paced(action, wait)
         try:
             await session.send_telemetry(
@@ -357,7 +359,8 @@ class TelemetryDelivery:
         if session is None:
             return RowNotSent(action)
         wait = session.telemetry_wait()
-        if wait > ROW_PACE_LIMIT:
+        if wait > PACE_LIMIT:
+            self._log.info("outbox replay paced: again in %.1f s", wait)
             return Paced(action, wait)  # the replay pauses that long; new messages are kept meanwhile
         moment = None if row.creation_time is None else datetime.fromtimestamp(row.creation_time, UTC)
         try:
