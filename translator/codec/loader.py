@@ -30,7 +30,7 @@ from translator.codec import dtdl
 from translator.codec.check import check_codec
 from translator.codec.errors import CodecFileError
 from translator.codec.locate import field_line
-from translator.codec.names import MAX_NAME, is_dtdl_name, resource_names
+from translator.codec.names import is_dtdl_name, resource_names
 from translator.codec.spec import (
     Argument,
     Codec,
@@ -46,6 +46,7 @@ from translator.codec.spec import (
     SemanticUnit,
     Telemetry,
 )
+from translator.codec.table_reader import TableReader
 from translator.codec.transform_loader import TRANSFORM_TABLES, load_transforms
 from translator.codec.values import NUMERIC_TYPES, Scaling
 from translator.lwm2m import ObjectModel, ObjectRegistry, ResourceModel
@@ -87,13 +88,10 @@ def parse_codec(text: str, registry: ObjectRegistry, *, source: str = "<codec>")
         raise CodecFileError(source, error.field, error.reason, field_line(text, error.field)) from None
 
 
-class _Loader:
+class _Loader(TableReader):
     def __init__(self, source: str, registry: ObjectRegistry) -> None:
-        self.source = source
+        super().__init__(source)
         self.registry = registry
-
-    def fail(self, field: str, reason: str) -> CodecFileError:
-        return CodecFileError(self.source, field, reason)
 
     # --- structure ---------------------------------------------------------------------------------
 
@@ -144,18 +142,6 @@ class _Loader:
         check_codec(codec)
         return codec
 
-    def tables(self, doc: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
-        value = doc.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-            raise self.fail(key, f"must be an array of tables ([[{key}]])")
-        return value
-
-    def keys(self, table: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                field = f"{where}.{key}" if where else key
-                raise self.fail(field, f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
     def string(self, table: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
         value = table.get(key)
         if value is None:
@@ -171,17 +157,6 @@ class _Loader:
         if value is not None and not 1 <= len(value) <= dtdl.MAX_DISPLAY_NAME:
             raise self.fail(f"{where}.displayName", f"must be 1-{dtdl.MAX_DISPLAY_NAME} characters")
         return value
-
-    def name(self, table: Mapping[str, Any], where: str) -> str:
-        name = self.string(table, "name", where, required=True)
-        assert name is not None
-        if not is_dtdl_name(name):
-            raise self.fail(
-                f"{where}.name",
-                f"{name!r} is not a DTDL name (a letter, then letters, digits or _, "
-                f"not ending in _, ≤ {MAX_NAME})",
-            )
-        return name
 
     def number(self, table: Mapping[str, Any], key: str, where: str) -> float | None:
         value = table.get(key)

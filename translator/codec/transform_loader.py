@@ -22,8 +22,9 @@ from translator.codec import dtdl
 from translator.codec.errors import CodecFileError
 from translator.codec.expressions import ExpressionError, compile_expression
 from translator.codec.locate import field_line
-from translator.codec.names import MAX_NAME, is_dtdl_name
+from translator.codec.names import is_dtdl_name
 from translator.codec.spec import Entry, SemanticUnit, Telemetry
+from translator.codec.table_reader import TableReader
 from translator.codec.transforms import (
     COMPUTED_SCHEMAS,
     Computed,
@@ -72,9 +73,9 @@ def load_transforms(
     return _TransformLoader(source, entries, components).transforms(doc)
 
 
-class _TransformLoader:
+class _TransformLoader(TableReader):
     def __init__(self, source: str, entries: Sequence[Entry] | None, components: frozenset[str]) -> None:
-        self.source = source
+        super().__init__(source)
         self.entries = entries
         self.components = components
         # Names already taken per interface (what the template shows there), to refuse a clash.
@@ -82,9 +83,6 @@ class _TransformLoader:
         for entry in entries or ():
             shown = entry.member.name if isinstance(entry, Telemetry) and entry.member else entry.name
             self.taken.setdefault(entry.component, set()).add(shown)
-
-    def fail(self, field: str, reason: str) -> CodecFileError:
-        return CodecFileError(self.source, field, reason)
 
     def transforms(self, doc: Mapping[str, Any]) -> Transforms:
         computed: list[Computed] = []
@@ -104,17 +102,6 @@ class _TransformLoader:
 
     # --- helpers -----------------------------------------------------------------------------------
 
-    def tables(self, doc: Mapping[str, Any], key: str) -> list[dict[str, Any]]:
-        value = doc.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
-            raise self.fail(key, f"must be an array of tables ([[{key}]])")
-        return value
-
-    def keys(self, table: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                raise self.fail(f"{where}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
-
     def string(self, table: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
         value = table.get(key)
         if value is None:
@@ -124,17 +111,6 @@ class _TransformLoader:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(f"{where}.{key}", f"must be a non-empty string, not {value!r}")
         return value
-
-    def name(self, table: Mapping[str, Any], where: str, key: str = "name") -> str:
-        name = self.string(table, key, where, required=True)
-        assert name is not None
-        if not is_dtdl_name(name):
-            raise self.fail(
-                f"{where}.{key}",
-                f"{name!r} is not a DTDL name (a letter, then letters, digits or _, not ending in _, "
-                f"≤ {MAX_NAME})",
-            )
-        return name
 
     def display(self, table: Mapping[str, Any], where: str) -> str | None:
         value = self.string(table, "displayName", where)
