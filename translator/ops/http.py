@@ -34,17 +34,21 @@ class OpsServer:
     async def start(self) -> None:
         app = web.Application()
         app.add_routes([web.get("/metrics", self._metrics_view), web.get("/healthz", self._health_view)])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self.port)
-        await site.start()
-        # The bound port (0 = any) is only visible on aiohttp's server (asyncio's or uvloop's Server class).
-        sockets = getattr(site._server, "sockets", None)
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_app(app, self._host, self.port)
         log.info("operations endpoint on http://%s:%d (/metrics, /healthz)", self._host, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+async def serve_app(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start `app` on host:port; its runner (to clean up) and the port it is bound to (0 = any)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    # The bound port is only visible on aiohttp's server (asyncio's or uvloop's Server class).
+    sockets = getattr(site._server, "sockets", None)
+    return runner, (sockets[0].getsockname()[1] if sockets else port)

@@ -15,6 +15,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client.metrics_core import Metric
 
+from translator.ops.http import serve_app
 from translator.ops.metrics import CONTENT_TYPE
 from translator.workers.metrics import labelled, render, summed
 
@@ -125,13 +126,7 @@ class SupervisorOps:
                 web.get("/healthz", self._health_view),
             ]
         )
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self.port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None)
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        self._runner, self.port = await serve_app(app, self._host, self.port)
         log.info("operations on http://%s:%d (/metrics, /metrics/workers, /healthz)", self._host, self.port)
 
     async def stop(self) -> None:
