@@ -94,6 +94,48 @@ async def test_try_acquire_does_not_jump_the_queue() -> None:
         await waiter
 
 
+async def test_deferred_callers_give_way_to_every_other_caller() -> None:
+    # Devices IoT Central refuses until approved ask DPS again in the deferred lane: a device registering
+    # for the first time, arriving later, is served before all of them (issue 19: ten thousand refused
+    # devices would otherwise take the whole DPS quota from new ones).
+    pacer = Pacer("dps", 50.0, 1)
+    await pacer.acquire()  # the burst: everyone after this waits for tokens
+    order: list[str] = []
+
+    async def one(name: str, deferred: bool) -> None:
+        await pacer.acquire(deferred=deferred)
+        order.append(name)
+
+    refused = [asyncio.create_task(one(f"refused-{n}", True)) for n in range(4)]
+    await asyncio.sleep(0)
+    fresh = [asyncio.create_task(one(f"new-{n}", False)) for n in range(3)]
+    await asyncio.sleep(0)
+    assert pacer.figures().waiting == 7
+    async with asyncio.timeout(5):
+        await asyncio.gather(*refused, *fresh)
+    # refused-0 had the turn already (it waits for its token); then every new device, then the rest in order.
+    assert order == ["refused-0", "new-0", "new-1", "new-2", "refused-1", "refused-2", "refused-3"]
+    assert pacer.figures().waiting == 0
+
+
+async def test_a_waiting_deferred_caller_does_not_hold_up_try_acquire_but_a_normal_one_does() -> None:
+    clock = Clock()
+    pacer = Pacer("t", 1.0, 1, clock=clock)
+    assert pacer.try_acquire()
+    deferred = asyncio.create_task(pacer.acquire(deferred=True))
+    await asyncio.sleep(0)
+    clock.now += 1.0  # a token is there; the deferred caller has not woken yet
+    assert pacer.try_acquire()  # the first lane goes ahead of the deferred one
+    normal = asyncio.create_task(pacer.acquire())
+    await asyncio.sleep(0)
+    clock.now += 1.0
+    assert not pacer.try_acquire()  # a first-lane caller is queued: no jumping it
+    deferred.cancel()
+    normal.cancel()
+    await asyncio.gather(deferred, normal, return_exceptions=True)
+    assert pacer.figures().waiting == 0
+
+
 def test_device_rate_and_fleet_pacing() -> None:
     clock = Clock()
     rate = DeviceRate(10.0, clock)

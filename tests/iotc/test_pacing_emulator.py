@@ -16,7 +16,8 @@ from tests.conftest import emulator_config
 from tests.iotc.conftest import FAST_BACKOFF, dps_endpoint, hub_endpoint
 from translator.iotc.client.credentials import SymmetricKey
 from translator.iotc.client.pool import DeviceSpec, MemoryAssignments, PoolSettings, SessionPool
-from translator.iotc.client.session import SessionSettings
+from translator.iotc.client.session import SessionSettings, SessionState
+from translator.iotc.protocol.approval_wait import ApprovalPolicy
 
 MODEL = "dtmi:example:Thermostat;1"
 
@@ -35,13 +36,18 @@ async def running(tmp_path: Path, **limits: Any) -> AsyncIterator[Emulator]:
 
 @asynccontextmanager
 async def pool_of(
-    emulator: Emulator, assignments: MemoryAssignments | None = None, **settings: Any
+    emulator: Emulator,
+    assignments: MemoryAssignments | None = None,
+    approval: ApprovalPolicy | None = None,
+    **settings: Any,
 ) -> AsyncIterator[SessionPool]:
     pool = SessionPool(
         dps=dps_endpoint(emulator),
         hub=hub_endpoint(emulator),
         settings=PoolSettings(**settings),
-        session_settings=SessionSettings(backoff=FAST_BACKOFF, connect_timeout=10),
+        session_settings=SessionSettings(
+            backoff=FAST_BACKOFF, connect_timeout=10, approval=approval or ApprovalPolicy()
+        ),
         assignments=assignments,
     )
     try:
@@ -152,3 +158,30 @@ async def test_reported_properties_over_the_twin_limits_are_not_sent(tmp_path: P
         assert session.metrics.failures["reported_too_large"] == 2
     reported = emulator.application.device("twin-big").twin.reported  # type: ignore[union-attr]
     assert reported["fine"] == 1 and "huge" not in reported and "p8" not in reported
+
+
+async def test_devices_waiting_for_approval_ask_dps_after_new_devices(tmp_path: Path) -> None:
+    # IoT Central refuses unapproved devices at DPS (401, sub-code 400209:
+    # https://learn.microsoft.com/azure/iot-central/core/troubleshoot-connection), and every retry still
+    # counts against the DPS registration quota. Refused devices ask again in the pacer's deferred lane, so
+    # a fleet of them cannot hold up a new device: here eight refused devices retry as fast as the pacer lets
+    # them, and three new devices go ahead of all of them.
+    async with (
+        running(tmp_path, auto_approve=False, dps_retry_after=0) as emulator,
+        pool_of(emulator, approval=ApprovalPolicy(base=0.02, cap=0.04), dps_per_minute=120) as pool,
+    ):
+        dps = pool.pacing.dps
+        assert dps is not None
+        refused = [await pool.session(spec(emulator, f"urn:imei:35{n:013d}")) for n in range(8)]
+        await until(lambda: dps.figures().waiting >= 6, timeout=30)  # refused devices queue to ask again
+        emulator.dps.auto_approve = True  # IoT Central approves devices it has not seen from now on
+        granted = dps.figures().granted
+        fresh = [await pool.session(spec(emulator, f"new-{n}.sensor_{n}")) for n in range(3)]
+        past_dps = (SessionState.CONNECTING, SessionState.CONNECTED)
+        await until(lambda: all(session.status.state in past_dps for session in fresh), timeout=30)
+        # The three new registrations, and at most the one refused device whose turn it already was (first
+        # come, first served would have put them behind the six or more refused devices queued).
+        assert dps.figures().granted - granted <= 4
+        async with asyncio.timeout(30):
+            await asyncio.gather(*(session.wait_connected(30) for session in fresh))
+        assert all(session.status.state is not SessionState.CONNECTED for session in refused)

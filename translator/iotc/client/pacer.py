@@ -3,7 +3,10 @@ device-to-cloud sends, twin updates), so that a fleet stays under the documented
 into them.
 
 A pacer is a token bucket with a queue: callers are served first come, first served (no device starves
-behind later ones), at most `rate` per second with `burst` saved up. When the service throttles anyway (a
+behind later ones), at most `rate` per second with `burst` saved up. Callers that ask `deferred` (a device
+IoT Central refuses until an operator approves it, asking again) wait in a second lane served only while the
+first is empty: ten thousand unapproved devices cannot hold up a new device's registration, and still get
+the quota nobody else wants. When the service throttles anyway (a
 DPS 429, a CONNACK 3, a twin 429) `throttled()` halves the rate and holds every caller for the retry-after
 the service gave; the rate then climbs back to the configured one over `recovery` seconds. The numbers and
 where Microsoft documents them: translator/settings.py (IotcSettings) and emulator/limits.py.
@@ -59,6 +62,10 @@ class Pacer:
         self._paused_until = 0.0
         self._last_cut = -1e9
         self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._deferred: collections.deque[asyncio.Future[None]] = collections.deque()
+        # The one caller whose turn it is (it waits for a token); `_holder_deferred`: from which lane.
+        self._holder: asyncio.Future[None] | None = None
+        self._holder_deferred = False
         self.granted = 0
         self.throttles = 0
         self._logged = clock()
@@ -86,21 +93,30 @@ class Pacer:
     def _take(self, now: float) -> None:
         self._tokens -= 1.0
         self.granted += 1
-        if self._queue and now - self._logged >= PROGRESS_EVERY:
+        if self.waiting and now - self._logged >= PROGRESS_EVERY:
             self._logged = now
             log.info(
                 "pacer %s: %d granted, %d waiting, %.1f/s (configured %.1f/s)",
                 self.name,
                 self.granted,
-                len(self._queue) - 1,
+                self.waiting - 1,
                 self._rate,
                 self.configured,
             )
 
+    @property
+    def waiting(self) -> int:
+        """Callers queued in both lanes, the one whose turn it is included."""
+        return len(self._queue) + len(self._deferred) + (self._holder is not None)
+
+    def _ahead_of_first_lane(self) -> bool:
+        return bool(self._queue) or (self._holder is not None and not self._holder_deferred)
+
     def try_acquire(self) -> bool:
-        """Take a token without waiting, if one is there and nobody is queued before us."""
+        """Take a token without waiting, if one is there and nobody of the first lane is queued before us
+        (deferred callers give way)."""
         now = self._clock()
-        if self._queue or self._wait(now) > 0:
+        if self._ahead_of_first_lane() or self._wait(now) > 0:
             return False
         self._take(now)
         return True
@@ -126,14 +142,15 @@ class Pacer:
 
     # -- the queue --------------------------------------------------------------------------------
 
-    async def acquire(self) -> None:
-        """Wait for this caller's turn and a token. Cancellation leaves the queue in order."""
-        if not self._queue and self.try_acquire():
+    async def acquire(self, *, deferred: bool = False) -> None:
+        """Wait for this caller's turn and a token; a `deferred` caller only while no other one waits.
+        Cancellation leaves the queue in order."""
+        if self._holder is None and not self._queue and not self._deferred and self.try_acquire():
             return
         me: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(me)
-        if len(self._queue) == 1:
-            me.set_result(None)  # at the head: our turn
+        (self._deferred if deferred else self._queue).append(me)
+        if self._holder is None:
+            self._hand_turn()
         try:
             await me
             while True:
@@ -146,23 +163,34 @@ class Pacer:
         finally:
             self._leave(me)
 
+    def _hand_turn(self) -> None:
+        """The turn goes to the first lane's head, or else the deferred lane's."""
+        self._holder = None
+        while lane := self._queue or self._deferred:
+            waiter = lane.popleft()
+            if waiter.done():
+                continue  # cancelled; its task has not run its `finally` yet
+            self._holder, self._holder_deferred = waiter, lane is self._deferred
+            waiter.set_result(None)
+            return
+
     def _leave(self, me: asyncio.Future[None]) -> None:
-        if self._queue and self._queue[0] is me:
-            self._queue.popleft()
-            if self._queue:
-                self._queue[0].set_result(None)
-        else:
+        if me is self._holder:
+            self._hand_turn()
+            return
+        for lane in (self._queue, self._deferred):
             with contextlib.suppress(ValueError):
-                self._queue.remove(me)
-            me.cancel()
+                lane.remove(me)
+        me.cancel()
 
     def estimate(self) -> float:
         """Seconds a caller arriving now would wait: the queue ahead of it, and the next token."""
-        return self._wait(self._clock()) + len(self._queue) / self._rate
+        ahead = len(self._queue) + (self._holder is not None and not self._holder_deferred)
+        return self._wait(self._clock()) + ahead / self._rate
 
     def figures(self) -> PacerFigures:
         return PacerFigures(
-            self.name, self._rate, self.configured, len(self._queue), self.granted, self.throttles
+            self.name, self._rate, self.configured, self.waiting, self.granted, self.throttles
         )
 
 
@@ -243,6 +271,11 @@ class FleetPacing:
     async def registration(self) -> None:
         if self.dps is not None:
             await self.dps.acquire()
+
+    async def registration_deferred(self) -> None:
+        """A device IoT Central refused until approved asks again: after every other registration."""
+        if self.dps is not None:
+            await self.dps.acquire(deferred=True)
 
     def registration_throttled(self, retry_after: float | None) -> None:
         if self.dps is not None:

@@ -30,7 +30,7 @@ from translator.iotc.client.session import (
 )
 from translator.iotc.client.transport import MessageHandler, MqttTransport
 from translator.iotc.protocol.dps import Assigned
-from translator.iotc.protocol.errors import IotcError, ProvisioningError
+from translator.iotc.protocol.errors import DeviceBlockedError, IotcError, ProvisioningError
 from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,12 @@ class SessionPool:
         return LeanTransport(on_message, self._group)
 
     def _provisioner(self, spec: DeviceSpec) -> Provisioner:
+        # Whether DPS refused this device last time as not approved or blocked: its next registration waits
+        # in the DPS pacer's deferred lane, behind every device asking for the first time.
+        not_approved = False
+
         async def assignment(refused: bool) -> Assigned:
+            nonlocal not_approved
             if not refused:
                 try:
                     cached = await self._assignments.get_assignment(spec.device_id)
@@ -142,16 +147,22 @@ class SessionPool:
                 if cached is not None:
                     return cached
             self.counters["dps_registrations"] += 1
-            assigned = await provision(
-                self._dps,
-                spec.device_id,
-                spec.credential,
-                transport_factory=self.transport_factory,
-                model_id=spec.model_id,
-                gateway_id=spec.gateway_id,
-                registration_gate=self.pacing.registration,
-                on_throttled=self.pacing.registration_throttled,
-            )
+            gate = self.pacing.registration_deferred if not_approved else self.pacing.registration
+            try:
+                assigned = await provision(
+                    self._dps,
+                    spec.device_id,
+                    spec.credential,
+                    transport_factory=self.transport_factory,
+                    model_id=spec.model_id,
+                    gateway_id=spec.gateway_id,
+                    registration_gate=gate,
+                    on_throttled=self.pacing.registration_throttled,
+                )
+            except DeviceBlockedError:
+                not_approved = True
+                raise
+            not_approved = False
             try:
                 await self._assignments.put_assignment(spec.device_id, assigned)
             except Exception:
