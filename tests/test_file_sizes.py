@@ -22,7 +22,6 @@ BACKLOG = frozenset(
         "settings.py",
         "codec/loader.py",
         "coap/hotpath.py",
-        "cli.py",
     }
 )
 

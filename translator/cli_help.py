@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, TypeAlias
 
 from translator.settings import Settings, fields_of
+
+# What add_subparsers returns: each cli_<group> module adds its subcommand to it.
+Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
