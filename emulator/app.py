@@ -20,6 +20,7 @@ from emulator.config import EmulatorConfig
 from emulator.connection import ClientConnection, Session
 from emulator.dps import DpsService, parse_dps_username
 from emulator.faults import Faults
+from emulator.https_device import build_device_app
 from emulator.hub import HubService, parse_hub_username
 from emulator.limits import ServiceLimits
 from emulator.rest import build_app
@@ -75,10 +76,12 @@ class Emulator:
         self._connections: set[ClientConnection] = set()
         self._connection_tasks: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
+        self._device_runner: web.AppRunner | None = None
         self._saver: asyncio.Task[None] | None = None
         self._outage_task: asyncio.Task[None] | None = None
         self.mqtt_port = config.mqtt_port
         self.http_port = config.http_port
+        self.https_port = config.https_port
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -94,15 +97,28 @@ class Emulator:
         sockets = getattr(site._server, "sockets", None)
         if sockets:
             self.http_port = sockets[0].getsockname()[1]
+        self.https_port = await self._open_device_api()
         self._saver = asyncio.create_task(self._save_loop(), name="emulator-save")
         log.info(
-            "emulator ready: MQTT (DPS and hub) on %s:%d, REST on http://%s:%d, CA %s",
+            "emulator ready: MQTT (DPS and hub) on %s:%d, the hub's HTTPS device API on %d, REST on "
+            "http://%s:%d, CA %s",
             self.config.host,
             self.mqtt_port,
+            self.https_port,
             self.config.host,
             self.http_port,
             self.tls.ca_path,
         )
+
+    async def _open_device_api(self) -> int:
+        assert self.tls is not None
+        self._device_runner = web.AppRunner(build_device_app(self), access_log=None)
+        await self._device_runner.setup()
+        context = server_ssl_context(self.tls, self.config.x509_enrollment_ca)
+        site = web.TCPSite(self._device_runner, self.config.host, self.config.https_port, ssl_context=context)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None)
+        return int(sockets[0].getsockname()[1]) if sockets else self.config.https_port
 
     async def stop(self) -> None:
         for task in (self._outage_task, self._saver):
@@ -116,8 +132,9 @@ class Emulator:
             await asyncio.wait(self._connection_tasks, timeout=5)
         for task in self._connection_tasks:
             task.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in (self._runner, self._device_runner):
+            if runner is not None:
+                await runner.cleanup()
         save_application(self.config.state_dir, self.application)
         log.info("emulator stopped")
 
@@ -302,6 +319,8 @@ class Emulator:
             "host": self.config.host,
             "mqttPort": self.mqtt_port,
             "httpPort": self.http_port,
+            "httpsPort": self.https_port,
+            "hubSessions": len(self.hub.sessions),
             "caPath": str(Path(self.tls.ca_path).resolve()),
             "x509EnrollmentCa": str(self.config.x509_enrollment_ca or "") or None,
             "apiToken": self.api_token() or None,

@@ -87,6 +87,11 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--mqtt-port", type=int, help="TLS MQTT port for DPS and hub (default 8883)")
     parser.add_argument("--http-port", type=int, help="REST API port (default 8080)")
+    parser.add_argument(
+        "--https-port",
+        type=int,
+        help="the hub's HTTPS device API port (default 8443; 443 on a real hub)",
+    )
     parser.add_argument("--id-scope", help="DPS ID scope (generated once when absent)")
     for name, what in SECRETS.items():
         _secret_flags(parser, name, what)
@@ -140,6 +145,7 @@ async def _serve(emulator: Emulator) -> None:
         f"  ID scope:          {info['idScope']}\n"
         f"  group primary key: {info['groupPrimaryKey']}\n"
         f"  DPS + hub (MQTT):  mqtts://{info['host']}:{info['mqttPort']}  hubs: {', '.join(info['hubs'])}\n"
+        f"  hub HTTPS devices: https://{info['host']}:{info['httpsPort']}/devices/{{id}}/messages/events\n"
         f"  REST API:          http://{info['host']}:{info['httpPort']}/api/devices?api-version={info['apiVersion']}\n"
         f"  API token:         {info['apiToken'] or '(auth off)'}\n"
         f"  CA certificate:    {info['caPath']}",
@@ -166,6 +172,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m emulator") ->
             "host",
             "mqtt_port",
             "http_port",
+            "https_port",
             "id_scope",
             "x509_enrollment_ca",
             "hub_names",

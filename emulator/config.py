@@ -26,6 +26,8 @@ class EmulatorConfig:
     # One TLS listener serves DPS and hub traffic; the CONNECT username tells them apart.
     mqtt_port: int = 8883
     http_port: int = 8080
+    # IoT Hub's HTTPS device API (emulator/https_device.py) with the hub's certificate; 443 on a real hub.
+    https_port: int = 8443
     id_scope: str = ""  # generated and persisted when empty
     group_primary_key: str = ""  # generated and persisted when empty
     group_secondary_key: str = ""
@@ -68,7 +70,7 @@ class EmulatorConfig:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def validated(self) -> EmulatorConfig:
-        for name in ("mqtt_port", "http_port"):
+        for name in ("mqtt_port", "http_port", "https_port"):
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{name}: {port} is not a TCP port (0..65535)")

@@ -179,6 +179,14 @@ class HubService:
 
     # -- connect ----------------------------------------------------------------------------------
 
+    def throttling(self) -> float:
+        """Seconds of the hub's throttling fault left (0.0: not throttled)."""
+        return self._faults.hub_throttled(self._clock())
+
+    def credentials_problem(self, username: HubUsername, password: str | None, cn: str | None) -> str:
+        """Why these credentials may not act as the device on that hub ('' when they may)."""
+        return self._credentials_problem(username, password, cn)
+
     def _credentials_problem(self, username: HubUsername, password: str | None, cn: str | None) -> str:
         if cn is not None and password is None:
             if not valid_common_name(cn):
@@ -384,18 +392,37 @@ class HubService:
         log.info("hub %s: cloud-to-device message %s completed", device.device_id, message_id)
 
     def record_telemetry(self, session: HubSession, topic: str, bag: str, publish: mqtt.Publish) -> None:
-        payload = publish.payload
         properties = parse_property_bag(bag)
         if publish.retain:
             properties["mqtt-retain"] = "true"  # IoT Hub does not retain; it marks the message instead
         system = {SYSTEM_PROPERTIES[k]: v for k, v in properties.items() if k in SYSTEM_PROPERTIES}
         application_properties = {k: v for k, v in properties.items() if k not in SYSTEM_PROPERTIES}
+        self.record_event(
+            session.device,
+            session.hub,
+            topic=topic,
+            system=system,
+            application_properties=application_properties,
+            payload=publish.payload,
+        )
+
+    def record_event(
+        self,
+        device: Device,
+        hub: str,
+        *,
+        topic: str,
+        system: dict[str, str],
+        application_properties: dict[str, str],
+        payload: bytes,
+    ) -> None:
+        """One device-to-cloud message, whichever protocol brought it (MQTT, or emulator/https_device.py)."""
         component = system.get("component")
         body = _decode_body(payload)
         enqueued = utc_now_iso(self._clock())
         event = self.telemetry.append(
-            device_id=session.device.device_id,
-            hub=session.hub,
+            device_id=device.device_id,
+            hub=hub,
             topic=topic,
             component=component,
             enqueued_time=enqueued,
@@ -407,8 +434,8 @@ class HubService:
         if isinstance(body, dict):
             for name, value in body.items():
                 key = f"{component}/{name}" if component else name
-                session.device.telemetry[key] = {"timestamp": timestamp, "value": value}
-        log.debug("hub %s: telemetry #%d (%d bytes)", session.device.device_id, event.sequence, len(payload))
+                device.telemetry[key] = {"timestamp": timestamp, "value": value}
+        log.debug("hub %s: telemetry #%d (%d bytes)", device.device_id, event.sequence, len(payload))
 
     def telemetry_ack_delay(self) -> float:
         return self._faults.ack_delay(self._clock())

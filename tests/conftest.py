@@ -53,6 +53,7 @@ def emulator_config(state_dir: Path, **overrides: Any) -> EmulatorConfig:
         "state_dir": state_dir,
         "mqtt_port": 0,
         "http_port": 0,
+        "https_port": 0,
         "id_scope": "0neTEST0001",
         "group_primary_key": TEST_GROUP_KEY,
         "group_secondary_key": TEST_SECONDARY_KEY,

@@ -82,3 +82,15 @@ def test_other_columns_are_kept_for_enrichment() -> None:
 def test_a_near_miss_of_a_known_column_is_refused_as_a_typo(column: str, meant: str) -> None:
     with pytest.raises(ImportError_, match=f"column '{column}' is unknown: did you mean {meant}"):
         parse_devices_csv(f"deviceId,{column}\nd1,x\n")
+
+
+def test_connection_column_marks_a_device_ephemeral() -> None:
+    rows = parse_devices_csv("deviceId,connection\nsleepy-1,Ephemeral\nawake-1,persistent\nplain-1,\n")
+    assert [d.entry.connection for d in rows] == ["ephemeral", "persistent", None]
+    with pytest.raises(ImportError_, match=r"line 2: connection 'sometimes' is not one of"):
+        parse_devices_csv("deviceId,connection\nx-1,sometimes\n")
+
+
+def test_the_connection_column_is_no_attribute() -> None:
+    [device] = parse_devices_csv("deviceId,connection,site\nsleepy-1,ephemeral,Lyon\n")
+    assert (device.entry.connection, device.entry.attributes) == ("ephemeral", (("site", "Lyon"),))

@@ -2,10 +2,12 @@
 
 Columns (header names, case-insensitive; only `deviceId` is required):
 `deviceId, endpoint, codec, modelId, symmetricKey, certificate, privateKey, connectionString, pskIdentity,
-pskKey`; any other column (`site`, `building`, `customer`…) is kept with the device for its codec's
-enrichment (docs/codec.md, "Ingress transforms"), except a near-miss of a known one (`symetricKey`),
-refused as the typo it likely is. `pskIdentity` and `pskKey` (hex, 16..64 bytes, as LwM2M servers take it)
-secure the endpoint: it then registers only over DTLS with that identity, never on the plain port.
+pskKey, connection`; any other column (`site`, `building`, `customer`…) is kept with the device for its
+codec's enrichment (docs/codec.md, "Ingress transforms"), except a near-miss of a known one (`symetricKey`),
+refused as the typo it likely is. `connection` is `persistent` or `ephemeral` (telemetry only, no held
+session; it wins over the codec's `connection`). `pskIdentity` and `pskKey` (hex, 16..64 bytes, as LwM2M
+servers take it) secure the endpoint: it then registers only over DTLS with that identity, never on the
+plain port.
 `endpoint` defaults to the device id. A `connectionString` (`HostName=...;DeviceId=...;SharedAccessKey=...`)
 makes the device a plain IoT Hub device: no DPS, straight to that hub.
 
@@ -22,6 +24,7 @@ import io
 from dataclasses import dataclass
 
 from translator.coap.credentials import check_psk
+from translator.codec.spec import CONNECTIONS
 from translator.iotc.protocol.ids import id_problem
 from translator.store import DeviceEntry, HubAssignment, PskEntry
 
@@ -36,6 +39,7 @@ _COLUMNS = {
     "connectionstring": "connection_string",
     "pskidentity": "psk_identity",
     "pskkey": "psk_key",
+    "connection": "connection",
 }
 
 
@@ -50,6 +54,7 @@ _HEADERS = (
     "connectionString",
     "pskIdentity",
     "pskKey",
+    "connection",
 )
 _CANONICAL = {header.lower(): header for header in _HEADERS}  # as a typo's suggestion spells it
 
@@ -131,9 +136,19 @@ def parse_devices_csv(text: str) -> list[ImportedDevice]:
             certificate=values.get("certificate") or None,
             private_key=values.get("private_key") or None,
             attributes=tuple((n.strip(), v.strip()) for n in extra if (v := row.get(n) or "").strip()),
+            connection=_connection(line, values.get("connection", "")),
         )
         devices.append(ImportedDevice(entry, assignment, _psk(line, entry.endpoint, values)))
     return devices
+
+
+def _connection(line: int, value: str) -> str | None:
+    """`persistent` or `ephemeral` (README: ephemeral devices); empty: as the device's codec says."""
+    if not value:
+        return None
+    if value.lower() not in CONNECTIONS:
+        raise ImportError_(f"line {line}: connection {value!r} is not one of {', '.join(CONNECTIONS)}")
+    return value.lower()
 
 
 def _psk(line: int, endpoint: str, values: dict[str, str]) -> PskEntry | None:

@@ -48,6 +48,7 @@ async def start_emulator(
             host=chosen.host,
             mqtt_port=chosen.mqtt_port,
             http_port=chosen.http_port,
+            https_port=chosen.https_port,
         ).validated(),
         template_source=template_for,
     )

@@ -89,7 +89,10 @@ class Translator:
         posture = plain_posture(self.settings.coap, real_iotc=real_iotc)
         if not real_iotc and not self._emulated:
             self.emulator, self.iotc = await start_emulator(self.settings, self.catalog)
-        settings = replace(self.settings, iotc=self.iotc, coap=posture)
+        ephemeral = self.settings.ephemeral
+        if self.emulator is not None:  # its hub's HTTPS device API, for ephemeral devices
+            ephemeral = replace(ephemeral, hub_https_port=self.emulator.https_port)
+        settings = replace(self.settings, iotc=self.iotc, coap=posture, ephemeral=ephemeral)
         await self.store.open()
         self.ownership = ownership_for(self.store, settings.store)
         if self.ownership is not None:

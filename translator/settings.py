@@ -33,6 +33,7 @@ from pydantic.fields import FieldInfo
 
 from translator.coap.settings import CoapSettings
 from translator.gateway.settings import GatewaySettings
+from translator.settings_ephemeral import EphemeralSection
 
 ENV_PREFIX = "IOTC_TRANSLATOR_"
 # The test suite's own variables (IOTC_TRANSLATOR_TEST_SHARED) share the prefix but are no settings.
@@ -330,6 +331,7 @@ class EmulatorSettings:
     host: str = Field(default="127.0.0.1", min_length=1, description="address of the embedded emulator")
     mqtt_port: Port = Field(default=8883, description="its DPS and IoT Hub MQTT (TLS) port")
     http_port: Port = Field(default=8080, description="its REST API port")
+    https_port: Port = Field(default=8443, description="its hub's HTTPS device API port (ephemeral devices)")
 
 
 def _upper(raw: object) -> object:
@@ -366,6 +368,7 @@ class Settings:
     emulator: EmulatorSettings = Field(default_factory=EmulatorSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    ephemeral: EphemeralSection = Field(default_factory=EphemeralSection)
     workers: int = Field(
         default=1,
         ge=1,
@@ -398,7 +401,7 @@ class Settings:
 
 
 _FLAGS = "flags"
-SECTIONS = ("coap", "iotc", "codec", "store", "operations", "emulator", "http", "gateway")
+SECTIONS = ("coap", "iotc", "codec", "store", "operations", "emulator", "http", "gateway", "ephemeral")
 
 
 def _unknown_variables(environ: Mapping[str, str]) -> None:

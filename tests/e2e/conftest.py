@@ -25,6 +25,7 @@ from translator.lwm2m import ContentFormat, Record, Value, encode
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
 from translator.settings import CodecSettings, IotcSettings, OperationsSettings, Settings
+from translator.settings_ephemeral import EphemeralSection
 
 STEP = 20.0  # the bound of every single wait in these tests
 COAP_CLIENT = shutil.which("coap-client-notls")
@@ -71,6 +72,7 @@ def translator_settings(emulator: Emulator, state_dir: Path, **iotc: Any) -> Set
         ),
         codec=CodecSettings(directory=REPO / "codecs"),
         operations=OperationsSettings(port=0),
+        ephemeral=EphemeralSection(hub_https_port=emulator.https_port),
     )
 
 

@@ -46,6 +46,9 @@ reconnect_max = 2.0
 [codec]
 directory = "{REPO / "codecs"}"
 
+[ephemeral]
+hub_https_port = {emulator.https_port}
+
 [operations]
 port = 0
 """

@@ -23,7 +23,7 @@ async def test_embedded_emulator_assigns_the_exported_template(tmp_path: Path) -
     settings = Settings(
         state_dir=tmp_path / "state",
         coap=FAST_COAP,
-        emulator=EmulatorSettings(mqtt_port=0, http_port=0),
+        emulator=EmulatorSettings(mqtt_port=0, http_port=0, https_port=0),
         codec=CodecSettings(directory=REPO / "codecs"),
         operations=OperationsSettings(port=0),
     )

@@ -41,6 +41,8 @@ async def start(state_dir: Path, *args: str) -> tuple[asyncio.subprocess.Process
         "0",
         "--http-port",
         "0",
+        "--https-port",
+        "0",
         *args,
         cwd=REPO,
         env=clean_env(),

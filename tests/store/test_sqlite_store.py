@@ -73,11 +73,11 @@ async def test_a_read_only_store_refuses_a_removal_without_keeping_it_half_done(
         assert await store.outbox_depth("dev-1") == 1
 
 
-async def test_a_store_made_before_device_attributes_gets_the_column(tmp_path: Path) -> None:
-    """Devices imported before the CSV's extra columns were kept: their store opens, they read back with
-    no attributes, and a new import stores its attributes."""
+async def test_a_store_made_before_device_attributes_and_connection_gets_the_columns(tmp_path: Path) -> None:
+    """Devices imported before the CSV's extra columns (attributes) and `connection` were kept: their store
+    opens, they read back with neither, and a new import stores both."""
     path = tmp_path / "translator.db"
-    with contextlib.closing(sqlite3.connect(path)) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:  # the devices table as it was created before
         db.execute(
             "CREATE TABLE devices (device_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL UNIQUE, codec TEXT, "
             "model_id TEXT, symmetric_key TEXT, certificate TEXT, private_key TEXT)"
@@ -86,8 +86,6 @@ async def test_a_store_made_before_device_attributes_gets_the_column(tmp_path: P
         db.commit()
     async with opened(SqliteStore(path)) as store:
         assert await store.device_for_endpoint("ep-old") == DeviceEntry("old", "ep-old", symmetric_key="a2V5")
-        await store.put_device(DeviceEntry("new", "ep-new", attributes=(("site", "Lyon"),)))
-        assert await store.devices() == [
-            DeviceEntry("new", "ep-new", attributes=(("site", "Lyon"),)),
-            DeviceEntry("old", "ep-old", symmetric_key="a2V5"),
-        ]
+        new = DeviceEntry("new", "ep-new", attributes=(("site", "Lyon"),), connection="ephemeral")
+        await store.put_device(new)
+        assert await store.devices() == [new, DeviceEntry("old", "ep-old", symmetric_key="a2V5")]

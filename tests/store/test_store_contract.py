@@ -159,3 +159,12 @@ async def test_an_imported_device_replaces_the_one_with_its_id_or_endpoint(new_s
             DeviceEntry("dev-3", "ep-2"),
         ]
         assert await store.device_for_endpoint("ep-2") == DeviceEntry("dev-3", "ep-2")
+
+
+async def test_an_imported_device_keeps_its_connection(new_store: StoreFactory) -> None:
+    async with opened(new_store()) as store:
+        await store.put_device(DeviceEntry("sleepy-1", "ep-s", connection="ephemeral"))
+    async with opened(new_store()) as store:
+        assert await store.device_for_endpoint("ep-s") == DeviceEntry(
+            "sleepy-1", "ep-s", connection="ephemeral"
+        )

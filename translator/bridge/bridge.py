@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from translator.bridge.codecs import CodecCatalog
 from translator.bridge.device import DeviceLife
+from translator.bridge.ephemeral import Sessions, connection_of
 from translator.bridge.journal import RegistrationJournal
 from translator.bridge.pacing import SetupLimiter
 from translator.bridge.services import Deadlines, DeviceServices
@@ -37,6 +38,7 @@ from translator.coap import (
 )
 from translator.coap.snapshot import RegistrationSnapshot, plan_restore
 from translator.codec import Codec
+from translator.codec.spec import Connection
 from translator.iotc.client.credentials import (
     CommonNameTooLongError,
     Credential,
@@ -81,6 +83,7 @@ class Bridge:
         self.ownership = ownership  # None: this translator is alone (SQLite), every device is its own
         self._handover = HandOver(ownership, self._let_go) if ownership is not None else None
         self.pool = pool
+        self.sessions = Sessions(pool, settings)
         self.catalog = catalog
         self.metrics = metrics
         self.clock = clock
@@ -193,6 +196,7 @@ class Bridge:
         registration: Registration | None,
         endpoint: str,
         model_id: str | None = None,
+        connection: Connection | None = None,
     ) -> DeviceLife | None:
         entry = await self.store.device_for_endpoint(endpoint)
         # An imported device is known to IoT Central by the id its import gave it, not by its endpoint name.
@@ -211,11 +215,11 @@ class Bridge:
             or model_id
             or (codec.model_id if codec is not None else None)
         )
-        session = await self.pool.session(
-            DeviceSpec(cloud_id, credential, model_id, callbacks, self._gateway)
+        session = await self.sessions.open(
+            DeviceSpec(cloud_id, credential, model_id, callbacks, self._gateway),
+            connection_of(entry, codec, connection),
+            pinned=registration is not None,
         )
-        # Commands and writable properties arrive only while connected: registered devices stay connected.
-        self.pool.pin(cloud_id, registration is not None)
         await life.start(session)
         self.lives[device_id] = life
         device_log(log, device_id).info(
@@ -229,6 +233,7 @@ class Bridge:
         registration: Registration | None,
         endpoint: str,
         model_id: str | None = None,
+        connection: Connection | None = None,
     ) -> DeviceLife | None:
         life = self.lives.get(device_id)
         if life is not None:
@@ -236,7 +241,8 @@ class Bridge:
         starting = self._starting.get(device_id)
         if starting is None:
             starting = asyncio.create_task(
-                self._start_life(device_id, registration, endpoint, model_id), name=f"start-{device_id}"
+                self._start_life(device_id, registration, endpoint, model_id, connection),
+                name=f"start-{device_id}",
             )
             self._starting[device_id] = starting
             starting.add_done_callback(lambda _task: self._starting.pop(device_id, None))
@@ -379,9 +385,10 @@ class Bridge:
 
     async def life_for(self, device_id: str, *, model_id: str | None = None) -> DeviceLife:
         """The life of a device that speaks no LwM2M (the HTTP ingest), started if need be: DPS with
-        `model_id` (unless an import names one), then its session from the pool, unpinned. Its device id is
-        its endpoint name, as for a life resumed for its outbox."""
-        life = await asyncio.shield(self._life(device_id, None, device_id, model_id))
+        `model_id` (unless an import names one), then its session from the pool, unpinned (or ephemeral). Its
+        device id is its endpoint name, as for a life resumed for its outbox."""
+        connection = self.settings.ephemeral.http_connection
+        life = await asyncio.shield(self._life(device_id, None, device_id, model_id, connection))
         if life is None:
             raise RuntimeError(f"device {device_id}: no life to deliver to")
         return life

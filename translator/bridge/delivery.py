@@ -67,6 +67,7 @@ from translator.bridge.ordering_events import (
 from translator.bridge.sweep import DirectSweep
 from translator.coap import BackPressure, Outcome
 from translator.codec import TelemetryMessage
+from translator.iotc.client.ephemeral import EphemeralSession
 from translator.iotc.client.session import DeviceSession
 from translator.iotc.protocol.errors import HubError
 from translator.ops.metrics import Metrics
@@ -123,7 +124,7 @@ class TelemetryDelivery:
         owns: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self.device_id = device_id
-        self.session: DeviceSession | None = None
+        self.session: DeviceSession | EphemeralSession | None = None
         self._store = store
         self._metrics = metrics
         self._sweep = sweep
@@ -141,7 +142,7 @@ class TelemetryDelivery:
         self._io: asyncio.Task[None] | None = None
         self._replay_timer: asyncio.TimerHandle | None = None
 
-    async def start(self, session: DeviceSession) -> None:
+    async def start(self, session: DeviceSession | EphemeralSession) -> None:
         self.session = session
         self._feed(Started(await self._store.outbox_depth(self.device_id) == 0))
 

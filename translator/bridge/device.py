@@ -30,6 +30,7 @@ from translator.codec import Codec, DeviceMapper, TelemetryMessage
 from translator.codec.changes import ChangeFilter, Selection
 from translator.codec.coverage import untranslated
 from translator.codec.transforms import IngressRun, Transforms
+from translator.iotc.client.ephemeral import EphemeralSession
 from translator.iotc.client.session import DeviceSession, SessionCallbacks
 from translator.iotc.protocol.errors import HubError
 from translator.iotc.protocol.twin import merge_patches, reported_patch
@@ -57,7 +58,7 @@ class DeviceLife:
         self._http_ingress: IngressRun | None = None  # the HTTP face's transforms, run for this device
         self.mapper = self._mapper(codec)
         self.registration: Registration | None = None
-        self.session: DeviceSession | None = None
+        self.session: DeviceSession | EphemeralSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changes = ChangeFilter(codec) if codec is not None else None
         self._log = logging.LoggerAdapter(log, {"device_id": device_id})
@@ -145,8 +146,10 @@ class DeviceLife:
 
     # -- life cycle -------------------------------------------------------------------------------
 
-    async def start(self, session: DeviceSession) -> None:
+    async def start(self, session: DeviceSession | EphemeralSession) -> None:
         self.session = session
+        if isinstance(session, EphemeralSession):
+            session.on_ready = self.telemetry.on_connected  # its backoff is over: replay the outbox
         await self.telemetry.start(session)
         await self.commands.resume_offline()
         self.report_enrichment()  # connected before it had its session: on_connected could not
@@ -167,6 +170,8 @@ class DeviceLife:
 
     async def close(self) -> None:
         await self.telemetry.close()
+        if isinstance(self.session, EphemeralSession):
+            await self.session.close()  # the life owns it (a persistent session is the pool's)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

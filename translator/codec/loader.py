@@ -28,6 +28,7 @@ from typing import Any
 
 from translator.codec import dtdl
 from translator.codec.check import check_codec
+from translator.codec.connection import check_connection, parse_connection
 from translator.codec.errors import CodecFileError
 from translator.codec.locate import field_line
 from translator.codec.names import is_dtdl_name, resource_names
@@ -52,7 +53,7 @@ from translator.codec.values import NUMERIC_TYPES, Scaling
 from translator.lwm2m import ObjectModel, ObjectRegistry, ResourceModel
 
 _TOP = frozenset({"template", "component", "telemetry", "property", "command"}) | TRANSFORM_TABLES
-_TEMPLATE_KEYS = frozenset({"id", "displayName", "description"})
+_TEMPLATE_KEYS = frozenset({"id", "displayName", "description", "connection"})
 _COMPONENT_KEYS = frozenset({"name", "path", "displayName", "interface"})
 _COMMON = frozenset({"path", "name", "displayName", "component"})
 _VALUE_KEYS = frozenset({"unit", "semanticType", "scale", "offset"})
@@ -138,8 +139,10 @@ class _Loader(TableReader):
             properties=tuple(properties),
             commands=tuple(commands),
             transforms=transforms,
+            connection=parse_connection(self.source, template),
         )
         check_codec(codec)
+        check_connection(codec)
         return codec
 
     def string(self, table: Mapping[str, Any], key: str, where: str, *, required: bool = False) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from translator.codec.transforms import NO_TRANSFORMS, Transforms
 from translator.codec.values import IDENTITY, Scaling
@@ -192,6 +193,10 @@ class Observation:
     attributes: dict[str, int | float]
 
 
+Connection = Literal["persistent", "ephemeral"]
+CONNECTIONS: tuple[Connection, ...] = ("persistent", "ephemeral")
+
+
 @dataclass(frozen=True)
 class Codec:
     """A device template and its mapping. Build through the loader or `default_codec`, which validate."""
@@ -208,6 +213,8 @@ class Codec:
     left_out: tuple[Path, ...] = ()
     # Computed telemetry, enrichment, drop and rename (codec/transforms.py); none for the default codec.
     transforms: Transforms = NO_TRANSFORMS
+    # "ephemeral": telemetry only, sent without a held session (translator/bridge/ephemeral.py).
+    connection: Connection = "persistent"
     _by_resource: dict[tuple[int, int | None, int], Telemetry | Property] = field(
         init=False, repr=False, compare=False
     )

@@ -78,6 +78,7 @@ class DeviceEntry:
     private_key: str | None = None  # path of its PEM key
     # The CSV's other columns (site, building, customer…), as (column, value): a codec's enrichment.
     attributes: tuple[tuple[str, str], ...] = ()
+    connection: str | None = None  # "persistent" or "ephemeral"; None: as its codec says
 
 
 @dataclass(frozen=True, slots=True)

@@ -438,6 +438,7 @@ class RedisStore(StoreLife):
             "certificate": entry.certificate,
             "private_key": entry.private_key,
             "attributes": dict(entry.attributes),
+            "connection": entry.connection,
         }
         await self._script(
             "device write",
@@ -458,6 +459,7 @@ class RedisStore(StoreLife):
             v["certificate"],
             v["private_key"],
             tuple(v.get("attributes", {}).items()),  # a device written before attributes existed: none
+            v.get("connection"),  # absent from entries written before the column existed
         )
 
     async def device_for_endpoint(self, endpoint: str) -> DeviceEntry | None:

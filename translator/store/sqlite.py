@@ -56,20 +56,32 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE INDEX IF NOT EXISTS commands_device ON commands (device_id, created);
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY, endpoint TEXT NOT NULL UNIQUE, codec TEXT, model_id TEXT,
-    symmetric_key TEXT, certificate TEXT, private_key TEXT, attributes TEXT
+    symmetric_key TEXT, certificate TEXT, private_key TEXT, attributes TEXT, connection TEXT
 );
 CREATE TABLE IF NOT EXISTS dtls_psk (
     identity TEXT PRIMARY KEY, endpoint TEXT NOT NULL UNIQUE, key BLOB NOT NULL
 );
 """
-_DEVICE_COLUMNS = "device_id, endpoint, codec, model_id, symmetric_key, certificate, private_key, attributes"
+_ADDED_DEVICE_COLUMNS = ("attributes", "connection")  # in the order stores gained them
+_DEVICE_COLUMNS = (
+    "device_id, endpoint, codec, model_id, symmetric_key, certificate, private_key, "
+    + ", ".join(_ADDED_DEVICE_COLUMNS)
+)
 
 
 def _device_entry(row: Any) -> DeviceEntry:
-    device_id, endpoint, codec, model_id, symmetric_key, certificate, private_key, attributes = row
+    device_id, endpoint, codec, model_id, symmetric_key, certificate, private_key, attributes, connection = row
     pairs = tuple(json.loads(attributes).items()) if attributes else ()
     return DeviceEntry(
-        device_id, endpoint, codec, model_id, symmetric_key, certificate, private_key, attributes=pairs
+        device_id,
+        endpoint,
+        codec,
+        model_id,
+        symmetric_key,
+        certificate,
+        private_key,
+        attributes=pairs,
+        connection=connection,
     )
 
 
@@ -117,7 +129,7 @@ class SqliteStore(StoreLife):
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=FULL")
         await self._db.executescript(_SCHEMA)
-        await self._add_attributes_column(self._db)
+        await self._add_columns(self._db)
         await self._db.execute(
             "INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
         )
@@ -342,7 +354,7 @@ class SqliteStore(StoreLife):
 
     async def put_device(self, entry: DeviceEntry) -> None:
         await self._write(
-            f"INSERT OR REPLACE INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO devices ({_DEVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entry.device_id,
                 entry.endpoint,
@@ -352,16 +364,19 @@ class SqliteStore(StoreLife):
                 entry.certificate,
                 entry.private_key,
                 json.dumps(dict(entry.attributes)) if entry.attributes else None,
+                entry.connection,
             ),
         )
 
     @staticmethod
-    async def _add_attributes_column(db: aiosqlite.Connection) -> None:
-        """A store made before devices had attributes (the CSV's extra columns) gets the column."""
+    async def _add_columns(db: aiosqlite.Connection) -> None:
+        """Columns added to `devices` since a store file was created (CREATE TABLE IF NOT EXISTS leaves an
+        old table be): the CSV's extra columns (attributes), then a device's connection."""
         async with db.execute("PRAGMA table_info(devices)") as rows:
             columns = {str(row[1]) async for row in rows}
-        if "attributes" not in columns:
-            await db.execute("ALTER TABLE devices ADD COLUMN attributes TEXT")
+        for column in _ADDED_DEVICE_COLUMNS:
+            if column not in columns:
+                await db.execute(f"ALTER TABLE devices ADD COLUMN {column} TEXT")
 
     async def device_for_endpoint(self, endpoint: str) -> DeviceEntry | None:
         async with self.db.execute(

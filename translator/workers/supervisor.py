@@ -12,7 +12,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from translator.private_files import private_dir
@@ -94,6 +94,9 @@ class Supervisor:
 
             catalog = CodecCatalog.from_settings(self.settings.codec)
             self.emulator, self._emulated = await start_emulator(self.settings, catalog, self._templates)
+            # Its hub's HTTPS device API, for the workers' ephemeral devices.
+            https = replace(self.settings.ephemeral, hub_https_port=self.emulator.https_port)
+            self.settings = replace(self.settings, ephemeral=https)
         self.ports = _free_ports(self.ports, self.settings)
         first, *others = self._slots
         await self._spawn(first)  # alone first: a start-up error (Redis unreachable, say) is told once

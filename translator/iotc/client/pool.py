@@ -18,6 +18,7 @@ from typing import Protocol
 
 from translator.iotc.client.credentials import Credential, TlsContexts, X509Identity
 from translator.iotc.client.dps_client import DpsEndpoint, provision
+from translator.iotc.client.ephemeral import EphemeralSettings, EphemeralUplinks
 from translator.iotc.client.lean_transport import ConnectionGroup, LeanTransport
 from translator.iotc.client.pacer import FleetPacing, PacingSettings
 from translator.iotc.client.session import (
@@ -171,6 +172,20 @@ class SessionPool:
             return assigned
 
         return assignment
+
+    def ephemeral_uplinks(self, settings: EphemeralSettings) -> EphemeralUplinks:
+        """Sessionless uplinks for ephemeral devices, sharing this pool's TLS contexts, transport and pacers;
+        `provisioner` gives them the cached assignments."""
+        return EphemeralUplinks(
+            settings=settings,
+            hub=self._hub,
+            tls=self._tls,
+            transport_factory=self.transport_factory,
+            pacing=self.pacing,
+        )
+
+    def provisioner(self, spec: DeviceSpec) -> Provisioner:
+        return self._provisioner(spec)
 
     # -- sessions -----------------------------------------------------------------------------------
 

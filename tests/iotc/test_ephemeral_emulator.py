@@ -1,0 +1,159 @@
+"""Ephemeral uplinks against the emulator over TLS: IoT Hub's HTTPS device API (the emulator's side and the
+translator's client) and the short MQTT connection; no session stays open, failures back off and recover."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from emulator.app import Emulator
+from tests.conftest import RestClient, emulator_config
+from tests.iotc.conftest import FAST_BACKOFF, dps_endpoint, hub_endpoint
+from tests.iotc.test_session_emulator import MODEL, spec, telemetry_of
+from translator.iotc.client.credentials import SymmetricKey, TlsContexts
+from translator.iotc.client.ephemeral import EphemeralSession, EphemeralSettings, Transport
+from translator.iotc.client.https_device import HttpsLink
+from translator.iotc.client.pool import SessionPool
+from translator.iotc.protocol.errors import DeviceNotFoundError, HubThrottledError, HubUnauthorizedError
+from translator.iotc.protocol.sas import TokenPolicy
+
+STEP = 20.0
+
+
+def uplink(pool: SessionPool, emulator: Emulator, device_id: str, transport: Transport) -> EphemeralSession:
+    settings = EphemeralSettings(
+        transport=transport, https_port=emulator.https_port, linger=0.05, timeout=5.0, backoff=FAST_BACKOFF
+    )
+    device = spec(emulator, device_id)
+    return pool.ephemeral_uplinks(settings).session(
+        device_id, device.credential, pool.provisioner(device), MODEL
+    )
+
+
+async def https_link(
+    emulator: Emulator, pool: SessionPool, device_id: str, key: str | None = None
+) -> HttpsLink:
+    assert emulator.tls is not None
+    device = spec(emulator, device_id)
+    assignment = await pool.provisioner(device)(False)
+    return HttpsLink(
+        assignment,
+        SymmetricKey(key) if key is not None else device.credential,
+        tls=TlsContexts(emulator.tls.ca_path),
+        gateway_host="127.0.0.1",
+        port=emulator.https_port,
+        token_policy=TokenPolicy(),
+        timeout=5.0,
+    )
+
+
+@pytest.mark.parametrize("transport", ["https", "mqtt"])
+async def test_ephemeral_telemetry_lands_and_no_session_stays(
+    emulator: Emulator, rest: RestClient, pool: SessionPool, transport: Transport
+) -> None:
+    device_id = f"eph-{transport}"
+    session = uplink(pool, emulator, device_id, transport)
+    moment = datetime(2026, 12, 3, 9, 0, 0, 250000, tzinfo=UTC)
+    try:
+        async with asyncio.timeout(STEP):
+            for value in (1, 2, 3):  # one batch: one link
+                await session.send_telemetry(
+                    json.dumps({"temperature": value}).encode(),
+                    component="thermostat1",
+                    creation_time=moment,
+                    custom={"site": "north"},
+                )
+            events = await telemetry_of(rest, device_id, 3)
+            assert [e["body"] for e in events] == [{"temperature": v} for v in (1, 2, 3)]
+            event = events[0]
+            assert event["component"] == "thermostat1"
+            assert event["properties"] == {
+                "iothub-creation-time-utc": "2026-12-03T09:00:00.250Z",
+                "site": "north",
+            }
+            assert event["systemProperties"]["contentType"] == "application/json"
+            assert event["systemProperties"]["contentEncoding"] == "utf-8"
+            assert session.metrics.connects == 1
+            while session.link_open:  # the link closes once the batch is out (linger), bounded above
+                await asyncio.sleep(0.02)
+            assert not emulator.hub.online(device_id)
+            assert (await rest.get("/emulator/info"))["hubSessions"] == 0
+            device = await rest.get(f"/api/devices/{device_id}")
+            assert device["provisioned"] is True
+    finally:
+        await session.close()
+
+
+async def test_https_api_refuses_a_wrong_key_and_an_unknown_device(
+    emulator: Emulator, pool: SessionPool
+) -> None:
+    async with asyncio.timeout(STEP):
+        wrong = await https_link(emulator, pool, "eph-key", key="d3Jvbmcta2V5LXdyb25nLWtleQ==")
+        try:
+            with pytest.raises(HubUnauthorizedError) as refused:
+                await wrong.send(b'{"t": 1}')
+            assert refused.value.reprovision  # the device may have moved: DPS again
+        finally:
+            await wrong.close()
+        link = await https_link(emulator, pool, "eph-gone")
+        try:
+            await link.send(b'{"t": 1}')
+            del emulator.application.devices["eph-gone"]  # deleted in IoT Central meanwhile
+            with pytest.raises(DeviceNotFoundError):
+                await link.send(b'{"t": 2}')
+        finally:
+            await link.close()
+
+
+async def test_https_api_answers_429_over_the_device_rate(tmp_path: Path) -> None:
+    config = emulator_config(tmp_path / "strict", device_messages_per_second=1.0, shaping_seconds=0.5)
+    async with Emulator(config) as emulator:
+        strict = SessionPool(dps=dps_endpoint(emulator), hub=hub_endpoint(emulator))
+        try:
+            async with asyncio.timeout(STEP):
+                link = await https_link(emulator, strict, "eph-fast")
+                try:
+                    with pytest.raises(HubThrottledError) as throttled:
+                        for _ in range(10):  # 1/s with 0.5 s of shaping: the fourth or so is refused
+                            await link.send(b'{"t": 1}')
+                    assert throttled.value.status == 429
+                    assert throttled.value.retry_after == 1.0
+                finally:
+                    await link.close()
+        finally:
+            await strict.close()
+
+
+async def test_a_failed_send_backs_off_then_tells_the_owner_it_can_go_again(
+    emulator: Emulator, rest: RestClient, pool: SessionPool
+) -> None:
+    session = uplink(pool, emulator, "eph-outage", "https")
+    ready = asyncio.Event()
+    session.on_ready = ready.set
+    try:
+        async with asyncio.timeout(STEP):
+            await session.send_telemetry(b'{"t": 1}')
+            status, _ = await rest.request(
+                "POST", "/emulator/faults/throttle", {"seconds": 0.3, "scope": "hub"}
+            )
+            assert status == 200
+            with pytest.raises(HubThrottledError):
+                await session.send_telemetry(b'{"t": 2}')
+            assert not session.is_connected  # the delivery keeps what comes meanwhile in the outbox
+            await ready.wait()
+            assert session.is_connected
+            while True:  # the throttle may outlast a short backoff draw: each failure draws again
+                try:
+                    await session.send_telemetry(b'{"t": 2}')
+                    break
+                except HubThrottledError:
+                    ready.clear()
+                    await ready.wait()
+            events = await telemetry_of(rest, "eph-outage", 2)
+            assert [e["body"] for e in events] == [{"t": 1}, {"t": 2}]
+    finally:
+        await session.close()
