@@ -4,10 +4,11 @@ IoT Central's device guide puts sleepy, telemetry-only devices on ephemeral conn
 disconnect — "not for command and control"
 (https://learn.microsoft.com/azure/iot-central/core/overview-iot-central-developer). `EphemeralSession` stands
 where a `DeviceSession` stands for the device's telemetry delivery (`bridge.delivery`): `send_telemetry`
-returns once the hub has the message. Each batch opens a link with the cached DPS assignment — an HTTPS
-client (`https_device.HttpsLink`) or a short clean MQTT connection (`short_mqtt.ShortMqttLink`) — and the
-link closes once nothing was sent for `linger` seconds, so a batch and its outbox replay share one
-connection and nothing stays open between batches.
+returns once the hub has the message. Each batch opens a link with the cached DPS assignment — IoT Hub's
+HTTPS device API (`https_device.HttpsLink`: requests over the hub's kept-alive connections, shared by
+every SAS-signing device) or a short clean MQTT connection (`short_mqtt.ShortMqttLink`) — and the link
+closes once nothing was sent for `linger` seconds, so a batch and its outbox replay share one link and no
+session of the device stays open between batches.
 
 A failed send raises (the delivery keeps the message in its outbox) and starts a backoff window with full
 jitter, during which the session reports itself down (`is_connected` false: new telemetry goes straight to
@@ -28,7 +29,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from translator.iotc.client.credentials import Credential, TlsContexts
-from translator.iotc.client.https_device import HttpsLink
+from translator.iotc.client.https_device import HttpsClients, HttpsLink
 from translator.iotc.client.pacer import UNPACED, DevicePacing, FleetPacing
 from translator.iotc.client.session_types import (
     HubEndpoint,
@@ -270,6 +271,11 @@ class EphemeralUplinks:
         self._tls = tls
         self._transport_factory = transport_factory
         self._pacing = pacing
+        self._https = HttpsClients(tls, timeout=settings.timeout)
+
+    async def close(self) -> None:
+        """The shared HTTPS connections (the pool closes its uplinks at shutdown)."""
+        await self._https.close()
 
     def session(
         self, device_id: str, credential: Credential, provisioner: Provisioner, model_id: str | None
@@ -281,11 +287,10 @@ class EphemeralUplinks:
                 return HttpsLink(
                     assignment,
                     credential,
-                    tls=self._tls,
+                    clients=self._https,
                     gateway_host=self._hub.gateway_host,
                     port=settings.https_port,
                     token_policy=settings.token_policy,
-                    timeout=settings.timeout,
                 )
             return ShortMqttLink(
                 assignment,

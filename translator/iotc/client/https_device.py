@@ -10,8 +10,12 @@ files the telemetry under) as `dt-subject`
 SAS token the MQTT CONNECT presents as its password (resource `{hub}/devices/{id}`), or the device's X.509
 certificate in TLS.
 
-`HttpsLink` is the thin shell: one aiohttp client session (one keep-alive TLS connection) for a batch, closed
-by its owner (`ephemeral.EphemeralSession`) once the batch is out.
+`HttpsLink` is the thin shell. IoT Hub authenticates each HTTPS request by its own token, so devices that
+sign with SAS keys share kept-alive TLS connections to the hub (`HttpsClients`), as Microsoft's C SDK's HTTP
+transport carries several devices over one TLS connection (Azure/azure-iot-sdk-c,
+iothub_client/devdoc/requirement_docs/iothubhttptransport_requirements.md): a device waking every few
+minutes then costs a request, not a TLS handshake, and holds nothing between batches. A device with an X.509
+certificate presents it in TLS, so its link has a connection of its own, closed with the link.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from translator.iotc.client.credentials import Credential, TlsContexts, connect_secret
+from translator.iotc.client.credentials import Credential, TlsContexts, X509Identity, connect_secret
 from translator.iotc.protocol.dps import Assigned
 from translator.iotc.protocol.errors import (
     MAX_MESSAGE_BYTES,
@@ -87,19 +91,47 @@ def answer_error(status: int, headers: Mapping[str, str]) -> HubError | None:
     return hub_error_for_status(status, retry_after=retry_after(headers), what="HTTPS send event")
 
 
+class HttpsClients:
+    """aiohttp client sessions to the hubs: one shared by every SAS-signing device (a pool of kept-alive
+    connections), and one per X.509 link."""
+
+    def __init__(self, tls: TlsContexts, *, timeout: float, connections: int = 16, keepalive: float = 30.0):
+        self._tls = tls
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._connections = connections
+        self._keepalive = keepalive
+        self._shared: aiohttp.ClientSession | None = None
+
+    def client(self, identity: X509Identity | None) -> tuple[aiohttp.ClientSession, bool]:
+        """(the session, whether the caller owns it and must close it)."""
+        if identity is not None:
+            connector = aiohttp.TCPConnector(limit=1, ssl=self._tls.for_identity(identity))
+            return aiohttp.ClientSession(connector=connector, timeout=self._timeout), True
+        if self._shared is None or self._shared.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._connections, ssl=self._tls.for_identity(None), keepalive_timeout=self._keepalive
+            )
+            self._shared = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._shared, False
+
+    async def close(self) -> None:
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            await shared.close()
+
+
 class HttpsLink:
-    """One batch's connection to the hub over HTTPS."""
+    """One batch's way to the hub over HTTPS."""
 
     def __init__(
         self,
         assignment: Assigned,
         credential: Credential,
         *,
-        tls: TlsContexts,
+        clients: HttpsClients,
         gateway_host: str | None,
         port: int,
         token_policy: TokenPolicy,
-        timeout: float,
     ) -> None:
         self._hub = assignment.assigned_hub
         self._device_id = assignment.device_id
@@ -107,14 +139,10 @@ class HttpsLink:
             credential, hub_resource_uri(self._hub, self._device_id), time.time(), policy=token_policy
         )
         self._authorization = secret.password
-        self._ssl = tls.for_identity(secret.identity)
         host = gateway_host or self._hub
         self._base = f"https://{host}:{port}"
         self._host_header = self._hub if port == 443 else f"{self._hub}:{port}"
-        self._client = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1, ssl=self._ssl),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        )
+        self._client, self._owned = clients.client(secret.identity)
 
     async def send(
         self,
@@ -147,4 +175,5 @@ class HttpsLink:
             raise error
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._owned:
+            await self._client.close()

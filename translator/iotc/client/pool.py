@@ -120,6 +120,7 @@ class SessionPool:
         self._specs: dict[str, DeviceSpec] = {}
         self._pinned: set[str] = set()
         self._evictor: asyncio.Task[None] | None = None
+        self._uplinks: list[EphemeralUplinks] = []
         self._closed = False
         self.counters: Counter[str] = Counter()
 
@@ -176,13 +177,15 @@ class SessionPool:
     def ephemeral_uplinks(self, settings: EphemeralSettings) -> EphemeralUplinks:
         """Sessionless uplinks for ephemeral devices, sharing this pool's TLS contexts, transport and pacers;
         `provisioner` gives them the cached assignments."""
-        return EphemeralUplinks(
+        uplinks = EphemeralUplinks(
             settings=settings,
             hub=self._hub,
             tls=self._tls,
             transport_factory=self.transport_factory,
             pacing=self.pacing,
         )
+        self._uplinks.append(uplinks)
+        return uplinks
 
     def provisioner(self, spec: DeviceSpec) -> Provisioner:
         return self._provisioner(spec)
@@ -291,6 +294,7 @@ class SessionPool:
                 await self._evictor
         sessions = list(self._sessions)
         await asyncio.gather(*(self.close_session(device_id) for device_id in sessions))
+        await asyncio.gather(*(uplinks.close() for uplinks in self._uplinks))
         await self._group.close()
 
     # -- metrics ------------------------------------------------------------------------------------
