@@ -94,6 +94,11 @@ async def test_ephemeral_device_sends_with_no_session_held(
         await no_session(ephemeral, emulator, "sleepy-1")
         _, view = await rest.request("GET", "/api/devices/sleepy-1")
         assert view["provisioned"] is True
+        # A command finds it offline, as IoT Central answers for a device not connected: 408.
+        status, answer = await rest.request(
+            "POST", "/api/devices/sleepy-1/commands/reboot", {"connectionTimeout": 0, "responseTimeout": 5}
+        )
+        assert status == 408, answer
 
 
 async def test_ephemeral_data_waits_in_the_outbox_while_the_hub_refuses(
