@@ -75,7 +75,10 @@ def make_pool(ready: dict[str, Any], ids: list[str], connect_rate: float) -> Ses
     return SessionPool(
         dps=DpsEndpoint("unused"),
         hub=HubEndpoint(gateway_host="127.0.0.1", port=ready["mqttPort"], ca_file=Path(ready["caPath"])),
-        settings=PoolSettings(connect_rate=connect_rate, connect_burst=100),
+        # The translator's pacers off, as the emulator's limits are: this measures cost, not quotas.
+        settings=PoolSettings(
+            connect_rate=connect_rate, connect_burst=100, telemetry_rate=0, device_telemetry_rate=0
+        ),
         session_settings=SessionSettings(keep_alive=300, backoff=BackoffPolicy(base=0.5, cap=5.0)),
         assignments=MemoryAssignments({device_id: Assigned(HUB, device_id) for device_id in ids}),
     )
