@@ -20,7 +20,14 @@ from translator.iotc.client.credentials import SymmetricKey, TlsContexts
 from translator.iotc.client.ephemeral import EphemeralSession, EphemeralSettings, Transport
 from translator.iotc.client.https_device import HttpsClients, HttpsLink
 from translator.iotc.client.pool import SessionPool
-from translator.iotc.protocol.errors import DeviceNotFoundError, HubThrottledError, HubUnauthorizedError
+from translator.iotc.client.session_types import SessionState
+from translator.iotc.protocol.approval_wait import ApprovalPolicy
+from translator.iotc.protocol.errors import (
+    DeviceNotFoundError,
+    HubError,
+    HubThrottledError,
+    HubUnauthorizedError,
+)
 from translator.iotc.protocol.sas import TokenPolicy
 
 STEP = 20.0
@@ -158,5 +165,41 @@ async def test_a_failed_send_backs_off_then_tells_the_owner_it_can_go_again(
                     await ready.wait()
             events = await telemetry_of(rest, "eph-outage", 2)
             assert [e["body"] for e in events] == [{"t": 1}, {"t": 2}]
+    finally:
+        await session.close()
+
+
+async def test_a_device_waiting_for_approval_waits_long_then_sends_once_approved(
+    emulator: Emulator, rest: RestClient, pool: SessionPool
+) -> None:
+    status, _ = await rest.request("PUT", "/emulator/approval", {"autoApprove": False})
+    assert status == 200
+    settings = EphemeralSettings(
+        https_port=emulator.https_port,
+        linger=0.05,
+        timeout=5.0,
+        backoff=FAST_BACKOFF,
+        approval=ApprovalPolicy(base=0.4, cap=0.8),
+    )
+    device = spec(emulator, "eph-approve")
+    session = pool.ephemeral_uplinks(settings).session(
+        "eph-approve", device.credential, pool.provisioner(device), MODEL
+    )
+    ready = asyncio.Event()
+    session.on_ready = ready.set
+    try:
+        async with asyncio.timeout(STEP):
+            with pytest.raises(HubError):
+                await session.send_telemetry(b'{"t": 1}')
+            assert session.status.state is SessionState.WAITING_APPROVAL
+            refused = asyncio.get_running_loop().time()
+            status, _ = await rest.request("PATCH", "/api/devices/eph-approve", {"enabled": True})
+            assert status == 200
+            await ready.wait()
+            # Not the send backoff (FAST_BACKOFF: under 0.5 s from 0): a wait drawn from [0.2, 0.4).
+            assert asyncio.get_running_loop().time() - refused >= 0.2 - 0.05
+            await session.send_telemetry(b'{"t": 1}')
+            [event] = await telemetry_of(rest, "eph-approve", 1)
+            assert event["body"] == {"t": 1}
     finally:
         await session.close()

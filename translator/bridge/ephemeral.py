@@ -12,6 +12,7 @@ from translator.codec.spec import Connection
 from translator.iotc.client.ephemeral import EphemeralSession, EphemeralSettings, EphemeralUplinks
 from translator.iotc.client.pool import DeviceSpec, SessionPool
 from translator.iotc.client.session import DeviceSession
+from translator.iotc.protocol.approval_wait import ApprovalPolicy
 from translator.iotc.protocol.backoff import BackoffPolicy
 from translator.iotc.protocol.sas import TokenPolicy
 from translator.settings import Settings
@@ -37,6 +38,7 @@ def uplink_settings(settings: Settings) -> EphemeralSettings:
         timeout=max(iotc.telemetry_timeout, 1.0),
         backoff=BackoffPolicy(base=iotc.reconnect_min, cap=iotc.reconnect_max),
         token_policy=TokenPolicy(ttl=iotc.token_ttl),
+        approval=ApprovalPolicy(base=iotc.approval_retry, cap=iotc.approval_retry_max),
     )
 
 

@@ -41,9 +41,10 @@ from translator.iotc.client.session_types import (
 )
 from translator.iotc.client.short_mqtt import ShortMqttLink
 from translator.iotc.client.transport import MessageHandler, MqttTransport
+from translator.iotc.protocol.approval_wait import ApprovalPolicy, ApprovalWait
 from translator.iotc.protocol.backoff import Backoff, BackoffPolicy
 from translator.iotc.protocol.dps import Assigned
-from translator.iotc.protocol.errors import HubError, HubThrottledError, IotcError
+from translator.iotc.protocol.errors import DeviceBlockedError, HubError, HubThrottledError, IotcError
 from translator.iotc.protocol.sas import TokenPolicy
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class EphemeralSettings:
     linger: float = 0.2  # seconds a link stays open after its last send (the rest of the batch, a replay)
     timeout: float = 30.0  # one connect or request
     backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)  # waits while not approved or blocked
     token_policy: TokenPolicy = field(default_factory=TokenPolicy)
 
 
@@ -103,7 +105,9 @@ class EphemeralSession:
         self._provisioner = provisioner
         self._open_link = open_link
         self._pacing = pacing
-        self._backoff = Backoff(self.settings.backoff, (rng or random.Random()).random, time.monotonic)
+        draw = (rng or random.Random()).random
+        self._backoff = Backoff(self.settings.backoff, draw, time.monotonic)
+        self._approval = ApprovalWait(self.settings.approval, draw)
         self._lock = asyncio.Lock()
         self._link: Link | None = None
         self._reprovision = False
@@ -164,6 +168,7 @@ class EphemeralSession:
                 raise
         self.metrics.published += 1
         self._backoff.proven()
+        self._approval.reset()
         self._linger = asyncio.get_running_loop().call_later(self.settings.linger, self._linger_over)
 
     async def patch_reported(self, patch: Mapping[str, Any], timeout: float = 30.0) -> int | None:
@@ -212,12 +217,16 @@ class EphemeralSession:
         if isinstance(error, HubError) and error.reprovision:
             self._reprovision = True
         await self._drop_link()
-        at_least = error.retry_after or 0.0 if isinstance(error, HubThrottledError) else 0.0
-        delay = self._backoff.next_delay(at_least)
+        state = SessionState.BACKING_OFF
+        if isinstance(error, DeviceBlockedError):
+            # Waiting for approval or blocked: a person ends it, so DPS is asked again only after the long
+            # waits a held session takes too (iotc/protocol/approval_wait.py), not the send backoff.
+            state, delay = SessionState.WAITING_APPROVAL, self._approval.next_delay()
+        else:
+            at_least = error.retry_after or 0.0 if isinstance(error, HubThrottledError) else 0.0
+            delay = self._backoff.next_delay(at_least)
         log.info("device %s: ephemeral send failed (%s): again in %.1f s", self.device_id, error, delay)
-        self.status = SessionStatus(
-            SessionState.BACKING_OFF, f"{error}; again in {delay:.1f} s", time.monotonic()
-        )
+        self.status = SessionStatus(state, f"{error}; again in {delay:.1f} s", time.monotonic())
         if self._down is not None:
             self._down.cancel()
         self._down = asyncio.get_running_loop().call_later(delay, self._back_up)
