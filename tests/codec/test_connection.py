@@ -50,3 +50,16 @@ def test_ephemeral_codec_with_command_or_property_is_refused(body: str, field: s
 def test_an_unknown_connection_is_refused() -> None:
     with pytest.raises(CodecFileError, match=r"template\.connection: 'sometimes' is not one of"):
         parse_codec(HEAD.format("sometimes") + TELEMETRY, ObjectRegistry.builtin())
+
+
+def test_ephemeral_codec_with_an_enrichment_property_is_refused_at_its_line() -> None:
+    """An enrichment is a read-only property unless `as = "telemetry"`: an ephemeral device has no twin."""
+    enrichment = '[[enrichment]]\nname = "site"\n'
+    with pytest.raises(CodecFileError) as refused:
+        parse_codec(HEAD.format("ephemeral") + TELEMETRY + enrichment, ObjectRegistry.builtin())
+    assert (refused.value.field, refused.value.line) == ("enrichment[0].as", 7)  # its [[enrichment]] header
+    assert 'as = "telemetry"' in refused.value.reason
+    sent = parse_codec(
+        HEAD.format("ephemeral") + TELEMETRY + enrichment + 'as = "telemetry"\n', ObjectRegistry.builtin()
+    )
+    assert [e.name for e in sent.transforms.enrichments] == ["site"]

@@ -4,8 +4,9 @@ An ephemeral device sends telemetry over a short connection and holds no session
 devices). IoT Central's device guide says ephemeral connections are not for command and control
 (https://learn.microsoft.com/azure/iot-central/core/overview-iot-central-developer), and a device's
 properties live in its twin, which only a held MQTT session reaches. So a codec file that declares itself
-ephemeral may declare telemetry only: a command or property in it is refused at load time, naming the
-file and the entry — its exported template then offers nothing the device cannot honour.
+ephemeral may declare telemetry only: a command or property in it (an enrichment sent as a property too)
+is refused at load time, naming the file and the entry — its exported template then offers nothing the
+device cannot honour.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from translator.codec.errors import CodecFileError
 from translator.codec.spec import CONNECTIONS, Codec, Connection
+from translator.codec.transforms import EnrichmentKind
 
 
 def parse_connection(source: str, template: Mapping[str, Any]) -> Connection:
@@ -42,3 +44,11 @@ def check_connection(codec: Codec) -> None:
             "an ephemeral device reports and takes no property (they live in the twin, which needs a held "
             'session): send it as telemetry, or use connection = "persistent"',
         )
+    for index, enrichment in enumerate(codec.transforms.enrichments):
+        if enrichment.kind is EnrichmentKind.PROPERTY:
+            raise CodecFileError(
+                codec.source,
+                f"enrichment[{index}].as",
+                f"enrichment {enrichment.name!r} is a property, which an ephemeral device cannot report (no "
+                'twin without a held session): as = "telemetry" adds it to each message instead',
+            )

@@ -70,19 +70,9 @@ _DEVICE_COLUMNS = (
 
 
 def _device_entry(row: Any) -> DeviceEntry:
-    device_id, endpoint, codec, model_id, symmetric_key, certificate, private_key, attributes, connection = row
+    device_id, endpoint, codec, model_id, key, certificate, private_key, attributes, connection = row
     pairs = tuple(json.loads(attributes).items()) if attributes else ()
-    return DeviceEntry(
-        device_id,
-        endpoint,
-        codec,
-        model_id,
-        symmetric_key,
-        certificate,
-        private_key,
-        attributes=pairs,
-        connection=connection,
-    )
+    return DeviceEntry(device_id, endpoint, codec, model_id, key, certificate, private_key, pairs, connection)
 
 
 _INSERT_OUTBOX = (
