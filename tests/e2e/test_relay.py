@@ -111,3 +111,61 @@ async def test_a_device_whose_datagrams_move_to_another_node_is_served_through_i
 
 async def _observing(device: SimulatedDevice) -> bool:
     return any(TEMPERATURE in paths for paths in device.observed)
+
+
+async def test_a_released_nodes_stale_registration_does_not_take_the_device_back(
+    emulator: Emulator, rest: RestClient, tmp_path: Path
+) -> None:
+    """A device registers at A, then (its flow moved) at B: B claims it, the hub closes A's connection and A
+    lets it go — but A's registration of it has not expired. A Send that reaches A again is relayed to the
+    owner B, published by B's session and answered 2.04 through A; A starts no hub connection. Before, A
+    handled it as its own (it had the address's registration) and connected the device again, closing B's
+    connection: a bounce per such Send."""
+    async with RedisServer(tmp_path / "redis") as server, asyncio.timeout(6 * STEP):
+        client = aioredis.Redis.from_url(server.url)
+        watcher = RedisOwnership(client, "watcher")
+        a = Translator(_node(emulator, tmp_path / "a", server.url, "node-a"))
+        b = Translator(_node(emulator, tmp_path / "b", server.url, "node-b"))
+        await a.start()
+        await b.start()
+        assert a.coap is not None and b.coap is not None and a.bridge is not None and b.bridge is not None
+        balancer = UdpBalancer([("127.0.0.1", a.coap.port), ("127.0.0.1", b.coap.port)])
+        await balancer.start()
+        device = SimulatedDevice(
+            "stale-1", balancer.address, options=replace(SimulatorOptions(), **CLIENT_12)
+        )
+        await device.start()
+        activity = emulator.activity.of("stale-1")
+        try:
+            assert (await device.register()).code.is_successful()
+            await session_connected(a, "stale-1")
+            balancer.switch(B)
+            assert (await device.register()).code.is_successful()  # at B: claims the device
+            await session_connected(b, "stale-1")
+            assert await watcher.owner("stale-1") == Owner("node-b", 2)
+
+            async def a_let_go() -> bool:
+                assert a.pool is not None and a.bridge is not None
+                return a.pool.get("stale-1") is None and "stale-1" not in a.bridge.lives
+
+            await eventually(a_let_go, what="A letting the device go")
+            assert a.coap.store.by_peer(("::ffff:127.0.0.1", balancer.upstream_port, 0, 0)) is not None
+            connects, taken_over = activity.hub_connects, activity.taken_over
+
+            balancer.switch(A)  # the device's flow is back on A, where its old registration still is
+            moment = time.time()
+            await send_at(device, [(TEMPERATURE, 27.25, moment)])  # answered 2.04 (by B, through A)
+            await telemetry_matching(rest, "stale-1", lambda e: e["body"].get("temperature") == 27.25)
+            assert a.coap.tap.counters["relayed"] >= 1
+            assert "stale-1" not in a.bridge.lives and a.pool is not None and a.pool.get("stale-1") is None
+            assert (activity.hub_connects, activity.taken_over) == (connects, taken_over)
+            assert await watcher.owner("stale-1") == Owner("node-b", 2)
+            b_session = b.pool.get("stale-1") if b.pool is not None else None
+            assert b_session is not None and b_session.is_connected
+        finally:
+            async with asyncio.timeout(STEP):
+                await device.close()
+                balancer.close()
+                await b.stop()
+                await a.stop()
+                await client.aclose()

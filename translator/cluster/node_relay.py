@@ -1,11 +1,12 @@
 """A node's relay between its CoAP socket and the other nodes (the tap's `Forwarder`, on a RedisRelay).
 
-As a seen-at node: a datagram from an address this node has no registration, exchange or observation for is
-looked up once (the seen-at index names its device, `own:` its owner); while a live other node owns it, the
-address's datagrams go to that owner's stream whole, and nothing is answered here — the owner's answer comes
-back and leaves from this socket. As the owner: a relayed datagram is handled as if its own socket had read
-it, and what this node sends to that address goes back through the node it came through, until the device
-is heard directly again. A Register or an Update is always handled where it lands (and claims there):
+As a seen-at node: a datagram from an address this node has no registration, exchange or observation for
+(or only a registration whose device it released to another node) is looked up once (the seen-at index
+names its device, `own:` its owner); while a live other node owns it, the address's datagrams go to that
+owner's stream whole, and nothing is answered here — the owner's answer comes back and leaves from this
+socket. As the owner: a relayed datagram is handled as if its own socket had read it, and what this node
+sends to that address goes back through the node it came through, until the device is heard directly
+again. A Register or an Update is always handled where it lands (and claims there):
 relay_policy.route_inbound.
 """
 
@@ -47,7 +48,7 @@ class NodeRelay:
         self,
         relay: RedisRelay,
         tap: DatagramTap,
-        registered: Callable[[Peer], bool],
+        registered: Callable[[Peer], bool | None],
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -82,10 +83,15 @@ class NodeRelay:
             return False
         if kind is Inbound.OTHER:
             return False
+        here = self._registered(peer)
+        if here is False:
+            # A registration here whose device another node claimed: its tokens here are stale too, so the
+            # datagram goes to the owner whatever this node's tap knows of it.
+            known_here = False
         known = self.book.get(peer)
         route = route_inbound(
             kind,
-            known_here=known_here or self._registered(peer),
+            known_here=known_here or here is True,
             foreign=None if known is None else known.owner is not None,
         )
         if route is Route.LOCAL:
