@@ -20,7 +20,6 @@ BACKLOG = frozenset(
         "bridge/bridge.py",
         "store/redis_store.py",
         "settings.py",
-        "codec/loader.py",
         "coap/hotpath.py",
     }
 )
