@@ -130,3 +130,30 @@ async def test_gateway_relation_health_and_commands(
         assert answer["responseCode"] == 200
         assert answer["response"]["devices"] >= 1  # gwd-1, and gwd-2 if a message of it came meanwhile
         assert answer["response"]["messages"] >= 0
+
+
+async def test_a_device_assigned_before_the_gateway_was_enabled_is_attached_to_it(
+    emulator: Emulator, rest: RestClient, tmp_path: Path
+) -> None:
+    # Its DPS assignment is cached from a run without the gateway, and a cached assignment skips DPS; but
+    # only a registration whose payload names the gateway makes IoT Central attach the device
+    # (https://learn.microsoft.com/azure/iot-central/core/tutorial-define-gateway-device-type
+    # #connect-real-downstream-devices), so the translator registers it again once.
+    status, _ = await rest.request(
+        "PUT", f"/api/deviceTemplates/{DEFAULT_MODEL_ID}", gateway_template(DEFAULT_MODEL_ID)
+    )
+    assert status == 200
+    endpoint = "urn:imei:356938035643809"
+    plain = translator_settings(emulator, tmp_path / "translator")
+    async with Translator(plain) as translator, simulated(translator, endpoint, values=SENSOR):
+        await session_connected(translator, endpoint)
+    assert await _relations(rest, endpoint) == set()
+
+    as_gateway = replace(plain, gateway=GatewaySettings(enabled=True, device_id=GATEWAY))
+    async with Translator(as_gateway) as translator, simulated(translator, endpoint, values=SENSOR):
+        await session_connected(translator, endpoint)
+
+        async def attached() -> bool:
+            return await _relations(rest, endpoint) == {(GATEWAY, endpoint)}
+
+        await eventually(attached, what="the device's relation to the gateway")

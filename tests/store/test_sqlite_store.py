@@ -11,6 +11,7 @@ import pytest
 
 from translator.store import (
     DeviceEntry,
+    HubAssignment,
     RegistrationRecord,
     SqliteStore,
     StoreError,
@@ -89,3 +90,20 @@ async def test_a_store_made_before_device_attributes_and_connection_gets_the_col
         new = DeviceEntry("new", "ep-new", attributes=(("site", "Lyon"),), connection="ephemeral")
         await store.put_device(new)
         assert await store.devices() == [new, DeviceEntry("old", "ep-old", symmetric_key="a2V5")]
+
+
+async def test_a_store_made_before_assignments_kept_their_gateway_gets_the_column(tmp_path: Path) -> None:
+    """An assignment cached before the gateway relation was kept reads back with no gateway (so a translator
+    that is a gateway now registers the device again); a new one keeps its gateway."""
+    path = tmp_path / "translator.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:  # the assignments table as it was created before
+        db.execute(
+            "CREATE TABLE assignments (device_id TEXT PRIMARY KEY, hub TEXT NOT NULL, "
+            "assigned_id TEXT NOT NULL, substatus TEXT, updated REAL NOT NULL)"
+        )
+        db.execute("INSERT INTO assignments VALUES ('old', 'hub.example', 'old', 'initialAssignment', 1.0)")
+        db.commit()
+    async with opened(SqliteStore(path)) as store:
+        assert await store.get_assignment("old") == HubAssignment("hub.example", "old", "initialAssignment")
+        await store.put_assignment("new", HubAssignment("hub.example", "new", None, "gw-1"))
+        assert await store.get_assignment("new") == HubAssignment("hub.example", "new", None, "gw-1")

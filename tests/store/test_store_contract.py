@@ -25,6 +25,10 @@ async def test_everything_survives_a_reopen(new_store: StoreFactory) -> None:
         await store.put_assignment(
             "dev-1", HubAssignment("hub-a.azure-devices.net", "dev-1", "initialAssignment")
         )
+        await store.put_assignment(
+            "urn:imei:359000000000001",
+            HubAssignment("hub-a.azure-devices.net", "urn:imei:359000000000001", None, "gw-1"),
+        )
         await store.save_registration(
             RegistrationRecord("ep-1", "dev-1", {"lifetime": 300, "objects": {"3": "1.1"}}, 1.0)
         )
@@ -47,6 +51,8 @@ async def test_everything_survives_a_reopen(new_store: StoreFactory) -> None:
         assert await store.get_assignment("dev-1") == HubAssignment(
             "hub-a.azure-devices.net", "dev-1", "initialAssignment"
         )
+        downstream = await store.get_assignment("urn:imei:359000000000001")
+        assert downstream is not None and downstream.gateway_id == "gw-1"
         [registration] = await store.registrations()
         assert registration.data == {"lifetime": 300, "objects": {"3": "1.1"}}
         [message] = await store.outbox_peek("dev-1")

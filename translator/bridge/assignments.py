@@ -20,8 +20,12 @@ class StoreAssignments:
 
     async def get_assignment(self, device_id: str) -> Assigned | None:
         kept = await self._store.get_assignment(device_id)
-        return None if kept is None else Assigned(kept.hub, kept.device_id, kept.substatus)
+        if kept is None:
+            return None
+        return Assigned(kept.hub, kept.device_id, kept.substatus, gateway_id=kept.gateway_id)
 
     async def put_assignment(self, device_id: str, assignment: Assigned) -> None:
-        record = HubAssignment(assignment.assigned_hub, assignment.device_id, assignment.substatus)
+        record = HubAssignment(
+            assignment.assigned_hub, assignment.device_id, assignment.substatus, assignment.gateway_id
+        )
         await self._store.put_assignment(device_id, record)

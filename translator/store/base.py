@@ -41,6 +41,7 @@ class HubAssignment:
     hub: str
     device_id: str
     substatus: str | None = None
+    gateway_id: str | None = None  # the gateway DPS attached the device to when it assigned it
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,10 +248,15 @@ class RedisStore(StoreLife):
         if raw is None:
             return None
         value = json.loads(raw)
-        return HubAssignment(value["hub"], value["device_id"], value["substatus"])
+        return HubAssignment(value["hub"], value["device_id"], value["substatus"], value.get("gateway_id"))
 
     async def put_assignment(self, device_id: str, assignment: HubAssignment) -> None:
-        value = {"hub": assignment.hub, "device_id": assignment.device_id, "substatus": assignment.substatus}
+        value = {
+            "hub": assignment.hub,
+            "device_id": assignment.device_id,
+            "substatus": assignment.substatus,
+            "gateway_id": assignment.gateway_id,
+        }
         await self._run("assignment write", self.redis.set(self.key("assign", device_id), json.dumps(value)))
 
     async def forget_assignment(self, device_id: str) -> None:

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS dtls_psk (
 );
 """
 _ADDED_DEVICE_COLUMNS = ("attributes", "connection")  # in the order stores gained them
+_ADDED_COLUMNS = {"devices": _ADDED_DEVICE_COLUMNS, "assignments": ("gateway_id",)}
 _DEVICE_COLUMNS = (
     "device_id, endpoint, codec, model_id, symmetric_key, certificate, private_key, "
     + ", ".join(_ADDED_DEVICE_COLUMNS)
@@ -159,15 +160,24 @@ class SqliteStore(StoreLife):
 
     async def get_assignment(self, device_id: str) -> HubAssignment | None:
         async with self.db.execute(
-            "SELECT hub, assigned_id, substatus FROM assignments WHERE device_id = ?", (device_id,)
+            "SELECT hub, assigned_id, substatus, gateway_id FROM assignments WHERE device_id = ?",
+            (device_id,),
         ) as rows:
             row = await rows.fetchone()
-        return None if row is None else HubAssignment(row[0], row[1], row[2])
+        return None if row is None else HubAssignment(row[0], row[1], row[2], row[3])
 
     async def put_assignment(self, device_id: str, assignment: HubAssignment) -> None:
         await self._write(
-            "INSERT OR REPLACE INTO assignments VALUES (?, ?, ?, ?, ?)",
-            (device_id, assignment.hub, assignment.device_id, assignment.substatus, time.time()),
+            "INSERT OR REPLACE INTO assignments (device_id, hub, assigned_id, substatus, updated, gateway_id)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                device_id,
+                assignment.hub,
+                assignment.device_id,
+                assignment.substatus,
+                time.time(),
+                assignment.gateway_id,
+            ),
         )
 
     async def forget_assignment(self, device_id: str) -> None:
@@ -360,13 +370,14 @@ class SqliteStore(StoreLife):
 
     @staticmethod
     async def _add_columns(db: aiosqlite.Connection) -> None:
-        """Columns added to `devices` since a store file was created (CREATE TABLE IF NOT EXISTS leaves an
-        old table be): the CSV's extra columns (attributes), then a device's connection."""
-        async with db.execute("PRAGMA table_info(devices)") as rows:
-            columns = {str(row[1]) async for row in rows}
-        for column in _ADDED_DEVICE_COLUMNS:
-            if column not in columns:
-                await db.execute(f"ALTER TABLE devices ADD COLUMN {column} TEXT")
+        """Columns added since a store file was created (CREATE TABLE IF NOT EXISTS leaves an old table be):
+        the devices CSV's extra columns (attributes) and a device's connection; an assignment's gateway."""
+        for table, added in _ADDED_COLUMNS.items():
+            async with db.execute(f"PRAGMA table_info({table})") as rows:
+                columns = {str(row[1]) async for row in rows}
+            for column in added:
+                if column not in columns:
+                    await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     async def device_for_endpoint(self, endpoint: str) -> DeviceEntry | None:
         async with self.db.execute(

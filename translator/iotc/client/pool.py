@@ -146,8 +146,15 @@ class SessionPool:
                 except Exception as error:
                     # Whatever the cache is built on failed: the session backs off and retries.
                     raise AssignmentUnavailableError(f"assignment cache: {error}") from error
-                if cached is not None:
+                if cached is not None and spec.gateway_id in (None, cached.gateway_id):
                     return cached
+                if cached is not None:
+                    # Assigned before this translator became its gateway: only a DPS registration naming
+                    # the gateway makes IoT Central attach the device to it.
+                    device_log(log, spec.device_id).info(
+                        "pool: registering again through DPS to attach the device to gateway %s",
+                        spec.gateway_id,
+                    )
             self.counters["dps_registrations"] += 1
             gate = self.pacing.registration_deferred if not_approved else self.pacing.registration
             try:

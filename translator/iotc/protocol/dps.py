@@ -71,6 +71,9 @@ class Assigned:
     device_id: str
     substatus: str | None = None
     payload: Any = None
+    # The gateway this registration named in its payload (iotcGateway), so that a cached assignment made
+    # before the translator became a gateway is known to lack the relation.
+    gateway_id: str | None = None
 
 
 Event = Wait | Assigned
@@ -234,7 +237,7 @@ class DpsRegistration:
             hub, device_id = state.get("assignedHub"), state.get("deviceId")
             if not isinstance(hub, str) or not hub or not isinstance(device_id, str) or not device_id:
                 raise ProvisioningProtocolError("assigned without assignedHub/deviceId", status=200)
-            self._assignment = Assigned(hub, device_id, substatus, state.get("payload"))
+            self._assignment = Assigned(hub, device_id, substatus, state.get("payload"), self.gateway_id)
             self._state = DpsState.ASSIGNED
             self._backoff.reset()
             return self._assignment
