@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from translator.bridge.services import Deadlines, DeviceView, Spawn
-from translator.coap import DeviceManager, DownlinkError
+from translator.coap import DeviceManager, DownlinkError, NotRegisteredError
 from translator.coap.statuses import method_status
 from translator.codec import CommandError, Operation
 from translator.iotc.protocol.methods import Invocation
 from translator.iotc.protocol.property_bag import PropertyBag
 from translator.ops.metrics import Metrics
-from translator.store import PendingCommand, Store
+from translator.store import PendingCommand, Store, StoreError
 
 OFFLINE_COMMAND_TTL = 24 * 3600.0  # IoT Central's default for queued commands
 
@@ -56,12 +56,28 @@ class CommandRunner:
 
     async def on_method(self, invocation: Invocation) -> tuple[int, Any]:
         started = time.monotonic()
-        status, payload = await self.run(
-            str(invocation.method), invocation.payload, self._deadlines.for_command()
-        )
+        name = str(invocation.method)
+        moved = await self._moved(name)
+        status, payload = moved or await self.run(name, invocation.payload, self._deadlines.for_command())
         outcome = "ok" if 200 <= status < 300 else "timeout" if status == 504 else "error"
         self._metrics.commands.labels(outcome=outcome).observe(time.monotonic() - started)
         return status, payload
+
+    async def _moved(self, name: str) -> tuple[int, Any] | None:
+        """The answer for a command that reached this node's hub session after another node claimed the
+        device (its Register went there; the hub has not closed this connection yet): as for an offline
+        device, not run. One fence read on the command path only, never per telemetry message (issue 17 §5);
+        alone (SQLite) no read at all. When the owner cannot be read the command runs: the hub routed it to
+        this session, the device's live connection."""
+        try:
+            if await self._owns():
+                return None
+        except StoreError as error:
+            self._log.warning("command %s: owner not read (%s); run here", name, error)
+            return None
+        self._log.info("command %s not run: the device is owned by another node now", name)
+        offline = NotRegisteredError(self._device.endpoint, "owned by another node now, not online here")
+        return int(method_status(offline)), {"error": str(offline)}
 
     async def run(self, name: str, payload: Any, deadline: float) -> tuple[int, Any]:
         mapper = self._device.mapper
