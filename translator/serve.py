@@ -19,7 +19,7 @@ from translator.bridge import Bridge, CodecCatalog
 from translator.bridge.assignments import StoreAssignments
 from translator.bridge.http_ingest import HttpIngest
 from translator.cluster.register_claim import RETRY_AFTER, RegisterClaim
-from translator.cluster.setup import ownership_for, relay_for
+from translator.cluster.setup import ownership_for, quota_share_for, relay_for
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
 from translator.codec import CodecError
@@ -48,6 +48,7 @@ from translator.store.factory import store_from_settings
 if TYPE_CHECKING:
     from emulator.app import Emulator
     from translator.cluster.node_relay import NodeRelay
+    from translator.cluster.quota_share import QuotaShare
     from translator.cluster.redis_ownership import RedisOwnership
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,19 @@ class Translator:
     emulator its supervisor runs, so the worker keeps the embedded default's posture without starting one."""
 
     def __init__(
-        self, settings: Settings, *, share_ports: bool = False, emulated: IotcSettings | None = None
+        self,
+        settings: Settings,
+        *,
+        share_ports: bool = False,
+        emulated: IotcSettings | None = None,
+        quota_nodes: int = 1,
     ) -> None:
         self.settings = settings
         self.emulator: Emulator | None = None
         self.iotc: IotcSettings = emulated or settings.iotc
         self._emulated = emulated is not None
         self._share_ports = share_ports
+        self._quota_nodes = quota_nodes  # at least this many nodes share the quotas (a worker: its siblings)
         self.metrics = Metrics()
         self.store = store_from_settings(settings)
         self.catalog = CodecCatalog.from_settings(settings.codec)
@@ -75,6 +82,7 @@ class Translator:
         self.pool: SessionPool | None = None
         self.ownership: RedisOwnership | None = None
         self.relay: NodeRelay | None = None
+        self.quota_share: QuotaShare | None = None
         self.bridge: Bridge | None = None
         self.coap: Lwm2mServer | None = None
         self.ops: OpsServer | None = None
@@ -119,6 +127,9 @@ class Translator:
             ),
             assignments=StoreAssignments(self.store),
         )
+        self.quota_share = quota_share_for(self.ownership, self.pool.pacing, at_least=self._quota_nodes)
+        if self.quota_share is not None:
+            await self.quota_share.start()  # before the first device asks DPS or the hub
         self.metrics.add_callback(
             self.pool.pacer_gauges,
             {name: ["pacer"] for name in self.pool.pacer_gauges()},
@@ -283,6 +294,9 @@ class Translator:
             await self.bridge.close()
         if self.pool is not None:
             await self.pool.close()
+        if self.quota_share is not None:
+            await self.quota_share.stop()
+            self.quota_share = None
         if self.ownership is not None:
             await self.ownership.stop()  # a graceful leave: others take the devices now, not after the TTL
             self.ownership = None

@@ -13,7 +13,9 @@ import redis.asyncio as aioredis
 
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.ownership import HeartbeatPolicy, Owner, Trigger
+from translator.cluster.quota_share import QuotaShare
 from translator.cluster.redis_ownership import RedisOwnership
+from translator.iotc.client.pacer import FleetPacing, PacingSettings
 from translator.store import RegistrationRecord
 from translator.store.factory import opened
 from translator.store.redis_store import RedisStore
@@ -142,3 +144,41 @@ async def test_a_stale_registration_expiring_on_the_former_owner_keeps_the_new_o
         assert await a.write_registrations([], ["ep-2", "never-written"]) == 0  # its own: deleted
         async with opened(RedisStore(server.url)) as store:
             assert [(r.endpoint, r.data) for r in await store.registrations()] == [("ep", {"by": "b"})]
+
+
+async def test_nodes_alive_counts_beating_nodes_only(client: aioredis.Redis) -> None:
+    """The heartbeat registry the quota share reads: a node that leaves is gone at once, one that stops
+    beating (a crash) once its heartbeat runs out."""
+    async with asyncio.timeout(BOUND):
+        policy = HeartbeatPolicy(ttl=1.0)
+        nodes = [RedisOwnership(client, f"n-{n}", heartbeat=policy) for n in range(3)]
+        for node in nodes:
+            await node.start()
+        assert await nodes[0].nodes_alive() == 3
+        await nodes[1].stop()  # leaves gracefully
+        assert await nodes[0].nodes_alive() == 2
+        await nodes[2].stop(leave=False)  # crashes: its heartbeat runs out within the TTL
+        while await nodes[0].nodes_alive() != 1:
+            await asyncio.sleep(0.1)
+        await nodes[0].stop()
+        assert await RedisOwnership(client, "watcher").nodes_alive() == 0
+
+
+async def test_the_quota_share_follows_the_live_nodes_and_never_exceeds_a_workers_share(
+    client: aioredis.Redis,
+) -> None:
+    async with asyncio.timeout(BOUND):
+        me, other = RedisOwnership(client, "q-me"), RedisOwnership(client, "q-other")
+        await me.start()
+        pacing = FleetPacing(PacingSettings(hub_connects_per_second=120))
+        assert pacing.hub is not None
+        alone = QuotaShare(me.nodes_alive, pacing, interval=60)
+        assert await alone.refresh() == 1 and pacing.hub.configured == pytest.approx(120)
+        await other.start()
+        assert await alone.refresh() == 2 and pacing.hub.configured == pytest.approx(60)
+        # One of three workers whose siblings have not started yet: a third, not the whole.
+        worker = QuotaShare(me.nodes_alive, pacing, interval=60, at_least=3)
+        assert await worker.refresh() == 3 and pacing.hub.configured == pytest.approx(40)
+        await other.stop()
+        assert await alone.refresh() == 1 and pacing.hub.configured == pytest.approx(120)
+        await me.stop()

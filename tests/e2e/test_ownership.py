@@ -8,6 +8,7 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from emulator.app import Emulator
@@ -92,3 +93,37 @@ async def test_at_start_a_node_replays_orphans_and_leaves_a_live_nodes_outbox(
         finally:
             await live.stop()
             await client.aclose()
+
+
+async def test_translators_on_one_application_share_its_quotas(emulator: Emulator, tmp_path: Path) -> None:
+    """IoT Central's quotas (DPS registrations/min, hub connects/s, messages/s) are the application's: two
+    translators pace at half of each, and a node that leaves gives its half back to the others."""
+    async with RedisServer(tmp_path / "redis") as server:
+
+        def node(name: str) -> Translator:
+            settings = _node(emulator, tmp_path / name, server.url, name)
+            return Translator(replace(settings, store=replace(settings.store, heartbeat_ttl=1.0)))
+
+        a, b = node("quota-a"), node("quota-b")
+        await a.start()
+        try:
+            assert a.pool is not None and a.pool.pacing.dps is not None
+            whole = a.settings.iotc.dps_registrations_per_minute / 60
+            assert a.pool.pacing.dps.configured == pytest.approx(whole)
+            await b.start()
+            try:
+                assert b.pool is not None and b.pool.pacing.hub is not None
+                assert b.pool.pacing.hub.configured == pytest.approx(a.settings.iotc.connect_rate / 2)
+                dps = a.pool.pacing.dps
+
+                async def shared_by(nodes: int) -> bool:
+                    return bool(dps.configured == pytest.approx(whole / nodes))
+
+                await eventually(lambda: shared_by(2), what="a's half")
+            finally:
+                async with asyncio.timeout(STEP):
+                    await b.stop()
+            await eventually(lambda: shared_by(1), what="a's whole quota again")
+        finally:
+            async with asyncio.timeout(STEP):
+                await a.stop()

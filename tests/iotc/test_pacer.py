@@ -51,6 +51,27 @@ def test_a_throttle_halves_the_rate_pauses_and_recovers() -> None:
     assert 10.0 / 64 <= pacer.figures().rate < 1.0  # slows down a lot, but never stops altogether
 
 
+def test_a_share_of_the_quota_and_back() -> None:
+    clock = Clock()
+    fleet = FleetPacing(PacingSettings(dps_per_minute=600, hub_connects_per_second=100), clock)
+    assert fleet.dps is not None and fleet.hub is not None
+    fleet.share_among(4)  # four translators on one application: a quarter each
+    assert fleet.dps.configured == pytest.approx(2.5) and fleet.hub.configured == pytest.approx(25.0)
+    granted = sum(fleet.hub.try_acquire() for _ in range(100))
+    assert granted == 2  # the burst shrank with the share (10 → 2.5, whole tokens)
+    fleet.hub.throttled()  # halved from its share, and it recovers to the share, not to the whole quota
+    clock.now += RECOVERY * 2
+    fleet.hub.try_acquire()
+    assert fleet.hub.figures().rate == pytest.approx(25.0)
+    fleet.share_among(1)  # the others left
+    assert fleet.hub.configured == pytest.approx(100.0)
+    clock.now += RECOVERY
+    fleet.hub.try_acquire()
+    assert fleet.hub.figures().rate == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="share"):
+        fleet.hub.share(0)
+
+
 async def test_waiters_are_served_in_order_at_the_rate() -> None:
     pacer = Pacer("t", 200.0, 1)
     order: list[int] = []

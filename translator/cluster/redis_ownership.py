@@ -5,6 +5,7 @@ Keys, under the store's prefix:
     own:<device>    hash {node, epoch}: the owner, changed only by the claim script
     owned:<node>    set of the devices a node owns (for taking a dead node's devices)
     node:<node>     the heartbeat: a key with a TTL, refreshed by the node while it lives
+    nodes           sorted set: every node that beat, scored by when its heartbeat runs out (Redis's clock)
 """
 
 from __future__ import annotations
@@ -79,6 +80,29 @@ end
 return refused
 """
 
+# Redis's clock, not the nodes': nodes whose clocks disagree still agree on who is alive.
+_NOW_MS = """
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+"""
+# KEYS: node:<node>, nodes; ARGV: ttl in ms, node.
+_BEAT = (
+    _NOW_MS
+    + """
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+redis.call('ZADD', KEYS[2], ms + tonumber(ARGV[1]), ARGV[2])
+"""
+)
+# KEYS: nodes; ARGV: ms after which a dead node is forgotten → how many nodes' heartbeats run now.
+_ALIVE = (
+    _NOW_MS
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms - tonumber(ARGV[1]))
+return redis.call('ZCOUNT', KEYS[1], ms, '+inf')
+"""
+)
+FORGET_DEAD_AFTER_MS = 24 * 3600 * 1000
+
 CLAIM_ATTEMPTS = 3  # a claim lost to a concurrent one is decided again on what won, a bounded number of times
 
 
@@ -107,6 +131,8 @@ class RedisOwnership:
         self._beating: asyncio.Task[None] | None = None
         self._claim: AsyncScript = redis.register_script(_CLAIM)
         self._fenced_registrations: AsyncScript = redis.register_script(_FENCED_REGISTRATIONS)
+        self._beat: AsyncScript = redis.register_script(_BEAT)
+        self._alive: AsyncScript = redis.register_script(_ALIVE)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -124,9 +150,8 @@ class RedisOwnership:
         self._beating = asyncio.create_task(self._beat_forever(), name=f"heartbeat-{self.node}")
 
     async def beat(self) -> None:
-        await self._call(
-            "heartbeat", self.redis.set(self._key("node", self.node), b"1", px=self.heartbeat.ttl_ms)
-        )
+        keys = [self._key("node", self.node), self._key("nodes")]
+        await self._call("heartbeat", self._beat(keys=keys, args=[self.heartbeat.ttl_ms, self.node]))
 
     async def _beat_forever(self) -> None:
         while True:
@@ -146,10 +171,18 @@ class RedisOwnership:
             self._beating = None
         if leave:
             with contextlib.suppress(StoreError):
-                await self._call("heartbeat removal", self.redis.delete(self._key("node", self.node)))
+                removal = self.redis.pipeline(transaction=True)
+                removal.delete(self._key("node", self.node))
+                removal.zrem(self._key("nodes"), self.node)
+                await self._call("heartbeat removal", removal.execute())
 
     async def alive(self, node: str) -> bool:
         return bool(await self._call("heartbeat read", self.redis.exists(self._key("node", node))))
+
+    async def nodes_alive(self) -> int:
+        """How many nodes beat now, this one included."""
+        keys = [self._key("nodes")]
+        return int(await self._call("node count", self._alive(keys=keys, args=[FORGET_DEAD_AFTER_MS])))
 
     # -- owners -----------------------------------------------------------------------------------
 

@@ -9,10 +9,12 @@ from translator.cluster.ownership import HeartbeatPolicy
 
 if TYPE_CHECKING:
     from translator.cluster.node_relay import NodeRelay
+    from translator.cluster.quota_share import QuotaShare
     from translator.cluster.redis_ownership import RedisOwnership
     from translator.cluster.relay_policy import Peer
     from translator.coap import Lwm2mServer
     from translator.coap.registration import RegistrationStore
+    from translator.iotc.client.pacer import FleetPacing
     from translator.settings import StoreSettings
     from translator.store import Store
 
@@ -61,3 +63,15 @@ def held_here(registrations: RegistrationStore, ownership: RedisOwnership) -> Ca
         return ownership.held(registration.device_id) is not None
 
     return here
+
+
+def quota_share_for(
+    ownership: RedisOwnership | None, pacing: FleetPacing, *, at_least: int = 1
+) -> QuotaShare | None:
+    """The pacers' share of the application's quotas among the live nodes (at least `at_least` of them),
+    not yet started; None for a translator alone on SQLite."""
+    if ownership is None:
+        return None
+    from translator.cluster.quota_share import QuotaShare
+
+    return QuotaShare(ownership.nodes_alive, pacing, interval=ownership.heartbeat.interval, at_least=at_least)

@@ -27,21 +27,12 @@ def worker_settings(settings: Settings, index: int, ports: SharedPorts, node_bas
     """Worker `index`'s settings: the shared ports, a private operations endpoint on loopback (the
     supervisor's serves them all), and its own cluster node id. The id is the same across the worker's
     restarts, so a restarted worker takes back at once the devices it owned (docs/cluster.md: a node
-    restarted under its id within the heartbeat TTL). The pacers of quotas that count the whole application
-    (DPS registrations, hub connects, telemetry, twin updates) get 1/N each, so that N workers together keep
-    to the quota one process keeps to; a device is on one worker, so its own rate stays whole."""
-    share = settings.workers
-    iotc = settings.iotc
+    restarted under its id within the heartbeat TTL). The quotas stay whole here: each worker, as any
+    cluster node, shares them among the live nodes (translator/cluster/quota_share.py), and never takes more
+    than 1/N (its order's `workers`), even while its siblings are still starting."""
     return replace(
         settings,
         workers=1,
-        iotc=replace(
-            iotc,
-            dps_registrations_per_minute=iotc.dps_registrations_per_minute / share,
-            connect_rate=iotc.connect_rate / share,
-            telemetry_rate=iotc.telemetry_rate / share,
-            twin_update_rate=iotc.twin_update_rate / share,
-        ),
         coap=replace(settings.coap, port=ports.coap, dtls_port=ports.dtls),
         http=replace(settings.http, port=ports.http),
         operations=OperationsSettings(host="127.0.0.1", port=0),

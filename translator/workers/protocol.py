@@ -24,12 +24,14 @@ class WorkerOrder:
     index: int
     settings: Settings
     emulated: IotcSettings | None  # the supervisor's embedded emulator, or None: settings.iotc is real
+    workers: int = 1  # how many workers the supervisor runs: each keeps to at most 1/workers of the quotas
 
     def encode(self) -> bytes:
         document: dict[str, Any] = {
             "index": self.index,
             "settings": _SETTINGS.dump_python(self.settings, mode="json"),
             "emulated": None if self.emulated is None else _IOTC.dump_python(self.emulated, mode="json"),
+            "workers": self.workers,
         }
         return json.dumps(document).encode() + b"\n"
 
@@ -41,6 +43,7 @@ class WorkerOrder:
             index=int(document["index"]),
             settings=_SETTINGS.validate_python(document["settings"]),
             emulated=None if emulated is None else _IOTC.validate_python(emulated),
+            workers=int(document.get("workers", 1)),
         )
 
 

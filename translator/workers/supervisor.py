@@ -152,6 +152,7 @@ class Supervisor:
             slot.index,
             worker_settings(self.settings, slot.index, self.ports, self._node_base),
             self._emulated,
+            self.settings.workers,
         )
         process = await asyncio.create_subprocess_exec(
             sys.executable,

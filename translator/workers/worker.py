@@ -69,7 +69,9 @@ async def work(order: WorkerOrder) -> None:
     # The pipe to the supervisor carries our lines only: a stray print goes to the log instead.
     channel = os.dup(1)
     os.dup2(2, 1)
-    translator = Translator(order.settings, share_ports=True, emulated=order.emulated)
+    translator = Translator(
+        order.settings, share_ports=True, emulated=order.emulated, quota_nodes=order.workers
+    )
     if order.emulated is not None:
         translator.catalog.on_new_codec(
             lambda codec: _write_all(channel, WorkerTemplate(codec.model_id, export_template(codec)).encode())

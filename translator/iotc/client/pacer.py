@@ -55,6 +55,7 @@ class Pacer:
         self.configured = rate
         self._rate = rate
         self._burst = float(burst)
+        self._full = (rate, float(burst))  # the whole quota's rate and burst, before any share of it
         self._clock = clock
         self._recovery = recovery
         self._tokens = float(burst)
@@ -120,6 +121,18 @@ class Pacer:
             return False
         self._take(now)
         return True
+
+    def share(self, fraction: float) -> None:
+        """Keep to `fraction` of the configured quota from now on (several translators share one IoT Central
+        application's quota); a rate cut by a throttle keeps recovering, to the new share."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"pacer {self.name}: a share must be in (0, 1], not {fraction}")
+        self._refill(self._clock())
+        rate, burst = self._full
+        self.configured = rate * fraction
+        self._rate = min(self._rate, self.configured)
+        self._burst = max(1.0, burst * fraction)
+        self._tokens = min(self._tokens, self._burst)
 
     def throttled(self, retry_after: float | None = None) -> None:
         """The service refused a request of this kind as over its rate: slow down, and pause everyone."""
@@ -263,6 +276,12 @@ class FleetPacing:
 
     def pacers(self) -> list[Pacer]:
         return [pacer for pacer in (self.dps, self.hub, self.telemetry, self.twin) if pacer is not None]
+
+    def share_among(self, nodes: int) -> None:
+        """The application's quotas split evenly among `nodes` translators (each device's own rate stays
+        whole: a device is served by one node at a time)."""
+        for pacer in self.pacers():
+            pacer.share(1.0 / max(1, nodes))
 
     def for_device(self) -> DevicePacing:
         rate = self.settings.device_telemetry_per_second
