@@ -98,7 +98,9 @@ def test_a_patched_or_called_internal_keeps_its_signature(internal: str) -> None
 def test_create_server_context_takes_the_arguments_the_server_passes() -> None:
     parameters = inspect.signature(_resolve("aiocoap.protocol:Context.create_server_context")).parameters
     missing = {"site", "bind", "transports", "loggername"} - set(parameters)
-    assert not missing, f"aiocoap's Context.create_server_context lost {missing} (coap/server.py passes them)"
+    assert not missing, (
+        f"aiocoap's Context.create_server_context lost {missing} (coap/listener.py passes them)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -111,9 +113,11 @@ def test_create_server_context_takes_the_arguments_the_server_passes() -> None:
 def test_resources_still_reach_block_wise_state_through_the_attributes_the_server_sets(
     owner: str, method: str, calls: str
 ) -> None:
-    # coap/server.py's _Root sets _block1/_block2 to bounded replacements; aiocoap must still use them.
+    # coap/resource.py's Lwm2mResource sets _block1/_block2 to bounded replacements; aiocoap must use them.
     source = inspect.getsource(getattr(_resolve(owner), method))
-    assert calls in source, f"aiocoap's {owner}.{method} no longer calls {calls}…) (coap/server.py's _Root)"
+    assert calls in source, (
+        f"aiocoap's {owner}.{method} no longer calls {calls}…) (coap/resource.py's Lwm2mResource)"
+    )
 
 
 def _chain(context: Any) -> tuple[Any, Any]:
@@ -123,7 +127,7 @@ def _chain(context: Any) -> tuple[Any, Any]:
 
 
 async def test_a_live_server_context_has_the_chain_the_server_walks() -> None:
-    """coap/server.py: request_interfaces[0].token_interface.message_interface, its transport's socket, and
+    """coap/listener.py: request_interfaces[0].token_interface.message_interface, its transport's socket, and
     the two duplicate-detection hooks `aiocoap_dedup.take_over` replaces — on a real socket."""
     import aiocoap
     import aiocoap.resource
@@ -137,7 +141,7 @@ async def test_a_live_server_context_has_the_chain_the_server_walks() -> None:
         except (AttributeError, IndexError) as error:
             pytest.fail(
                 "aiocoap's Context no longer has request_interfaces[0].token_interface.message_interface "
-                f"(coap/server.py walks it): {error}"
+                f"(coap/listener.py walks it): {error}"
             )
         hooks: list[Callable[..., Any]] = [
             message_manager._deduplicate_message,
@@ -164,7 +168,7 @@ async def test_a_live_server_context_has_the_chain_the_server_walks() -> None:
 async def test_the_reuse_port_switch_is_read_at_each_server_bind(
     switch: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """coap/server.py sets AIOCOAP_REUSE_PORT before each bind (on for a worker of `serve --workers`, off
+    """coap/listener.py sets AIOCOAP_REUSE_PORT before each bind (on for a worker of `serve --workers`, off
     for a lone server): aiocoap's udp6 server socket must follow it, or the workers could not share the port
     (or a lone server could join them)."""
     import socket

@@ -395,7 +395,7 @@ async def test_a_secured_devices_token_from_a_plain_address_is_ignored(
     try:
         assert str((await dev.register()).code).startswith("2.01")
         await secured.devices.observe("dev1", Path(3303, 0, 5700))
-        [observation] = secured._devices["dev1"].observations.values()
+        [observation] = secured._table.devices["dev1"].observations.values()
         before = secured.registration("dev1")
         forged = wire.encode(
             wire.NON, 0x45, 0x7777, observation.token, [(6, b"\x09"), (12, b"\x00")], b"99"

@@ -53,7 +53,7 @@ async def arrived(rest: RestClient, device_id: str, after: int) -> set[float]:
 async def test_a_register_while_redis_is_unreachable_is_refused_503_and_nothing_acknowledged_is_lost(
     emulator: Emulator, rest: RestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="translator.coap.server")
+    caplog.set_level(logging.INFO, logger="translator.coap")
     async with RedisServer(tmp_path / "redis") as server:
         settings = _restartable(emulator, tmp_path / "a")
         settings = replace(settings, store=replace(settings.store, redis_url=server.url, node_id="node-a"))

@@ -99,6 +99,16 @@ class SecureRoute(Protocol):
         ...
 
 
+class _Detached:
+    """The handler until `attach`, which is also when the tap starts reading datagrams."""
+
+    def hot_request(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None) -> bool:
+        return False
+
+    def notification(self, msg: wire.Datagram, peer: Peer, pktinfo: bytes | None, observer: Any) -> None:
+        return None
+
+
 # What aiocoap expects with every datagram (it logs a warning per message without it); a decrypted datagram
 # has no socket of its own, and its answer goes back through `SecureRoute`, which ignores it.
 SECURE_ANCDATA = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, bytes(20))]
@@ -126,7 +136,6 @@ class DatagramTap:
 
     def __init__(
         self,
-        handler: HotHandler,
         *,
         next_mid: Callable[[], int] | None = None,
         dedup: DedupCache | None = None,
@@ -134,7 +143,7 @@ class DatagramTap:
         recv_size: int = UDP_MAX,
         entity_limit: int | None = None,
     ) -> None:
-        self._handler = handler
+        self._handler: HotHandler = _Detached()
         self._dedup = dedup
         self._clock = clock
         # One buffer for every read: a datagram up to `recv_size` is read whole (a bigger one is cut by
@@ -170,8 +179,9 @@ class DatagramTap:
 
     # --- wiring ------------------------------------------------------------------------------------
 
-    def attach(self, interface: Any, *, receive_buffer: int = 0) -> None:
-        """Put the tap in front of an aiocoap udp6 message interface, and take over reading its socket.
+    def attach(self, interface: Any, handler: HotHandler, *, receive_buffer: int = 0) -> None:
+        """Put the tap in front of an aiocoap udp6 message interface, handing requests and notifications to
+        `handler`, and take over reading its socket.
 
         aiocoap's transport makes two recvmsg calls per readiness event (the error queue first, which
         almost always fails with EAGAIN, then one datagram): under load that is one event-loop wake-up,
@@ -179,6 +189,7 @@ class DatagramTap:
         wake-up and reads the error queue only when the socket reports an error or woke up empty.
         """
         self._interface = interface
+        self._handler = handler
         self._slow = interface.datagram_msg_received
         interface.datagram_msg_received = self._received
         plain_send = interface.send

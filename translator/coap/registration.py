@@ -1,7 +1,7 @@
 """The registration interface as a pure state machine: parameters, registrations and their store.
 
 No sockets and no clock: callers pass `now` (monotonic seconds) and the peer address. The asyncio shell
-(`server.py`) turns CoAP requests into calls here and the results into answers and listener events.
+(`registration_face.py`) turns CoAP requests into calls here and the results into answers and listener events.
 """
 
 from __future__ import annotations
@@ -30,6 +30,12 @@ LINK_FORMAT = 40
 
 # A peer's socket address exactly as the socket reports it: (host, port) or (host, port, flow, scope).
 Peer = tuple[Any, ...]
+
+
+def peer_host(peer: Peer) -> str:
+    """The host of a socket address; an IPv4 one on the dual-stack socket without its `::ffff:` prefix."""
+    host = str(peer[0])
+    return host[7:] if host.startswith("::ffff:") else host
 
 
 @dataclass(frozen=True, slots=True)
