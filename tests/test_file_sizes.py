@@ -19,7 +19,6 @@ BACKLOG = frozenset(
         "bridge/bridge.py",
         "store/redis_store.py",
         "settings.py",
-        "coap/hotpath.py",
     }
 )
 

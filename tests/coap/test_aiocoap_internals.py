@@ -73,11 +73,11 @@ SIGNATURES: dict[str, tuple[list[str], str]] = {
     ),
     "aiocoap.transports.udp6:MessageInterfaceUDP6.datagram_errqueue_received": (
         ["self", "data", "ancdata", "flags", "address"],
-        "coap/hotpath.py reads the error queue itself and hands it on",
+        "coap/udp.py reads the error queue itself and hands it on",
     ),
     "aiocoap.transports.udp6:MessageInterfaceUDP6.error_received": (
         ["self", "exc"],
-        "coap/hotpath.py hands socket errors on",
+        "coap/udp.py hands socket errors on",
     ),
     "aiocoap.transports.udp6:MessageInterfaceUDP6.send": (["self", "message"], "coap/simulator.py wraps it"),
 }

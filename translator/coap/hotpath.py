@@ -17,14 +17,14 @@ datagram is parsed by the small hand parser in `wire.py`, and
 * every other request is checked against the dedup cache (aiocoap's own per-request cache is off, see
   `aiocoap_dedup`) and goes to aiocoap with the rest (registration, block-wise, management responses).
 
-A datagram costs at most one rate-limited log line, whatever it holds.
+A datagram costs at most one rate-limited log line, whatever it holds. The socket's reads and writes
+themselves (batches, the error queue, IPV6_PKTINFO) are in `udp.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import random
@@ -38,21 +38,21 @@ from translator.coap.dedup import DedupCache
 from translator.coap.dtls.peers import is_virtual
 from translator.coap.ratelog import LogBudget
 from translator.coap.registration import Peer
+from translator.coap.udp import (
+    NO_PKTINFO,
+    UDP_MAX,
+    DatagramReader,
+    grow_receive_buffer,
+    pktinfo_of,
+    sendto,
+    stop_error_queue,
+)
 
 log = logging.getLogger(__name__)
 
 ACK_TIMEOUT = 2.0
 ACK_RANDOM_FACTOR = 1.5
 MAX_RETRANSMIT = 4
-# Datagrams read per readiness event: enough to empty the queue under load in few wake-ups, few enough
-# that the TCP side (hub acknowledgements) is not starved.
-DRAIN_BATCH = 64
-UDP_MAX = 65_527  # the largest UDP payload (65,535 minus the UDP header)
-ERRQUEUE_SIZE = 4096  # the error queue returns our own (small) datagrams
-ANC_SIZE = 1024
-MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
-IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
-IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
 
 
 def _host(address: Any) -> str:
@@ -109,11 +109,6 @@ class _Detached:
         return None
 
 
-# What aiocoap expects with every datagram (it logs a warning per message without it); a decrypted datagram
-# has no socket of its own, and its answer goes back through `SecureRoute`, which ignores it.
-SECURE_ANCDATA = [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, bytes(20))]
-
-
 class _Exchange:
     __slots__ = ("acked", "attempt", "data", "future", "mid", "peer", "timeout", "timer", "token")
 
@@ -146,12 +141,9 @@ class DatagramTap:
         self._handler: HotHandler = _Detached()
         self._dedup = dedup
         self._clock = clock
-        # One buffer for every read: a datagram up to `recv_size` is read whole (a bigger one is cut by
-        # the kernel, flagged MSG_TRUNC, and refused) and only its own length is copied out.
+        self._reader = DatagramReader(recv_size)  # a bigger datagram is cut by the kernel, and refused
         self.recv_size = recv_size
         self._entity_limit = entity_limit or recv_size  # Size1 of the 4.13 for a truncated datagram
-        self._buffer = bytearray(recv_size)
-        self._view = memoryview(self._buffer)
         self._log_budget = LogBudget(clock=clock)
         self._interface: Any = None
         self._sock: socket.socket | None = None
@@ -181,13 +173,8 @@ class DatagramTap:
 
     def attach(self, interface: Any, handler: HotHandler, *, receive_buffer: int = 0) -> None:
         """Put the tap in front of an aiocoap udp6 message interface, handing requests and notifications to
-        `handler`, and take over reading its socket.
-
-        aiocoap's transport makes two recvmsg calls per readiness event (the error queue first, which
-        almost always fails with EAGAIN, then one datagram): under load that is one event-loop wake-up,
-        one exception and two system calls per datagram. The tap drains up to DRAIN_BATCH datagrams per
-        wake-up and reads the error queue only when the socket reports an error or woke up empty.
-        """
+        `handler`, and take over reading its socket (udp.DatagramReader: in batches, the error queue only
+        when needed)."""
         self._interface = interface
         self._handler = handler
         self._slow = interface.datagram_msg_received
@@ -206,40 +193,13 @@ class DatagramTap:
         interface.send = send
         sock = interface.transport.get_extra_info("socket")
         if receive_buffer:
-            self._grow_receive_buffer(sock, receive_buffer)
+            grow_receive_buffer(sock, receive_buffer)
         loop = asyncio.get_running_loop()
         if not isinstance(loop, asyncio.BaseEventLoop):
-            self._stop_error_queue(sock)
+            stop_error_queue(sock)
         loop.remove_reader(sock.fileno())
         loop.add_reader(sock.fileno(), self._drain)
         self._sock = sock
-
-    @staticmethod
-    def _stop_error_queue(sock: socket.socket) -> None:
-        # libuv (uvloop) stops polling a socket that reports POLLERR, which a queued ICMP error does while
-        # IP_RECVERR is on: the CoAP socket would go deaf after the first unreachable device. Without it,
-        # ICMP errors on this unconnected socket are not reported and a request to a gone device times
-        # out instead of failing at once.
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 0)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 0)
-        log.info("event loop is not asyncio's: ICMP errors on the CoAP socket are not read")
-
-    @staticmethod
-    def _grow_receive_buffer(sock: socket.socket, size: int) -> None:
-        # Bursts (a fleet waking at once, a GC pause) must wait in the kernel instead of being dropped and
-        # retransmitted by the devices seconds later. Linux caps the size at net.core.rmem_max.
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
-        except OSError as exc:
-            log.warning("cannot set the CoAP receive buffer to %d bytes: %s", size, exc)
-            return
-        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2  # Linux reports it doubled
-        if granted < size:
-            log.info(
-                "CoAP receive buffer is %d bytes (asked %d; raise net.core.rmem_max for more)", granted, size
-            )
 
     def _drain(self) -> None:
         sock = self._sock
@@ -249,34 +209,7 @@ class DatagramTap:
         received = self._received if self._interface is not None else self._slow
         if received is None:
             return
-        buffers = (self._buffer,)
-        view = self._view
-        for count in range(DRAIN_BATCH):
-            try:
-                size, ancdata, flags, address = sock.recvmsg_into(buffers, ANC_SIZE)
-            except (BlockingIOError, InterruptedError):
-                if count == 0:
-                    self._read_error_queue(sock, None)  # woke up with nothing to read: an error is queued
-                return
-            except OSError as exc:  # an ICMP error on an earlier send (IP_RECVERR): find out whose
-                self._read_error_queue(sock, exc)
-                return
-            received(bytes(view[:size]), ancdata, flags, address)
-
-    def _read_error_queue(self, sock: socket.socket, error: OSError | None) -> None:
-        interface = self._interface
-        try:
-            data, ancdata, flags, address = sock.recvmsg(ERRQUEUE_SIZE, ANC_SIZE, MSG_ERRQUEUE)
-        except (BlockingIOError, InterruptedError):
-            if error is not None and interface is not None:
-                interface.error_received(error)
-            return
-        except OSError as exc:
-            if exc.errno != errno.EAGAIN and interface is not None:
-                interface.error_received(exc)
-            return
-        if interface is not None:
-            interface.datagram_errqueue_received(data, ancdata, flags, address)
+        self._reader.drain(sock, received, self._interface)
 
     def secure(self, route: SecureRoute | None) -> None:
         """Carry CoAP for DTLS devices too: decrypted datagrams come in through `secure_received`."""
@@ -285,7 +218,7 @@ class DatagramTap:
     def secure_received(self, data: bytes, peer: Peer) -> None:
         """A CoAP message decrypted by a DTLS session; `peer` is its identity's virtual address."""
         if self._interface is not None:
-            self._received(data, SECURE_ANCDATA, 0, peer)
+            self._received(data, NO_PKTINFO, 0, peer)
 
     def forward(self, forwarder: Forwarder | None) -> None:
         """Relay datagrams of devices owned by another node (see `Forwarder`)."""
@@ -295,7 +228,7 @@ class DatagramTap:
         """A datagram from `peer` that another node's socket read (or this node's, held for a look-up):
         handled as if read here, without asking the forwarder again."""
         if self._interface is not None:
-            self._received(data, SECURE_ANCDATA, 0, peer, relayed=True)
+            self._received(data, NO_PKTINFO, 0, peer, relayed=True)
 
     def close(self) -> None:
         self._secure = None
@@ -322,23 +255,13 @@ class DatagramTap:
         forwarder = self._forwarder
         if forwarder is not None and forwarder.outbound(data, peer):
             return
-        self._sendto(sock, data, peer, pktinfo)
+        sendto(sock, data, peer, pktinfo, self._interface)
 
     def send_here(self, data: bytes, peer: Peer) -> None:
         """Send from this node's socket whatever the forwarder would do (a datagram another node relayed
         for the device: sending it on through a relay again could loop)."""
         if self._sock is not None and self._interface is not None:
-            self._sendto(self._sock, data, peer, None)
-
-    def _sendto(self, sock: socket.socket, data: bytes, peer: Peer, pktinfo: bytes | None) -> None:
-        try:
-            if pktinfo is None:
-                sock.sendto(data, peer)
-            else:  # answer from the address the request came to (a wildcard bind on a multi-homed host)
-                sock.sendmsg((data,), [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)], 0, peer)
-        except OSError as exc:  # e.g. ENOBUFS, or an unreachable peer reported on this send
-            if self._interface is not None:
-                self._interface.error_received(exc)
+            sendto(self._sock, data, peer, None, self._interface)
 
     def _own_next_mid(self) -> int:
         self._own_mid = (self._own_mid + 1) & 0xFFFF
@@ -436,7 +359,7 @@ class DatagramTap:
             self.counters["refused"] += 1
             answer = gate.truncated(data, self._entity_limit, self._next_mid)
             if answer is not None:
-                self.send(answer, address, self._pktinfo(ancdata) if ancdata else None)
+                self.send(answer, address, pktinfo_of(ancdata) if ancdata else None)
             return
         msg = wire.parse(data)
         if msg is None:  # no CoAP header: silently ignored (RFC 7252 §3)
@@ -446,7 +369,7 @@ class DatagramTap:
             self.counters["refused"] += 1
             answer = gate.refusal(msg, self._next_mid)
             if answer is not None:
-                self.send(answer, address, self._pktinfo(ancdata) if ancdata else None)
+                self.send(answer, address, pktinfo_of(ancdata) if ancdata else None)
             return
         forwarder = self._forwarder
         if forwarder is not None and not relayed:
@@ -463,7 +386,7 @@ class DatagramTap:
             if cached is not None:
                 self.counters["duplicates"] += 1
                 if cached and msg.mtype == wire.CON:
-                    self.send(cached, address, self._pktinfo(ancdata) if ancdata else None)
+                    self.send(cached, address, pktinfo_of(ancdata) if ancdata else None)
                 return
         self.counters["slow"] += 1
         if self._slow is not None:
@@ -475,17 +398,10 @@ class DatagramTap:
             return msg.mid in self._pending_mids
         return msg.code >= 64 and (msg.token in self._pending or msg.token in self._observers)
 
-    @staticmethod
-    def _pktinfo(ancdata: list[Any]) -> bytes | None:
-        for level, kind, value in ancdata:
-            if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
-                return bytes(value)
-        return None
-
     def _dispatch(self, msg: wire.Datagram, peer: Peer, ancdata: list[Any]) -> bool:
         code = msg.code
         if code < 32 and code:  # a request (in a CON or NON: the parser refused one in an ACK)
-            return self._handler.hot_request(msg, peer, self._pktinfo(ancdata) if ancdata else None)
+            return self._handler.hot_request(msg, peer, pktinfo_of(ancdata) if ancdata else None)
         if code == 0:
             if msg.mtype in {wire.ACK, wire.RST}:
                 ex = self._pending_mids.get(msg.mid)
@@ -515,7 +431,7 @@ class DatagramTap:
         observer = self._observers.get(msg.token)
         if observer is not None:
             self.counters["notifications"] += 1
-            self._handler.notification(msg, peer, self._pktinfo(ancdata) if ancdata else None, observer)
+            self._handler.notification(msg, peer, pktinfo_of(ancdata) if ancdata else None, observer)
             return True
         if msg.observe is not None and msg.mtype != wire.ACK:
             # A notification for an observation nobody holds: reset it so the client stops.

@@ -17,9 +17,9 @@ import aiocoap
 from translator.coap import aiocoap_dedup
 from translator.coap.credentials import Credentials
 from translator.coap.dedup import DedupCache
-from translator.coap.hotpath import UDP_MAX
 from translator.coap.registration import Peer, peer_host
 from translator.coap.settings import CoapSettings
+from translator.coap.udp import UDP_MAX
 
 if TYPE_CHECKING:
     from translator.coap.dtls.endpoint import DtlsEndpoint

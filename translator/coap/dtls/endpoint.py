@@ -17,11 +17,10 @@ from collections.abc import Callable
 from translator.coap.credentials import Credentials, PskCredential
 from translator.coap.dtls.peers import is_virtual
 from translator.coap.dtls.sessions import DtlsLimits, ServerCertificates, Session, SessionTable
+from translator.coap.udp import DRAIN_BATCH, UDP_MAX
 
 log = logging.getLogger(__name__)
 
-DRAIN_BATCH = 64
-RECV_SIZE = 65_527
 TICK = 0.25  # DTLS retransmission timers start at 1 s (RFC 6347 §4.2.4.1)
 LOOKUP_TIMEOUT = 5.0
 
@@ -117,7 +116,7 @@ class DtlsEndpoint:
         receive = self.table.receive
         for _ in range(DRAIN_BATCH):
             try:
-                data, address = sock.recvfrom(RECV_SIZE)
+                data, address = sock.recvfrom(UDP_MAX)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:  # an ICMP error of an earlier send
