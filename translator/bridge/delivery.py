@@ -232,28 +232,29 @@ class TelemetryDelivery:
             case Publish(direct=True):
                 self._publish_direct(action)
             case Publish():
-                self._run(self._publish(action))
+                self._run(functools.partial(self._publish, action))
             case Keep():
-                self._run(self._keep(action))
+                self._run(functools.partial(self._keep, action))
             case Load():
-                self._run(self._load(action))
+                self._run(functools.partial(self._load, action))
             case SendRow():
-                self._run(self._send_row(action))
+                self._run(functools.partial(self._send_row, action))
             case Remove():
-                self._run(self._remove(action))
+                self._run(functools.partial(self._remove, action))
             case ReplayIn(delay, why):
                 self._replay_in(delay, why.value)
             case Replayed(count):
                 self._log.info("replayed %d messages from the outbox", count)
 
-    def _run(self, work: Coroutine[Any, Any, _Event | None]) -> None:
-        """One I/O at a time (the order starts the next one only when this one answered)."""
+    def _run(self, work: Callable[[], Coroutine[Any, Any, _Event | None]]) -> None:
+        """One I/O at a time (the order starts the next one only when this one answered). The coroutine is
+        made when the task first runs: a task cancelled before that (a shutdown) leaves none un-awaited."""
         self._io = asyncio.get_running_loop().create_task(
             self._answer(work), name=f"deliver-{self.device_id}"
         )
 
-    async def _answer(self, work: Coroutine[Any, Any, _Event | None]) -> None:
-        event = await work
+    async def _answer(self, work: Callable[[], Coroutine[Any, Any, _Event | None]]) -> None:
+        event = await work()
         if event is not None:
             self._feed(event)
 
