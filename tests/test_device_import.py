@@ -94,3 +94,25 @@ def test_connection_column_marks_a_device_ephemeral() -> None:
 def test_the_connection_column_is_no_attribute() -> None:
     [device] = parse_devices_csv("deviceId,connection,site\nsleepy-1,ephemeral,Lyon\n")
     assert (device.entry.connection, device.entry.attributes) == ("ephemeral", (("site", "Lyon"),))
+
+
+def test_a_codec_the_rows_name_is_checked_at_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad codec file is refused with its file and line by the import, not found at the device's
+    registration (acknowledged to the device while serve only logged the error)."""
+    codec = tmp_path / "meter.toml"
+    codec.write_text(
+        '[template]\nid = "dtmi:test:meter;1"\n[[property]]\npath = "/3/0/0"\nname = "maker"\n'
+        '[transform]\nrename = { maker = "manufacturer" }\n'
+    )
+    csv_file = tmp_path / "devices.csv"
+    csv_file.write_text(f"deviceId,codec\nmeter-1,{codec}\n")
+    state = ["--state-dir", str(tmp_path / "state")]
+    assert main(["devices", "import", str(csv_file), *state]) == 2
+    assert f"{codec}:7: transform.rename: 'maker' is a property" in capsys.readouterr().err
+    assert not (tmp_path / "state" / "translator.db").exists()  # nothing imported
+    codec.write_text(
+        '[template]\nid = "dtmi:test:meter;1"\n[[property]]\npath = "/3/0/0"\nname = "manufacturer"\n'
+    )
+    assert main(["devices", "import", str(csv_file), *state]) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from translator.cli_help import Commands, HelpFormatter, examples
 from translator.cli_settings import add_settings_flags, settings_from
-from translator.settings import SettingsError
+from translator.settings import Settings, SettingsError
 
 
 def add_devices_command(commands: Commands) -> None:
@@ -41,7 +41,9 @@ def add_devices_command(commands: Commands) -> None:
 def _devices_import(args: argparse.Namespace) -> int:
     import asyncio
 
+    from translator.codec import CodecError
     from translator.device_import import ImportError_, parse_devices_csv
+    from translator.lwm2m import DdfError
     from translator.store.factory import describe, opened, store_from_settings
 
     try:
@@ -53,6 +55,11 @@ def _devices_import(args: argparse.Namespace) -> int:
         devices = parse_devices_csv(args.csv.read_text())
     except (ImportError_, OSError) as error:
         print(f"iotc-translator: {args.csv}: {error}", file=sys.stderr)
+        return 2
+    try:
+        _check_codecs(settings, [d.entry.codec for d in devices if d.entry.codec])
+    except (CodecError, DdfError) as error:
+        print(f"iotc-translator: {args.csv}: a codec it names: {error}", file=sys.stderr)
         return 2
 
     async def store_them() -> None:
@@ -67,6 +74,19 @@ def _devices_import(args: argparse.Namespace) -> int:
     asyncio.run(store_them())
     print(f"imported {len(devices)} devices into {describe(settings)}")
     return 0
+
+
+def _check_codecs(settings: Settings, files: list[str]) -> None:
+    """Each codec file the rows name, loaded as serve loads it (against the same objects, DDF files
+    included): a bad one is refused here with its file, line and field, not found at the device's
+    registration, which the device would believe accepted while serve only logged the error. (The codec
+    directory's files are serve's to check at its start.)"""
+    from translator.bridge.codecs import CodecCatalog
+    from translator.codec import load_codec
+
+    registry = CodecCatalog.registry_for(settings.codec)
+    for file in sorted(set(files)):
+        load_codec(file, registry)
 
 
 def _remove_psk(args: argparse.Namespace) -> int:

@@ -143,6 +143,48 @@ ERRORS = [
         "name clash",
     ),
     (
+        "drop of a property",
+        HEAD + TEMPERATURE + '[[property]]\npath = "/3/0/0"\nname = "maker"\n[transform]\ndrop = ["maker"]\n',
+        10,
+        "transform.drop",
+        "'maker' is a property: drop and rename apply to telemetry (inputs of expressions); leave its "
+        "[[property]] table out",
+    ),
+    (
+        "rename of a writable property",
+        HEAD + TEMPERATURE + '[[property]]\npath = "/3311/0/5850"\nname = "power"\nwritable = true\n'
+        '[transform]\nrename = { power = "onOff" }\n',
+        11,
+        "transform.rename",
+        "'power' is a property: drop and rename apply to telemetry (inputs of expressions); set "
+        'name = "onOff" in its [[property]]',
+    ),
+    (
+        "rename of a command",
+        HEAD + TEMPERATURE + '[[command]]\npath = "/3/0/4"\nname = "reboot"\noperation = "execute"\n'
+        '[transform]\nrename = { reboot = "restart" }\n',
+        11,
+        "transform.rename",
+        "'reboot' is a command: drop and rename apply to telemetry",
+    ),
+    (
+        "drop of an enrichment",
+        HEAD + TEMPERATURE + '[[enrichment]]\nname = "site"\n[transform]\ndrop = ["site"]\n',
+        9,
+        "transform.drop",
+        "'site' is an enrichment: drop and rename apply to telemetry (inputs of expressions); leave its "
+        "[[enrichment]] table out",
+    ),
+    (
+        "rename onto an enrichment",
+        HEAD
+        + TEMPERATURE
+        + '[[enrichment]]\nname = "site"\n[transform]\nrename = { temperature = "site" }\n',
+        9,
+        "transform.rename",
+        "name clash: 'site' is already used",
+    ),
+    (
         "enrichment kind",
         HEAD + TEMPERATURE + '[[enrichment]]\nname = "site"\nas = "tag"\n',
         8,

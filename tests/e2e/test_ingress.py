@@ -106,6 +106,54 @@ async def test_computed_telemetry_and_enrichment_reach_iot_central(
     assert "relativeHumidity" in contents and "adcRaw" not in contents
 
 
+METER = """[template]
+id = "dtmi:test:meter;1"
+[[telemetry]]
+path = "/3303/0/5700"
+name = "temperature"
+[[property]]
+path = "/3/0/0"
+name = "{name}"
+{transform}"""
+
+
+async def test_a_property_is_renamed_by_its_own_name_not_by_a_rename_rule(
+    rest: RestClient,
+    settings: Settings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Drop and rename take telemetry: a rename of a property is refused at import with its file, line and
+    the way to do it (docs/codec.md), and done that way IoT Central gets the property under its new name."""
+    codec = tmp_path / "meter.toml"
+    codec.write_text(
+        METER.format(name="maker", transform='[transform]\nrename = { maker = "manufacturer" }\n')
+    )
+    table = tmp_path / "devices.csv"
+    table.write_text(f"deviceId,endpoint,codec\nmeter-1,urn:dev:meter-1,{codec}\n")
+    argv = ["devices", "import", str(table), "--state-dir", str(settings.state_dir)]
+    capsys.readouterr()
+    assert await asyncio.to_thread(cli.main, argv) == 2
+    assert f"{codec}:10: transform.rename: 'maker' is a property: drop and rename apply to telemetry" in (
+        capsys.readouterr().err
+    )
+    codec.write_text(METER.format(name="manufacturer", transform=""))  # what the message says to do
+    assert await asyncio.to_thread(cli.main, argv) == 0
+
+    async def reported() -> bool:
+        found = await properties(rest, "meter-1")
+        return found.get("manufacturer") == "iotc-translator" and "maker" not in found
+
+    values = {**default_values(), TEMPERATURE: 20.0}
+    async with (
+        asyncio.timeout(4 * STEP),
+        Translator(settings) as translator,
+        simulated(translator, "urn:dev:meter-1", values=values),
+    ):
+        await session_connected(translator, "meter-1")
+        await eventually(reported, what="meter-1's manufacturer under its new name")
+
+
 DEW_POINT = (
     "243.04 * (log(humidity / 100) + 17.625 * temperature / (243.04 + temperature))"
     " / (17.625 - log(humidity / 100) - 17.625 * temperature / (243.04 + temperature))"

@@ -58,9 +58,13 @@ class CodecCatalog:
     @classmethod
     def from_settings(cls, settings: CodecSettings) -> CodecCatalog:
         """The catalog `serve` uses; `template export` builds it the same way, so both give one model id."""
+        return cls(settings.directory, cls.registry_for(settings), model_id=settings.model_id)
+
+    @staticmethod
+    def registry_for(settings: CodecSettings) -> ObjectRegistry:
+        """The LwM2M objects codecs are checked against: the built-in table and the settings' DDF files."""
         directory = settings.ddf_directory
-        registry = ObjectRegistry.with_ddf_directory(directory) if directory else ObjectRegistry.builtin()
-        return cls(settings.directory, registry, model_id=settings.model_id)
+        return ObjectRegistry.with_ddf_directory(directory) if directory else ObjectRegistry.builtin()
 
     def on_new_codec(self, listener: Callable[[Codec], None]) -> None:
         """`listener(codec)` for every codec this catalog builds or loads from now on (a worker of

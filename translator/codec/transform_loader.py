@@ -95,7 +95,7 @@ class _TransformLoader(TableReader):
         if not isinstance(transform, dict):
             raise self.fail("transform", "must be a table ([transform])")
         self.keys(transform, _TRANSFORM_KEYS, "transform")
-        declared = self.declared(computed)
+        declared = self.declared(computed, enrichments)
         dropped = self.drop(transform.get("drop", []), declared)
         renamed = self.rename(transform.get("rename", {}), declared, dropped)
         return Transforms(tuple(computed), tuple(enrichments), frozenset(dropped), tuple(renamed.items()))
@@ -209,28 +209,31 @@ class _TransformLoader(TableReader):
             self.claim(component, name, where)
         return Enrichment(name, column.strip(), kind, component, self.display(table, where))
 
-    def declared(self, computed: list[Computed]) -> dict[str, str]:
-        """Telemetry names drop/rename may name, with what they are (for the messages)."""
+    def declared(self, computed: list[Computed], enrichments: list[Enrichment]) -> dict[str, str]:
+        """Every name drop/rename may meet, with what it is: telemetry (declared or computed) they take,
+        anything else they refuse by kind."""
         found: dict[str, str] = {c.name: "computed" for c in computed}
         for entry in self.entries or ():
             if isinstance(entry, Telemetry):
                 found.setdefault(entry.name, "member" if entry.member else "telemetry")
             else:
                 found.setdefault(entry.name, type(entry).__name__.lower())
+        for enrichment in enrichments:  # a telemetry of the same name in another interface comes first
+            found.setdefault(enrichment.name, "enrichment")
         return found
 
     def drop(self, raw: Any, declared: dict[str, str]) -> list[str]:
         if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
             raise self.fail("transform.drop", "must be an array of telemetry names")
         for name in raw:
-            self.sendable(name, declared, "transform.drop")
+            self.sendable(name, declared, "transform.drop", None)
         return list(raw)
 
     def rename(self, raw: Any, declared: dict[str, str], dropped: list[str]) -> dict[str, str]:
         if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
             raise self.fail("transform.rename", 'must be a table of names: { declared = "sent as" }')
         for old, new in raw.items():
-            self.sendable(old, declared, "transform.rename")
+            self.sendable(old, declared, "transform.rename", new)
             if old in dropped:
                 raise self.fail("transform.rename", f"{old!r} is dropped; it cannot be renamed too")
             if not is_dtdl_name(new):
@@ -239,7 +242,8 @@ class _TransformLoader(TableReader):
                 raise self.fail("transform.rename", f"name clash: {new!r} is already used")
         return dict(raw)
 
-    def sendable(self, name: str, declared: dict[str, str], where: str) -> None:
+    def sendable(self, name: str, declared: dict[str, str], where: str, sent_as: str | None) -> None:
+        """Whether drop (`sent_as` None) or rename may name `name`: telemetry only."""
         if self.entries is None:
             return
         kind = declared.get(name)
@@ -248,4 +252,22 @@ class _TransformLoader(TableReader):
         if kind == "member":
             raise self.fail(where, f"{name!r} is one field of a geopoint/vector; drop or rename the whole")
         if kind not in ("telemetry", "computed"):
-            raise self.fail(where, f"{name!r} is a {kind}: drop and rename apply to telemetry")
+            raise self.fail(where, not_telemetry(name, kind, sent_as))
+
+
+def not_telemetry(name: str, kind: str, sent_as: str | None) -> str:
+    """Why drop and rename refuse a property, a command or an enrichment, and what does it instead.
+
+    Dropped telemetry stays an input of expressions: that is what a drop rule is for, and a rename keeps
+    expressions on the declared name. A property, a command or an enrichment feeds no expression and is
+    declared in this same file, so leaving its table out or changing its `name` there says the same thing
+    once. A rename would also reach past ingress: a writable property's name is the one IoT Central writes
+    and the device acknowledges under (https://learn.microsoft.com/azure/iot/concepts-convention,
+    https://learn.microsoft.com/azure/iot-central/core/howto-use-properties), a command's the method IoT
+    Central calls — two names for one thing, one in each direction."""
+    table = f"[[{kind}]]"
+    instead = f"leave its {table} table out" if sent_as is None else f'set name = "{sent_as}" in its {table}'
+    article = "an" if kind[0] in "aeiou" else "a"
+    return (
+        f"{name!r} is {article} {kind}: drop and rename apply to telemetry (inputs of expressions); {instead}"
+    )
