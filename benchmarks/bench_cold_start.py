@@ -108,6 +108,7 @@ async def run(devices: int, dps_per_minute: float) -> dict[str, Any]:
             state_dir=Path(work) / "emulator",
             mqtt_port=0,
             http_port=0,
+            https_port=0,
             id_scope="0neBENCH002",
             group_primary_key=GROUP_KEY,
             group_secondary_key=GROUP_KEY,

@@ -80,7 +80,17 @@ async def start_emulator(state_dir: Path, port: int, count: int) -> tuple[asynci
     seed_emulator_state(state_dir, [f"bench-{index:06d}" for index in range(count)])
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "emulator", "--state-dir", str(state_dir), "--mqtt-port", str(port)),
-        *("--http-port", "0", "--hub-names", HUB, "--log-level", "WARNING", "--no-limits"),
+        *(
+            "--http-port",
+            "0",
+            "--https-port",
+            "0",
+            "--hub-names",
+            HUB,
+            "--log-level",
+            "WARNING",
+            "--no-limits",
+        ),
         stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None

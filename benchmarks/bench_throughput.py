@@ -989,7 +989,8 @@ def start_mosquitto(stack: Stack, args: argparse.Namespace) -> tuple[Any, dict[s
 
 def start_emulator(stack: Stack, args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     command = [sys.executable, "-m", "emulator", "--state-dir", str(stack.work / "emulator")]
-    command += ["--mqtt-port", "0", "--http-port", "0", "--hub-names", HUB, "--log-level", "WARNING"]
+    command += ["--mqtt-port", "0", "--http-port", "0", "--https-port", "0"]
+    command += ["--hub-names", HUB, "--log-level", "WARNING"]
     # The fan-out sends hundreds of commands a second: IoT Central's 20 requests/s would only measure that.
     command += ["--rest-rate-limit", "0"]
     command += ["--no-limits"]  # a benchmark measures the translator, not IoT Hub's throttles

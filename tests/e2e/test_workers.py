@@ -68,6 +68,7 @@ port = 0
 [emulator]
 mqtt_port = 0
 http_port = 0
+https_port = 0
 """
 
 
