@@ -88,7 +88,7 @@ async def test_an_expired_heartbeat_lets_another_node_take_the_devices(client: a
             # a beats: b's orphan claim leaves the device alone, however long it tries (a few TTLs).
             for _ in range(3):
                 assert await b.claim("dev", Trigger.ORPHANED) is None
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)  # time passing (past the TTL) is what is tested
             await a.stop(leave=False)  # a crash: the heartbeat key is left to expire
             async with asyncio.timeout(10):
                 while await b.alive("node-a"):

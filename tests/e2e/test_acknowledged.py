@@ -164,7 +164,7 @@ async def test_fault_run_loses_nothing_acknowledged(
 
     async def outage_then_kill() -> None:  # the restart case: SIGKILL with telemetry in the outbox
         await fault("outage", {"seconds": 5})
-        await asyncio.sleep(rng.uniform(1.0, 2.5))
+        await asyncio.sleep(rng.uniform(1.0, 2.5))  # into the outage: the fault schedule
         await restart(signal.SIGKILL)
 
     actions: list[tuple[str, Callable[[], Awaitable[None]]]] = [
@@ -188,12 +188,18 @@ async def test_fault_run_loses_nothing_acknowledged(
             await everyone_streams.wait()  # every device registered and had a Send acknowledged
         pause = RUN / len(actions)
         for name, action in actions:
-            await asyncio.sleep(rng.uniform(0.3, 1.7) * pause)
+            await asyncio.sleep(rng.uniform(0.3, 1.7) * pause)  # the fault schedule, not a synchronisation
             async with asyncio.timeout(60):
                 await action()
             done.append(name)
         await fault("clear")
-        await asyncio.sleep(3.0)
+        # Every device gets a Send through again after the last fault before the streams stop.
+        before = {device.endpoint: len(device.tally.acknowledged) for device in devices}
+
+        async def everyone_recovered() -> bool:
+            return all(len(d.tally.acknowledged) > before[d.endpoint] for d in devices)
+
+        await eventually(everyone_recovered, timeout=60, what="a Send of every device after the faults")
     finally:
         streaming.clear()
         finished, pending = await asyncio.wait(streams, timeout=60)

@@ -79,7 +79,7 @@ class Streamer:
                 if response.code == AioCode.CREATED:
                     self.registrations += 1
                     return
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)  # a device's pace between attempts, not a synchronisation
 
     async def _send(self, value: float) -> Any:
         payload = encode(

@@ -22,7 +22,7 @@ from tests.e2e.conftest import (
     telemetry_matching,
 )
 from translator.coap.simulator import SimulatedDevice
-from translator.lwm2m import Path
+from translator.lwm2m import Path, Value
 from translator.serve import Translator
 
 TEMPERATURE = Path(3303, 0, 5700)  # codec: pmin 10, pmax 300, st 0.5
@@ -34,6 +34,19 @@ INSTANCE_READS = {("GET", "/3/0"), ("GET", "/3303/0"), ("GET", "/6/0")}
 def _observing(device: SimulatedDevice, *paths: Path) -> bool:
     observed = {path for group in device.observed for path in group}
     return all(path in observed for path in paths)
+
+
+async def _changed(device: SimulatedDevice, values: dict[Path, Value]) -> None:
+    """Change `values`, then wait until the device has rendered its notification: each change travels in
+    a notification of its own, not merged into the next one's render."""
+    served = len(device.requests)
+    for path, value in values.items():
+        device.set_value(path, value)
+
+    async def notified() -> bool:
+        return len(device.requests) > served
+
+    await eventually(notified, what="the notification")
 
 
 async def _all_telemetry(
@@ -67,9 +80,7 @@ async def test_a_composite_member_does_not_drag_a_slower_value_along(
         start = await log_position(rest)
         low = float(device.values[MINIMUM])  # type: ignore[arg-type]
         for step in range(1, 5):  # falling temperature: a new minimum every reading
-            device.set_value(TEMPERATURE, low - step)
-            device.set_value(MINIMUM, low - step)
-            await asyncio.sleep(0.3)
+            await _changed(device, {TEMPERATURE: low - step, MINIMUM: low - step})
         events = await _all_telemetry(
             rest, "rate-1", lambda e: e["body"].get("minMeasured") == low - 4, after=start
         )
@@ -88,8 +99,7 @@ async def test_a_repeated_value_is_not_forwarded_again(
         # it, and look at temperatures only (the set-up's other values may land later still).
         [initial] = await telemetry_matching(rest, "repeat-1", lambda e: e["body"].get("temperature") == 21.5)
         for value in (22.0, 22.0, 22.0, 23.0):  # the simulator (no attributes) notifies each of them
-            device.set_value(TEMPERATURE, value)
-            await asyncio.sleep(0.1)
+            await _changed(device, {TEMPERATURE: value})
         events = await _all_telemetry(
             rest, "repeat-1", lambda e: e["body"].get("temperature") == 23.0, initial["sequence"]
         )

@@ -5,7 +5,6 @@ timestamps travel as `iothub-creation-time-utc`, and the device object lands as 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -160,8 +159,14 @@ async def test_expiry_and_deregistration_close_the_session(
         await eventually(gone("exp-1"), what="the expired device's session to close")
         assert translator.bridge is not None and "exp-1" not in translator.bridge.lives
 
-    # De-registered while its session is still being set up (DPS takes a second): nothing is left behind.
+    # De-registered while its session is still being set up: nothing is left behind. The session is opened
+    # after the de-registration may already have been handled; "gone" means something only once it was.
+    opened = pool.metrics().get("sessions_opened", 0)
     async with simulated(translator, "dereg-1") as device:
         await device.deregister()
-        await asyncio.sleep(2.0)
+
+        async def set_up() -> bool:
+            return pool.metrics().get("sessions_opened", 0) > opened
+
+        await eventually(set_up, what="the de-registered device's session to be opened")
         await eventually(gone("dereg-1"), what="the de-registered device's session to close")

@@ -15,7 +15,7 @@ import pytest
 
 from emulator.app import Emulator
 from tests.conftest import emulator_config
-from tests.e2e.conftest import STEP, session_connected, simulated, translator_settings
+from tests.e2e.conftest import STEP, eventually, session_connected, simulated, translator_settings
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator, loop_factory
 
@@ -41,7 +41,15 @@ async def _scenario(state: Path) -> None:
                 # as ICMP port unreachable.
                 async with simulated(translator, "uv-gone", values={TEMPERATURE: 1.0}):
                     pass
-                await asyncio.sleep(2 * settings.coap.request_timeout)
+                assert translator.coap is not None
+                coap = translator.coap
+
+                async def set_up_ended() -> bool:
+                    # Its set-up ends once every request to it failed: the errors have reached the socket.
+                    snapshot = coap.snapshot("uv-gone")
+                    return snapshot is not None and snapshot.settled
+
+                await eventually(set_up_ended, what="uv-gone's set-up to fail")
 
                 device.set_value(TEMPERATURE, 22.5)
                 async with asyncio.timeout(STEP):

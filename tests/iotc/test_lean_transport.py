@@ -60,7 +60,7 @@ async def test_silent_server_is_detected_by_keep_alive() -> None:
     """A server that accepts TCP and then says nothing: connect gives up at its timeout."""
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
+        await asyncio.sleep(10)  # the server's silence, longer than the connect timeout under test
         writer.close()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
