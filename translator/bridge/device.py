@@ -160,7 +160,7 @@ class DeviceLife:
         if self.codec is not None:
             missing = untranslated(self.codec, registration.objects.instances, self._services.registry)
             if missing:
-                self._log.info("%s: not translated: %s", self.device_id, missing.describe())
+                self._log.info("not translated: %s", missing.describe())
         self._setup.start(registration)
 
     def restored(self, registration: Registration) -> None:

@@ -20,6 +20,7 @@ from translator.iotc.protocol.methods import Invocation
 from translator.iotc.protocol.property_bag import PropertyBag
 from translator.iotc.protocol.sas import TokenPolicy
 from translator.iotc.protocol.twin import DesiredProperty
+from translator.ops.logs import device_log
 
 log = logging.getLogger("translator.iotc.client.session")
 
@@ -115,5 +116,5 @@ async def released_by_owner(callbacks: SessionCallbacks, device_id: str) -> str 
     try:
         return await callbacks.before_reconnect()
     except Exception:
-        log.exception("session %s: the check before reconnecting failed", device_id)
+        device_log(log, device_id).exception("session: the check before reconnecting failed")
         return None
