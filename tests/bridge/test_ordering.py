@@ -66,6 +66,29 @@ def only(actions: Sequence[object], kind: type) -> object:
     return matching[0]
 
 
+def published(order: Order, b: Batch[str, str]) -> Publish[str, str]:
+    """The batch arrives and is published at once (its only action)."""
+    [publish] = order.handle(Arrived(b))
+    assert isinstance(publish, Publish), publish
+    return publish
+
+
+def replaying(*, chunk: int = 50, **options: float) -> tuple[Order, Load]:
+    """A device with rows in its outbox, just connected: its first action loads them."""
+    order: Order = DeliveryOrder(outbox_empty=False, chunk=chunk, **options)
+    [load] = order.handle(SessionUp())
+    assert isinstance(load, Load), load
+    return order, load
+
+
+def first_row(order: Order, load: Load, *rows: Row) -> SendRow[Row]:
+    """The loaded rows come back; the replay sends the first."""
+    [send] = order.handle(Loaded(load, list(rows)))
+    assert isinstance(send, SendRow), send
+    assert send.row == rows[0]
+    return send
+
+
 def test_a_lone_message_of_an_idle_device_is_published_directly_and_acknowledged_on_its_puback() -> None:
     order = connected()
     b = batch("a")
@@ -84,8 +107,7 @@ def test_a_message_that_waited_is_never_published_directly() -> None:
 def test_a_direct_publish_past_its_deadline_is_kept_and_its_late_puback_ignored() -> None:
     order = connected()
     b = batch("a")
-    [publish] = order.handle(Arrived(b))
-    assert isinstance(publish, Publish)
+    publish = published(order, b)
     [keep] = order.handle(NotPublished(publish, timed_out=True))
     assert isinstance(keep, Keep) and keep.message == "a"
     assert order.handle(Published(publish)) == []  # the late PUBACK: neither an answer nor a step
@@ -97,8 +119,7 @@ def test_a_direct_publish_past_its_deadline_is_kept_and_its_late_puback_ignored(
 def test_a_lost_direct_publish_is_published_again_before_anything_newer() -> None:
     order = connected()
     first, second = batch("a"), batch("b")
-    [publish] = order.handle(Arrived(first))
-    assert isinstance(publish, Publish)
+    publish = published(order, first)
     assert order.handle(Arrived(second)) == []  # waits: "a" is still on its way
     [again] = order.handle(NotPublished(publish, timed_out=False))
     assert isinstance(again, Publish) and again.message == "a" and not again.direct
@@ -109,8 +130,7 @@ def test_a_lost_direct_publish_is_published_again_before_anything_newer() -> Non
 
 def test_a_lost_direct_publish_is_kept_when_the_session_went_down_meanwhile() -> None:
     order = connected()
-    [publish] = order.handle(Arrived(batch("a")))
-    assert isinstance(publish, Publish)
+    publish = published(order, batch("a"))
     order.handle(SessionDown())
     [keep] = order.handle(NotPublished(publish, timed_out=False))
     assert isinstance(keep, Keep)
@@ -118,8 +138,7 @@ def test_a_lost_direct_publish_is_kept_when_the_session_went_down_meanwhile() ->
 
 def test_a_direct_publish_the_session_cannot_take_goes_the_ordinary_way() -> None:
     order = connected()
-    [publish] = order.handle(Arrived(batch("a")))
-    assert isinstance(publish, Publish)
+    publish = published(order, batch("a"))
     [again] = order.handle(DirectRefused(publish))
     assert isinstance(again, Publish) and not again.direct and again.message == "a"
 
@@ -135,8 +154,7 @@ def test_an_ordinary_publish_that_fails_is_kept() -> None:
 def test_a_batch_is_acknowledged_as_kept_when_any_of_it_was_kept() -> None:
     order = connected()
     b = batch("a", "b")
-    [publish] = order.handle(Arrived(b))
-    assert isinstance(publish, Publish)
+    publish = published(order, b)
     [keep] = order.handle(NotPublished(publish, timed_out=True))
     assert isinstance(keep, Keep)
     [next_one, load] = [a for a in order.handle(Kept(keep)) if not isinstance(a, Acknowledge)] + [None]
@@ -155,8 +173,7 @@ def test_while_disconnected_telemetry_is_kept_and_replayed_before_anything_newer
     assert isinstance(load, Load)
     new = batch("b")
     assert order.handle(Arrived(new)) == []  # not published directly: the outbox holds an older row
-    [send] = order.handle(Loaded(load, [Row(1, "a")]))
-    assert isinstance(send, SendRow) and send.row.sequence == 1
+    send = first_row(order, load, Row(1, "a"))
     [remove] = order.handle(RowSent(send))
     assert remove == Remove((1,)) or (isinstance(remove, Remove) and remove.sequences == (1,))
     actions = order.handle(Removed(remove))
@@ -166,9 +183,7 @@ def test_while_disconnected_telemetry_is_kept_and_replayed_before_anything_newer
 
 
 def test_once_the_outbox_is_found_empty_telemetry_is_published_again() -> None:
-    order: Order = DeliveryOrder(outbox_empty=False)
-    [load] = order.handle(SessionUp())
-    assert isinstance(load, Load)
+    order, load = replaying()
     assert order.handle(Loaded(load, [])) == []
     assert order.outbox_empty and order.idle
     [publish] = order.handle(Arrived(batch("a")))
@@ -196,9 +211,7 @@ def test_a_store_failure_refuses_one_batch_and_delivery_goes_on() -> None:
 
 
 def test_an_unreadable_outbox_pauses_the_replay_until_it_is_due() -> None:
-    order: Order = DeliveryOrder(outbox_empty=False, store_retry=5.0)
-    [load] = order.handle(SessionUp())
-    assert isinstance(load, Load)
+    order, load = replaying(store_retry=5.0)
     assert order.handle(NotLoaded(load)) == [ReplayIn(5.0, Pause.STORE)]
     assert order.busy is None
     [again] = order.handle(ReplayDue())
@@ -206,73 +219,60 @@ def test_an_unreadable_outbox_pauses_the_replay_until_it_is_due() -> None:
 
 
 def test_a_failing_removal_pauses_the_replay_and_nothing_is_sent_twice() -> None:
-    order: Order = DeliveryOrder(outbox_empty=False, chunk=1)
-    [load] = order.handle(SessionUp())
-    assert isinstance(load, Load)
-    [send] = order.handle(Loaded(load, [Row(7, "a")]))
-    assert isinstance(send, SendRow)
+    order, load = replaying(chunk=1)
+    send = first_row(order, load, Row(7, "a"))
     [remove] = order.handle(RowSent(send))
     assert isinstance(remove, Remove)
     assert order.handle(NotRemoved(remove)) == [ReplayIn(5.0, Pause.STORE)]
     assert order.handle(SessionDown()) == []
     [again] = order.handle(SessionUp())  # the removal comes first, before any row is loaded again
     assert isinstance(again, Remove) and again.sequences == (7,)
-    replayed, load = order.handle(Removed(again))
-    assert replayed == Replayed(1) and isinstance(load, Load)
+    replayed, reload = order.handle(Removed(again))
+    assert replayed == Replayed(1) and isinstance(reload, Load)
 
 
 def test_a_slow_hub_pauses_the_replay_after_removing_what_went_out() -> None:
-    order: Order = DeliveryOrder(outbox_empty=False, chunk=2, slow_hub_retry=10.0)
-    [load] = order.handle(SessionUp())
-    assert isinstance(load, Load)
-    [send] = order.handle(Loaded(load, [Row(1, "a"), Row(2, "b")]))
-    assert isinstance(send, SendRow)
+    order, load = replaying(chunk=2, slow_hub_retry=10.0)
+    send = first_row(order, load, Row(1, "a"), Row(2, "b"))
     [send2] = order.handle(RowSent(send))
     assert isinstance(send2, SendRow) and send2.row.sequence == 2
     pause, remove = order.handle(RowNotSent(send2))
     assert pause == ReplayIn(10.0, Pause.SLOW_HUB)
     assert isinstance(remove, Remove) and remove.sequences == (1,)
     assert order.handle(Removed(remove)) == [Replayed(1)]  # paused: nothing more until it is due
-    [load] = order.handle(ReplayDue())
-    assert isinstance(load, Load)
+    [reload] = order.handle(ReplayDue())
+    assert isinstance(reload, Load)
 
 
 def test_a_session_lost_in_the_middle_of_a_replay_stops_it_and_removes_what_went_out() -> None:
-    order: Order = DeliveryOrder(outbox_empty=False, chunk=3)
-    [load] = order.handle(SessionUp())
-    assert isinstance(load, Load)
-    [send] = order.handle(Loaded(load, [Row(1, "a"), Row(2, "b"), Row(3, "c")]))
-    assert isinstance(send, SendRow)
+    order, load = replaying(chunk=3)
+    send = first_row(order, load, Row(1, "a"), Row(2, "b"), Row(3, "c"))
     order.handle(SessionDown())
     [remove] = order.handle(RowSent(send))
     assert isinstance(remove, Remove) and remove.sequences == (1,)
     assert order.handle(Removed(remove)) == [Replayed(1)]
-    [load] = order.handle(SessionUp())  # rows 2 and 3 are loaded again, not lost
-    assert isinstance(load, Load)
+    [reload] = order.handle(SessionUp())  # rows 2 and 3 are loaded again, not lost
+    assert isinstance(reload, Load)
 
 
 def test_new_batches_and_the_replay_take_turns() -> None:
-    order: Order = DeliveryOrder(outbox_empty=False, chunk=1)
-    [load] = order.handle(SessionUp())
-    assert isinstance(load, Load)
+    order, load = replaying(chunk=1)
     b1, b2 = batch("x"), batch("y")
     order.handle(Arrived(b1))
     order.handle(Arrived(b2))
-    [send] = order.handle(Loaded(load, [Row(1, "a")]))
-    assert isinstance(send, SendRow)
+    send = first_row(order, load, Row(1, "a"))
     [remove] = order.handle(RowSent(send))
     assert isinstance(remove, Remove)
     keep_x = order.handle(Removed(remove))[1]
     assert isinstance(keep_x, Keep) and keep_x.message == "x"  # a batch's turn
-    acknowledge, load = order.handle(Kept(keep_x))
-    assert acknowledge == Acknowledge(b1, kept=True) and isinstance(load, Load)  # then the replay's
+    acknowledge, reload = order.handle(Kept(keep_x))
+    assert acknowledge == Acknowledge(b1, kept=True) and isinstance(reload, Load)  # then the replay's
 
 
 def test_close_refuses_everything_unanswered_and_ignores_late_results() -> None:
     order = connected()
     first, second = batch("a"), batch("b")
-    [publish] = order.handle(Arrived(first))
-    assert isinstance(publish, Publish)
+    publish = published(order, first)
     order.handle(Arrived(second))
     closing = ConnectionError("closing")
     assert order.handle(Close(closing)) == [Refuse(first, closing), Refuse(second, closing)]
@@ -284,8 +284,7 @@ def test_close_refuses_everything_unanswered_and_ignores_late_results() -> None:
 def test_a_publish_the_pacers_would_hold_past_its_time_is_kept_and_acknowledged_once_committed() -> None:
     order = connected()
     b = batch("a", direct=False)
-    [publish] = order.handle(Arrived(b))
-    assert isinstance(publish, Publish)
+    publish = published(order, b)
     [keep] = order.handle(Paced(publish, 7.0))
     assert isinstance(keep, Keep) and keep.message == "a"
     assert order.handle(Published(publish)) == []  # a stale answer changes nothing
@@ -297,8 +296,7 @@ def test_a_publish_the_pacers_would_hold_past_its_time_is_kept_and_acknowledged_
 def test_a_paced_publish_the_outbox_cannot_take_is_refused_with_the_outbox_s_error() -> None:
     order = connected()
     b = batch("a", direct=False)
-    [publish] = order.handle(Arrived(b))
-    assert isinstance(publish, Publish)
+    publish = published(order, b)
     [keep] = order.handle(Paced(publish, 7.0))
     assert isinstance(keep, Keep)
     full = OSError("outbox full")  # the shell's BackPressure with Max-Age: 5.03 at the CoAP face
@@ -306,11 +304,8 @@ def test_a_paced_publish_the_outbox_cannot_take_is_refused_with_the_outbox_s_err
 
 
 def test_a_paced_replay_row_pauses_the_replay_for_the_wait_and_new_batches_are_kept_behind_it() -> None:
-    order: Order = DeliveryOrder(outbox_empty=False, chunk=2)
-    [load] = order.handle(SessionUp())
-    assert isinstance(load, Load)
-    [send] = order.handle(Loaded(load, [Row(1, "a"), Row(2, "b")]))
-    assert isinstance(send, SendRow)
+    order, load = replaying(chunk=2)
+    send = first_row(order, load, Row(1, "a"), Row(2, "b"))
     [send2] = order.handle(RowSent(send))
     assert isinstance(send2, SendRow) and send2.row.sequence == 2
     pause, remove = order.handle(Paced(send2, 3.0))
@@ -325,31 +320,28 @@ def test_a_paced_replay_row_pauses_the_replay_for_the_wait_and_new_batches_are_k
     order.handle(SessionDown())
     assert order.handle(SessionUp()) == []
     # ... it goes on when it is due.
-    [load] = order.handle(ReplayDue())
-    assert isinstance(load, Load)
+    [reload] = order.handle(ReplayDue())
+    assert isinstance(reload, Load)
 
 
 def test_the_replay_yields_to_new_batches_row_by_row() -> None:
-    order: Order = DeliveryOrder(outbox_empty=False, chunk=3)
-    [load] = order.handle(SessionUp())
-    assert isinstance(load, Load)
-    [send] = order.handle(Loaded(load, [Row(1, "a"), Row(2, "b"), Row(3, "c")]))
-    assert isinstance(send, SendRow) and send.row.sequence == 1
+    order, load = replaying(chunk=3)
+    send = first_row(order, load, Row(1, "a"), Row(2, "b"), Row(3, "c"))
     x, y = batch("x"), batch("y")
     assert order.handle(Arrived(x)) == [] and order.handle(Arrived(y)) == []
     # A row may wait for the pacers: a new batch waits for one row at most, not for the chunk ...
     [keep_x] = order.handle(RowSent(send))
     assert isinstance(keep_x, Keep) and keep_x.message == "x"
-    acknowledge, send = order.handle(Kept(keep_x))
+    acknowledge, after = order.handle(Kept(keep_x))
     assert acknowledge == Acknowledge(x, kept=True)
     # ... and the replay is not starved by new batches either: they take turns.
-    assert isinstance(send, SendRow) and send.row.sequence == 2
-    [keep_y] = order.handle(RowSent(send))
+    assert isinstance(after, SendRow) and after.row.sequence == 2
+    [keep_y] = order.handle(RowSent(after))
     assert isinstance(keep_y, Keep) and keep_y.message == "y"
-    acknowledge, send = order.handle(Kept(keep_y))
+    acknowledge, after = order.handle(Kept(keep_y))
     assert acknowledge == Acknowledge(y, kept=True)
-    assert isinstance(send, SendRow) and send.row.sequence == 3
-    [remove] = order.handle(RowSent(send))
+    assert isinstance(after, SendRow) and after.row.sequence == 3
+    [remove] = order.handle(RowSent(after))
     assert isinstance(remove, Remove) and remove.sequences == (1, 2, 3)
-    replayed, load = order.handle(Removed(remove))
-    assert replayed == Replayed(3) and isinstance(load, Load)  # x and y next, in order
+    replayed, reload = order.handle(Removed(remove))
+    assert replayed == Replayed(3) and isinstance(reload, Load)  # x and y next, in order
