@@ -81,16 +81,23 @@ def settings(emulator: Emulator, tmp_path: Path) -> Settings:
     return translator_settings(emulator, tmp_path / "translator")
 
 
-@pytest.fixture
-async def translator(settings: Settings) -> AsyncIterator[Translator]:
+@contextlib.asynccontextmanager
+async def running_translator(settings: Settings) -> AsyncIterator[Translator]:
+    """A translator started and, however the body ends, stopped: each of the two bounded by STEP."""
+    running = Translator(settings)
     async with asyncio.timeout(STEP):
-        running = Translator(settings)
         await running.start()
     try:
         yield running
     finally:
         async with asyncio.timeout(STEP):
             await running.stop()
+
+
+@pytest.fixture
+async def translator(settings: Settings) -> AsyncIterator[Translator]:
+    async with running_translator(settings) as running:
+        yield running
 
 
 def coap_address(translator: Translator) -> tuple[str, int]:

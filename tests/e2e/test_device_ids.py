@@ -22,6 +22,7 @@ from tests.conftest import RestClient, emulator_config
 from tests.e2e.conftest import (
     STEP,
     eventually,
+    running_translator,
     session_connected,
     simulated,
     telemetry_matching,
@@ -89,14 +90,8 @@ async def _x509_world(tmp_path: Path) -> AsyncIterator[tuple[Emulator, Translato
     async with Emulator(emulator_config(tmp_path / "emulator", x509_enrollment_ca=issuer.path)) as emulator:
         settings = translator_settings(emulator, tmp_path / "translator")
         iotc = replace(settings.iotc, group_key="", x509_ca_cert=issuer.path, x509_ca_key=key)
-        translator = Translator(replace(settings, iotc=iotc))
-        async with asyncio.timeout(STEP):
-            await translator.start()
-        try:
+        async with running_translator(replace(settings, iotc=iotc)) as translator:
             yield emulator, translator
-        finally:
-            async with asyncio.timeout(STEP):
-                await translator.stop()
 
 
 async def _send(device: object, value: float) -> aiocoap.Message:

@@ -18,10 +18,10 @@ import pytest
 from emulator.app import Emulator
 from tests.conftest import RestClient
 from tests.e2e.conftest import (
-    STEP,
     coap_address,
     free_udp_port,
     log_position,
+    running_translator,
     session_connected,
     telemetry_matching,
 )
@@ -39,14 +39,8 @@ KEY = b"e2e-dtls-key-0123456789"
 async def closed_translator(settings: Settings) -> AsyncIterator[Translator]:
     """The translator as deployed against a real IoT Central: no open registration on the plain port."""
     chosen = replace(settings, coap=replace(settings.coap, insecure_auto_register=False))
-    async with asyncio.timeout(STEP):
-        running = Translator(chosen)
-        await running.start()
-    try:
+    async with running_translator(chosen) as running:
         yield running
-    finally:
-        async with asyncio.timeout(STEP):
-            await running.stop()
 
 
 async def _run(client: str | None, *args: str) -> subprocess.CompletedProcess[str]:

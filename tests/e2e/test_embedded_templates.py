@@ -5,15 +5,13 @@ model id (https://learn.microsoft.com/azure/iot-central/core/concepts-device-tem
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from emulator.templates import from_interfaces
 from tests.conftest import REPO
-from tests.e2e.conftest import FAST_COAP, STEP, session_connected, simulated
+from tests.e2e.conftest import FAST_COAP, running_translator, session_connected, simulated
 from translator.codec import export_template
 from translator.lwm2m import Path as Lwm2mPath
-from translator.serve import Translator
 from translator.settings import CodecSettings, EmulatorSettings, OperationsSettings, Settings
 
 TEMPERATURE = Lwm2mPath.parse("/3303/0/5700")
@@ -27,10 +25,7 @@ async def test_embedded_emulator_assigns_the_exported_template(tmp_path: Path) -
         codec=CodecSettings(directory=REPO / "codecs"),
         operations=OperationsSettings(port=0),
     )
-    translator = Translator(settings)
-    async with asyncio.timeout(STEP):
-        await translator.start()
-    try:
+    async with running_translator(settings) as translator:
         emulator = translator.emulator
         assert emulator is not None
         async with simulated(translator, "emb-1", values={TEMPERATURE: 21.5}):
@@ -46,6 +41,3 @@ async def test_embedded_emulator_assigns_the_exported_template(tmp_path: Path) -
             banner = translator.how_to_try()
             assert f"Authorization: {emulator.api_token()}" in banner
             assert "api-version=2022-07-31" in banner
-    finally:
-        async with asyncio.timeout(STEP):
-            await translator.stop()

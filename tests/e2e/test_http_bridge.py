@@ -4,7 +4,6 @@ session pool, the outbox → the emulator over TLS MQTT. The answers are v1's: 2
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
@@ -16,7 +15,15 @@ import pytest
 
 from emulator.app import Emulator
 from tests.conftest import RestClient, device_template
-from tests.e2e.conftest import STEP, iso_ms, log_position, session_connected, telemetry, translator_settings
+from tests.e2e.conftest import (
+    STEP,
+    iso_ms,
+    log_position,
+    running_translator,
+    session_connected,
+    telemetry,
+    translator_settings,
+)
 from tests.http.test_v1 import TTN_UPLINK
 from translator.http.server import TTN_UPLINK_PATH, V1_PATH
 from translator.serve import Translator
@@ -39,14 +46,8 @@ def bridge_settings(emulator: Emulator, state_dir: Path, **store: Any) -> Settin
 async def bridged(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Translator]:
     # README step 2: the template is published, so a device announcing MODEL is assigned to it.
     emulator.publish_template(MODEL, device_template(MODEL))
-    async with asyncio.timeout(STEP):
-        running = Translator(bridge_settings(emulator, tmp_path / "translator"))
-        await running.start()
-    try:
+    async with running_translator(bridge_settings(emulator, tmp_path / "translator")) as running:
         yield running
-    finally:
-        async with asyncio.timeout(STEP):
-            await running.stop()
 
 
 @pytest.fixture

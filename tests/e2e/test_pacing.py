@@ -19,6 +19,7 @@ from emulator.app import Emulator
 from tests.conftest import RestClient, emulator_config
 from tests.e2e.conftest import (
     STEP,
+    running_translator,
     send_at,
     session_connected,
     simulated,
@@ -41,14 +42,8 @@ async def test_a_fleet_over_the_hub_send_rate_is_paced_and_nothing_is_lost(tmp_p
         settings = translator_settings(
             emulator, tmp_path / "translator", telemetry_rate=20.0, dps_registrations_per_minute=6000.0
         )
-        translator = Translator(settings)
-        async with asyncio.timeout(STEP):
-            await translator.start()
-        try:
+        async with running_translator(settings) as translator:
             await _fleet_burst(emulator, rest, translator)
-        finally:
-            async with asyncio.timeout(STEP):
-                await translator.stop()
 
 
 def _sent(event: dict[str, Any]) -> bool:

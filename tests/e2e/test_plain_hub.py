@@ -15,8 +15,8 @@ from emulator.sas import derive_device_key
 from emulator.state import Device
 from tests.conftest import RestClient
 from tests.e2e.conftest import (
-    STEP,
     log_position,
+    running_translator,
     send_at,
     session_connected,
     simulated,
@@ -25,7 +25,6 @@ from tests.e2e.conftest import (
 )
 from translator import cli
 from translator.lwm2m import Path as Lwm2mPath
-from translator.serve import Translator
 
 TEMPERATURE = Lwm2mPath(3303, 0, 5700)
 HUB = "hub-a.azure-devices.net"
@@ -48,10 +47,7 @@ async def test_connection_string_devices_reach_their_hub_without_an_id_scope(
     argv = ["devices", "import", str(table), "--state-dir", str(settings.state_dir)]
     assert await asyncio.to_thread(cli.main, argv) == 0
 
-    translator = Translator(settings)
-    async with asyncio.timeout(STEP):
-        await translator.start()
-    try:
+    async with running_translator(settings) as translator:
         assert translator.emulator is None
         assert "IoT Hub:" in translator.how_to_try()
         start = await log_position(rest)
@@ -64,6 +60,3 @@ async def test_connection_string_devices_reach_their_hub_without_an_id_scope(
         assert translator.pool is not None
         dps = translator.pool.pacing.dps
         assert dps is not None and dps.figures().granted == 0  # straight to the hub
-    finally:
-        async with asyncio.timeout(STEP):
-            await translator.stop()

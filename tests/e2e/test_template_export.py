@@ -19,9 +19,8 @@ import pytest
 
 from emulator.app import Emulator
 from tests.conftest import REPO, SHARED
-from tests.e2e.conftest import STEP, coap_address, eventually
+from tests.e2e.conftest import STEP, coap_address, eventually, running_translator
 from translator.cli import main
-from translator.serve import Translator
 from translator.settings import CodecSettings, Settings
 
 # The Register payloads of the two C clients (docs/CLIENTS.md; captured in ../shared/vectors), written here
@@ -87,10 +86,7 @@ async def _check_client(
     *,
     queue: bool = False,
 ) -> None:
-    async with asyncio.timeout(STEP):
-        translator = Translator(settings)
-        await translator.start()
-    try:
+    async with running_translator(settings) as translator:
         endpoint = f"urn:dev:ops:{name}-export"
         await _register(coap_address(translator), endpoint, links, queue)
         announced = await _announced(emulator, endpoint)
@@ -132,9 +128,6 @@ async def _check_client(
         ]
         assert commands
         assert all(c.get("durable", False) is queue for c in commands), commands
-    finally:
-        async with asyncio.timeout(STEP):
-            await translator.stop()
 
 
 @pytest.mark.parametrize("client", sorted(CLIENT_LINKS))
@@ -186,10 +179,7 @@ async def test_a_fleet_model_id_gives_one_template_for_every_object_list(
     fleet = "dtmi:example:lwm2mFleet;1"
     settings = replace(default_codecs, codec=replace(default_codecs.codec, model_id=fleet))
     monkeypatch.setenv("IOTC_TRANSLATOR_CODEC_MODEL_ID", fleet)  # the export reads serve's settings
-    async with asyncio.timeout(STEP):
-        translator = Translator(settings)
-        await translator.start()
-    try:
+    async with running_translator(settings) as translator:
         for name, links in CLIENT_LINKS.items():
             await _register(coap_address(translator), f"fleet-{name}", links)
             assert await _announced(emulator, f"fleet-{name}") == fleet
@@ -212,6 +202,3 @@ async def test_a_fleet_model_id_gives_one_template_for_every_object_list(
             return True
 
         await eventually(exported, what="both registrations in the store")
-    finally:
-        async with asyncio.timeout(STEP):
-            await translator.stop()

@@ -15,9 +15,16 @@ import pytest
 
 from emulator.app import Emulator
 from tests.conftest import emulator_config
-from tests.e2e.conftest import STEP, eventually, session_connected, simulated, translator_settings
+from tests.e2e.conftest import (
+    STEP,
+    eventually,
+    running_translator,
+    session_connected,
+    simulated,
+    translator_settings,
+)
 from translator.lwm2m import Path as Lwm2mPath
-from translator.serve import Translator, loop_factory
+from translator.serve import loop_factory
 
 uvloop = pytest.importorskip("uvloop", reason="uvloop is a dependency of serve on this platform")
 
@@ -28,38 +35,34 @@ async def _scenario(state: Path) -> None:
     assert isinstance(asyncio.get_running_loop(), uvloop.Loop)
     async with Emulator(emulator_config(state / "emulator")) as emulator:
         settings = translator_settings(emulator, state / "translator")
-        async with asyncio.timeout(STEP):
-            translator = Translator(settings)
-            await translator.start()
-        try:
-            async with simulated(translator, "uv-1", values={TEMPERATURE: 21.5}) as device:
-                await session_connected(translator, "uv-1")
-                first = await device.send([TEMPERATURE])
-                assert first.code.is_successful(), first
+        async with (
+            running_translator(settings) as translator,
+            simulated(translator, "uv-1", values={TEMPERATURE: 21.5}) as device,
+        ):
+            await session_connected(translator, "uv-1")
+            first = await device.send([TEMPERATURE])
+            assert first.code.is_successful(), first
 
-                # A device that registers and vanishes: the translator's set-up requests to it come back
-                # as ICMP port unreachable.
-                async with simulated(translator, "uv-gone", values={TEMPERATURE: 1.0}):
-                    pass
-                assert translator.coap is not None
-                coap = translator.coap
+            # A device that registers and vanishes: the translator's set-up requests to it come back
+            # as ICMP port unreachable.
+            async with simulated(translator, "uv-gone", values={TEMPERATURE: 1.0}):
+                pass
+            assert translator.coap is not None
+            coap = translator.coap
 
-                async def set_up_ended() -> bool:
-                    # Its set-up ends once every request to it failed: the errors have reached the socket.
-                    snapshot = coap.snapshot("uv-gone")
-                    return snapshot is not None and snapshot.settled
+            async def set_up_ended() -> bool:
+                # Its set-up ends once every request to it failed (unreachable or unanswered): any error
+                # they caused has reached the socket by then.
+                snapshot = coap.snapshot("uv-gone")
+                return snapshot is not None and snapshot.settled
 
-                await eventually(set_up_ended, what="uv-gone's set-up to fail")
+            await eventually(set_up_ended, what="uv-gone's set-up to fail")
 
-                device.set_value(TEMPERATURE, 22.5)
-                async with asyncio.timeout(STEP):
-                    second = await device.send([TEMPERATURE])
-                assert second.code.is_successful(), second
-                assert translator.coap is not None
-                assert translator.coap.registration("uv-1") is not None
-        finally:
+            device.set_value(TEMPERATURE, 22.5)
             async with asyncio.timeout(STEP):
-                await translator.stop()
+                second = await device.send([TEMPERATURE])
+            assert second.code.is_successful(), second
+            assert coap.registration("uv-1") is not None
 
 
 def test_translator_on_uvloop_survives_an_unreachable_device(tmp_path: Path) -> None:
