@@ -76,6 +76,13 @@ def translator_settings(emulator: Emulator, state_dir: Path, **iotc: Any) -> Set
     )
 
 
+def restartable_settings(emulator: Emulator, state_dir: Path) -> Settings:
+    """Settings for a translator that is restarted in the test: a fixed CoAP port, so that its devices find
+    the next one where the first one was."""
+    settings = translator_settings(emulator, state_dir)
+    return replace(settings, coap=replace(settings.coap, port=free_udp_port()))
+
+
 @pytest.fixture
 def settings(emulator: Emulator, tmp_path: Path) -> Settings:
     return translator_settings(emulator, tmp_path / "translator")

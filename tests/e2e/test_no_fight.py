@@ -16,8 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from emulator.app import Emulator
-from tests.e2e.conftest import STEP, eventually, session_connected, simulated
-from tests.e2e.test_restart import CLIENT_12, _restartable
+from tests.e2e.conftest import STEP, eventually, restartable_settings, session_connected, simulated
+from tests.e2e.test_restart import CLIENT_12
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.ownership import Owner
 from translator.cluster.redis_ownership import RedisOwnership
@@ -30,7 +30,7 @@ WINDOW = 3.0  # seconds watched after the hand-over: the tests' backoff (0.2–2
 
 
 def _node(emulator: Emulator, state: Path, url: str, node: str) -> Settings:
-    settings = _restartable(emulator, state)
+    settings = restartable_settings(emulator, state)
     return replace(settings, store=replace(settings.store, redis_url=url, node_id=node))
 
 

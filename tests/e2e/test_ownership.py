@@ -13,8 +13,15 @@ import redis.asyncio as aioredis
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
-from tests.e2e.conftest import STEP, eventually, session_connected, simulated, telemetry_matching
-from tests.e2e.test_restart import CLIENT_12, _restartable
+from tests.e2e.conftest import (
+    STEP,
+    eventually,
+    restartable_settings,
+    session_connected,
+    simulated,
+    telemetry_matching,
+)
+from tests.e2e.test_restart import CLIENT_12
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.ownership import Owner, Trigger
 from translator.cluster.redis_ownership import RedisOwnership
@@ -27,7 +34,7 @@ pytestmark = needs_redis
 
 
 def _node(emulator: Emulator, state: Path, url: str, node: str) -> Settings:
-    settings = _restartable(emulator, state)
+    settings = restartable_settings(emulator, state)
     return replace(settings, store=replace(settings.store, redis_url=url, node_id=node))
 
 

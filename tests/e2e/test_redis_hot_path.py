@@ -25,9 +25,16 @@ from aiocoap.numbers.codes import Code as AioCode
 
 from emulator.app import Emulator
 from tests.conftest import RestClient, emulator_config
-from tests.e2e.conftest import STEP, eventually, log_position, session_connected, simulated
+from tests.e2e.conftest import (
+    STEP,
+    eventually,
+    log_position,
+    restartable_settings,
+    session_connected,
+    simulated,
+)
 from tests.e2e.test_redis_outage import arrived, reading
-from tests.e2e.test_restart import CLIENT_12, _restartable
+from tests.e2e.test_restart import CLIENT_12
 from tests.redis_server import RedisServer, needs_redis
 from translator.coap.simulator import SimulatedDevice
 from translator.serve import Translator
@@ -62,7 +69,7 @@ async def test_streaming_costs_no_redis_command_per_message(
     emulator: Emulator, rest: RestClient, tmp_path: Path
 ) -> None:
     async with RedisServer(tmp_path / "redis") as server:
-        settings = _restartable(emulator, tmp_path / "node")
+        settings = restartable_settings(emulator, tmp_path / "node")
         settings = replace(
             settings,
             store=replace(settings.store, redis_url=server.url, node_id="node-a", heartbeat_ttl=60.0),

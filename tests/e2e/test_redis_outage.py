@@ -17,8 +17,15 @@ from aiocoap.numbers.codes import Code as AioCode
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
-from tests.e2e.conftest import STEP, eventually, log_position, session_connected, simulated
-from tests.e2e.test_restart import CLIENT_12, _restartable
+from tests.e2e.conftest import (
+    STEP,
+    eventually,
+    log_position,
+    restartable_settings,
+    session_connected,
+    simulated,
+)
+from tests.e2e.test_restart import CLIENT_12
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.register_claim import RETRY_AFTER
 from translator.coap.simulator import SimulatedDevice
@@ -55,7 +62,7 @@ async def test_a_register_while_redis_is_unreachable_is_refused_503_and_nothing_
 ) -> None:
     caplog.set_level(logging.INFO, logger="translator.coap")
     async with RedisServer(tmp_path / "redis") as server:
-        settings = _restartable(emulator, tmp_path / "a")
+        settings = restartable_settings(emulator, tmp_path / "a")
         settings = replace(settings, store=replace(settings.store, redis_url=server.url, node_id="node-a"))
         node = Translator(settings)
         await node.start()

@@ -17,11 +17,12 @@ from tests.e2e.conftest import (
     STEP,
     eventually,
     log_position,
+    restartable_settings,
     session_connected,
     simulated,
     telemetry_matching,
 )
-from tests.e2e.test_restart import CLIENT_12, TEMPERATURE, _restartable, _settled, _temperature
+from tests.e2e.test_restart import CLIENT_12, TEMPERATURE, _settled, _temperature
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.ownership import Owner
 from translator.serve import Translator
@@ -39,7 +40,7 @@ async def test_a_fresh_translator_on_the_same_redis_restores_the_fleet(
     emulator: Emulator, rest: RestClient, tmp_path: Path
 ) -> None:
     async with RedisServer(tmp_path / "redis") as server:
-        settings = _restartable(emulator, tmp_path / "node-a")
+        settings = restartable_settings(emulator, tmp_path / "node-a")
         first = Translator(_on_redis(settings, server.url, tmp_path / "node-a"))
         await first.start()
         second: Translator | None = None

@@ -18,9 +18,10 @@ from tests.conftest import RestClient
 from tests.e2e.conftest import (
     STEP,
     eventually,
-    free_udp_port,
     iso_ms,
     log_position,
+    restartable_settings,
+    running_translator,
     send_at,
     session_connected,
     simulated,
@@ -124,51 +125,41 @@ async def test_token_expiry_during_a_stream_loses_nothing(
 async def test_restart_resumes_without_provisioning_again(
     emulator: Emulator, rest: RestClient, tmp_path: Path
 ) -> None:
-    port = free_udp_port()
-    settings = translator_settings(emulator, tmp_path / "translator")
-    settings = replace(settings, coap=replace(settings.coap, port=port))
+    settings = restartable_settings(emulator, tmp_path / "translator")
     base = float(int(time.time()) - 600)
-    first = Translator(settings)
-    await first.start()
-    try:
-        async with simulated(first, "rs-1", values=SENSOR_ONLY) as device:
-            await session_connected(first, "rs-1")
-            start = await log_position(rest)
-            await _stream(device, range(5), base, 0.0)
-            await telemetry_matching(rest, "rs-1", _streamed, 5, after=start)
-            assert first.pool is not None
-            assert first.pool.counters["dps_registrations"] == 1
-            provisioned = _last_provisioned(emulator, "rs-1")
-            assert provisioned
+    async with (
+        running_translator(settings) as first,
+        simulated(first, "rs-1", values=SENSOR_ONLY) as device,
+    ):
+        await session_connected(first, "rs-1")
+        start = await log_position(rest)
+        await _stream(device, range(5), base, 0.0)
+        await telemetry_matching(rest, "rs-1", _streamed, 5, after=start)
+        assert first.pool is not None
+        assert first.pool.counters["dps_registrations"] == 1
+        provisioned = _last_provisioned(emulator, "rs-1")
+        assert provisioned
 
-            # The hub goes away: what the device sends now is acknowledged from the outbox...
-            status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 60})
-            assert status == 200
-            await _stream(device, range(5, 10), base, 0.0)
-            assert await first.store.outbox_depth("rs-1") == 5
-            await first.stop()
+        # The hub goes away: what the device sends now is acknowledged from the outbox...
+        status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 60})
+        assert status == 200
+        await _stream(device, range(5, 10), base, 0.0)
+        assert await first.store.outbox_depth("rs-1") == 5
+        await first.stop()
 
-            # ...and survives the restart: a new translator on the same state directory and port.
-            await rest.request("POST", "/emulator/faults/clear")
-            second = Translator(settings)
-            await second.start()
-            try:
-                # The registration was restored: the client's next Update is simply accepted.
-                response = await device.update()
-                assert response.code == AioCode.CHANGED
-                await session_connected(second, "rs-1")
-                await _stream(device, range(10, 15), base, 0.0)
-                events = await telemetry_matching(rest, "rs-1", _streamed, 15, after=start, timeout=30)
-                _check_stream(events, range(15), base)
-                assert second.pool is not None
-                assert second.pool.counters["dps_registrations"] == 0
-                assert _last_provisioned(emulator, "rs-1") == provisioned
-            finally:
-                async with asyncio.timeout(STEP):
-                    await second.stop()
-    finally:
-        async with asyncio.timeout(STEP):
-            await first.stop()
+        # ...and survives the restart: a new translator on the same state directory and port.
+        await rest.request("POST", "/emulator/faults/clear")
+        async with running_translator(settings) as second:
+            # The registration was restored: the client's next Update is simply accepted.
+            response = await device.update()
+            assert response.code == AioCode.CHANGED
+            await session_connected(second, "rs-1")
+            await _stream(device, range(10, 15), base, 0.0)
+            events = await telemetry_matching(rest, "rs-1", _streamed, 15, after=start, timeout=30)
+            _check_stream(events, range(15), base)
+            assert second.pool is not None
+            assert second.pool.counters["dps_registrations"] == 0
+            assert _last_provisioned(emulator, "rs-1") == provisioned
 
 
 async def test_restart_replays_the_outbox_of_a_device_that_does_not_come_back(
@@ -176,29 +167,21 @@ async def test_restart_replays_the_outbox_of_a_device_that_does_not_come_back(
 ) -> None:
     """Telemetry acknowledged from the outbox is delivered after a restart even if its device never
     registers again: the new translator resumes the device's session for its outbox alone."""
-    port = free_udp_port()
-    settings = translator_settings(emulator, tmp_path / "translator")
-    settings = replace(settings, coap=replace(settings.coap, port=port))
+    settings = restartable_settings(emulator, tmp_path / "translator")
     base = float(int(time.time()) - 600)
-    first = Translator(settings)
-    await first.start()
-    try:
-        async with simulated(first, "gone-1", values=SENSOR_ONLY) as device:
-            await session_connected(first, "gone-1")
-            start = await log_position(rest)
-            status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 60})
-            assert status == 200
-            await _stream(device, range(5), base, 0.0)
-            assert await first.store.outbox_depth("gone-1") == 5
-        await first.stop()
-    finally:
-        async with asyncio.timeout(STEP):
-            await first.stop()
+    async with (
+        running_translator(settings) as first,
+        simulated(first, "gone-1", values=SENSOR_ONLY) as device,
+    ):
+        await session_connected(first, "gone-1")
+        start = await log_position(rest)
+        status, _ = await rest.request("POST", "/emulator/faults/outage", {"seconds": 60})
+        assert status == 200
+        await _stream(device, range(5), base, 0.0)
+        assert await first.store.outbox_depth("gone-1") == 5
     # The device is gone for good; the hub comes back; a new translator starts on the same state.
     await rest.request("POST", "/emulator/faults/clear")
-    second = Translator(settings)
-    await second.start()
-    try:
+    async with running_translator(settings) as second:
         events = await telemetry_matching(rest, "gone-1", _streamed, 5, after=start, timeout=30)
         _check_stream(events, range(5), base)
 
@@ -208,9 +191,6 @@ async def test_restart_replays_the_outbox_of_a_device_that_does_not_come_back(
         await eventually(drained, what="the outbox to drain")
         assert second.pool is not None
         assert second.pool.counters["dps_registrations"] == 0
-    finally:
-        async with asyncio.timeout(STEP):
-            await second.stop()
 
 
 def _last_provisioned(emulator: Emulator, device_id: str) -> str:
@@ -224,49 +204,36 @@ async def test_offline_command_survives_a_restart(
 ) -> None:
     """An offline command taken from IoT Central for a sleeping device is kept in the store: a translator
     restarted before the device wakes still runs it."""
-    port = free_udp_port()
-    settings = translator_settings(emulator, tmp_path / "translator")
-    settings = replace(settings, coap=replace(settings.coap, port=port))
-    first = Translator(settings)
-    await first.start()
-    try:
-        async with simulated(first, "oc-1", queue_mode=True) as device:
-            await session_connected(first, "oc-1")
-            await device.sleep()
-            status, body = await rest.request(
-                "POST", "/api/devices/oc-1/components/device/commands/reboot?queued=true", {}
-            )
-            assert status == 202, body
+    settings = restartable_settings(emulator, tmp_path / "translator")
+    async with running_translator(settings) as first, simulated(first, "oc-1", queue_mode=True) as device:
+        await session_connected(first, "oc-1")
+        await device.sleep()
+        status, body = await rest.request(
+            "POST", "/api/devices/oc-1/components/device/commands/reboot?queued=true", {}
+        )
+        assert status == 202, body
 
-            async def taken() -> bool:
-                entry = emulator.application.device("oc-1")
-                return entry is not None and not entry.c2d and bool(await first.store.commands("oc-1"))
+        async def taken() -> bool:
+            entry = emulator.application.device("oc-1")
+            return entry is not None and not entry.c2d and bool(await first.store.commands("oc-1"))
 
-            await eventually(taken, what="the translator to take and keep the offline command")
-            await first.stop()
+        await eventually(taken, what="the translator to take and keep the offline command")
+        await first.stop()
 
-            second = Translator(settings)
-            await second.start()
-            try:
-                await device.start()  # wakes up: its registration was restored, so its Update is accepted
-                assert (await device.update()).code == AioCode.CHANGED
+        async with running_translator(settings) as second:
+            await device.start()  # wakes up: its registration was restored, so its Update is accepted
+            assert (await device.update()).code == AioCode.CHANGED
 
-                async def executed() -> bool:
-                    return bool(device.executed)
+            async def executed() -> bool:
+                return bool(device.executed)
 
-                await eventually(executed, what="the kept command executed")
-                assert [path for path, _ in device.executed] == [Lwm2mPath(3, 0, 4)]
+            await eventually(executed, what="the kept command executed")
+            assert [path for path, _ in device.executed] == [Lwm2mPath(3, 0, 4)]
 
-                async def forgotten() -> bool:
-                    return not await second.store.commands("oc-1")
+            async def forgotten() -> bool:
+                return not await second.store.commands("oc-1")
 
-                await eventually(forgotten, what="the command removed from the store")
-            finally:
-                async with asyncio.timeout(STEP):
-                    await second.stop()
-    finally:
-        async with asyncio.timeout(STEP):
-            await first.stop()
+            await eventually(forgotten, what="the command removed from the store")
 
 
 async def _raw_send(device: SimulatedDevice, value: float, at: float) -> Any:

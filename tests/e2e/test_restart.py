@@ -14,7 +14,6 @@ import signal
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +24,12 @@ from tests.conftest import REPO, RestClient
 from tests.e2e.conftest import (
     STEP,
     eventually,
-    free_udp_port,
     log_position,
+    restartable_settings,
+    running_translator,
     session_connected,
     simulated,
     telemetry_matching,
-    translator_settings,
 )
 from translator.coap.simulator import SimulatedDevice, SimulatorOptions
 from translator.lwm2m import Path as Lwm2mPath
@@ -72,37 +71,28 @@ async def _notified(rest: RestClient, device: SimulatedDevice, value: float, aft
     await telemetry_matching(rest, device.endpoint, _temperature(value), after=after)
 
 
-def _restartable(emulator: Emulator, state: Path) -> Settings:
-    settings = translator_settings(emulator, state)
-    return replace(settings, coap=replace(settings.coap, port=free_udp_port()))
-
-
 async def test_restart_keeps_notifications_updates_and_sends_flowing(
     emulator: Emulator, rest: RestClient, tmp_path: Path
 ) -> None:
-    settings = _restartable(emulator, tmp_path / "translator")
-    first = Translator(settings)
-    await first.start()
-    second: Translator | None = None
-    try:
-        async with (
-            simulated(first, "rst-11", **CLIENT_11) as old_client,
-            simulated(first, "rst-12", **CLIENT_12) as new_client,
-        ):
-            fleet = (old_client, new_client)
-            for device in fleet:
-                await session_connected(first, device.endpoint)
-                await _settled(first, device)
-            asked = {device.endpoint: device.requests_received for device in fleet}
-            assert first.bridge is not None and first.bridge.setup_limiter.started == 2  # set-ups take turns
-            await first.stop()
+    settings = restartable_settings(emulator, tmp_path / "translator")
+    async with (
+        running_translator(settings) as first,
+        simulated(first, "rst-11", **CLIENT_11) as old_client,
+        simulated(first, "rst-12", **CLIENT_12) as new_client,
+    ):
+        fleet = (old_client, new_client)
+        for device in fleet:
+            await session_connected(first, device.endpoint)
+            await _settled(first, device)
+        asked = {device.endpoint: device.requests_received for device in fleet}
+        assert first.bridge is not None and first.bridge.setup_limiter.started == 2  # set-ups take turns
+        await first.stop()
 
-            second = Translator(settings)
-            await second.start()
+        async with running_translator(settings) as second:
             assert second.bridge is not None and second.coap is not None
 
             async def both_back() -> bool:
-                assert second is not None and second.bridge is not None
+                assert second.bridge is not None
                 return second.bridge.health()[1]["devices"] == 2
 
             await eventually(both_back, what="both devices' lives resumed without a word from them")
@@ -119,38 +109,26 @@ async def test_restart_keeps_notifications_updates_and_sends_flowing(
             assert second.pool is not None and second.pool.counters["dps_registrations"] == 0
             # Observations were restored: no set-up Reads, Write-Attributes or Observes went to the devices.
             assert {device.endpoint: device.requests_received for device in fleet} == asked
-    finally:
-        async with asyncio.timeout(STEP):
-            if second is not None:
-                await second.stop()
-            await first.stop()
 
 
 async def test_a_device_without_observations_is_set_up_after_a_restart(
     emulator: Emulator, rest: RestClient, tmp_path: Path
 ) -> None:
     """Stopped before its observations were made: restored all the same, and set up by the new run."""
-    settings = _restartable(emulator, tmp_path / "translator")
-    first = Translator(settings)
-    await first.start()
-    second: Translator | None = None
-    try:
-        async with simulated(first, "rst-q", register=False, queue_mode=True, **CLIENT_12) as device:
-            assert (await device.register()).code == AioCode.CREATED
-            await device.sleep()  # asleep before any set-up downlink reached it
-            await first.stop()
-            second = Translator(settings)
-            await second.start()
+    settings = restartable_settings(emulator, tmp_path / "translator")
+    async with (
+        running_translator(settings) as first,
+        simulated(first, "rst-q", register=False, queue_mode=True, **CLIENT_12) as device,
+    ):
+        assert (await device.register()).code == AioCode.CREATED
+        await device.sleep()  # asleep before any set-up downlink reached it
+        await first.stop()
+        async with running_translator(settings) as second:
             await device.wake()  # its Update is accepted, and the held set-up runs
             await _observing(second, device)
             start = await log_position(rest)
             await _notified(rest, device, 33.0, start)
             assert second.coap is not None and second.coap.registrations_total == 0
-    finally:
-        async with asyncio.timeout(STEP):
-            if second is not None:
-                await second.stop()
-            await first.stop()
 
 
 # --- a real `serve` process, stopped with SIGTERM -----------------------------------------------------
@@ -216,7 +194,7 @@ async def _serve(settings: Settings) -> AsyncIterator[asyncio.subprocess.Process
 
 
 async def test_sigterm_then_start_loses_nothing(emulator: Emulator, rest: RestClient, tmp_path: Path) -> None:
-    settings = _restartable(emulator, tmp_path / "translator")
+    settings = restartable_settings(emulator, tmp_path / "translator")
     device = SimulatedDevice(
         "term-1", ("127.0.0.1", settings.coap.port), options=SimulatorOptions(**CLIENT_12)
     )
