@@ -5,7 +5,6 @@ outbox, and arrives after the backoff. The HTTP Device Bridge drop-in honours `e
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -21,6 +20,7 @@ from tests.e2e.conftest import (
     eventually,
     iso_ms,
     log_position,
+    running_translator,
     send_at,
     simulated,
     telemetry,
@@ -56,16 +56,10 @@ async def ephemeral(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Transla
         http=HttpSettings(enabled=True, port=0, key=KEY, timeout=10.0),
         ephemeral=replace(settings.ephemeral, linger=0.05, http_connection="ephemeral"),
     )
-    async with asyncio.timeout(STEP):
-        running = Translator(settings)
-        await running.start()
+    async with running_translator(settings) as running:
         assert running.store is not None
         await running.store.put_device(DeviceEntry("sleepy-1", "sleepy-1", codec=str(codec)))
-    try:
         yield running
-    finally:
-        async with asyncio.timeout(STEP):
-            await running.stop()
 
 
 async def no_session(translator: Translator, emulator: Emulator, device_id: str) -> None:
