@@ -15,6 +15,7 @@ from translator.iotc.client.session import DeviceSession
 from translator.iotc.protocol.approval_wait import ApprovalPolicy
 from translator.iotc.protocol.backoff import BackoffPolicy
 from translator.iotc.protocol.sas import TokenPolicy
+from translator.ops.logs import device_log
 from translator.settings import Settings
 from translator.store import DeviceEntry
 
@@ -53,8 +54,8 @@ class Sessions:
         self, spec: DeviceSpec, connection: Connection, *, pinned: bool
     ) -> DeviceSession | EphemeralSession:
         if connection == "ephemeral":
-            log.info(
-                "device %s: ephemeral (%s), no session held", spec.device_id, self.uplinks.settings.transport
+            device_log(log, spec.device_id).info(
+                "ephemeral (%s), no session held", self.uplinks.settings.transport
             )
             return self.uplinks.session(
                 spec.device_id, spec.credential, self.pool.provisioner(spec), spec.model_id

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from translator.bridge.device import DeviceLife
 from translator.gateway.model import DISCONNECT, REPLAY
 from translator.iotc.protocol.methods import Invocation, MethodStatus
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class GatewayCommands:
         if life is not None:
             await life.close()
         await self._sessions.close_session(cloud_id)
-        log.info("device %s: disconnected by the gateway's command", cloud_id)
+        device_log(log, cloud_id).info("disconnected by the gateway's command")
         return MethodStatus.OK, {"deviceId": device_id, "disconnected": True}
 
     def _replay(self) -> tuple[int, Any]:

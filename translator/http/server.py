@@ -28,6 +28,7 @@ from aiohttp import web
 from translator.coap import BackPressure, Forbidden, Outcome
 from translator.http.ttn import ttn_uplink_request
 from translator.http.v1 import BridgeRequest, InvalidRequest, parse_request
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class HttpBridgeServer:
         except Forbidden as error:
             return web.Response(status=403, text=error.reason)
         except Exception:
-            log.exception("device %s: HTTP telemetry failed", parsed.device_id)
+            device_log(log, parsed.device_id).exception("HTTP telemetry failed")
             return web.Response(status=500, text="Internal error: the measurements were not kept.")
         return web.json_response({"outcome": outcome.value})
 

@@ -46,6 +46,7 @@ from translator.iotc.protocol.backoff import Backoff, BackoffPolicy
 from translator.iotc.protocol.dps import Assigned
 from translator.iotc.protocol.errors import DeviceBlockedError, HubError, HubThrottledError, IotcError
 from translator.iotc.protocol.sas import TokenPolicy
+from translator.ops.logs import device_log
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +177,8 @@ class EphemeralSession:
         device's properties are not sent (README: ephemeral devices). Logged once per device."""
         if not self._warned_reported:
             self._warned_reported = True
-            log.warning(
-                "device %s: ephemeral, so its reported properties are not sent (%s)",
-                self.device_id,
-                ", ".join(sorted(patch)),
+            device_log(log, self.device_id).warning(
+                "ephemeral, so its reported properties are not sent (%s)", ", ".join(sorted(patch))
             )
         return None
 
@@ -225,7 +224,7 @@ class EphemeralSession:
         else:
             at_least = error.retry_after or 0.0 if isinstance(error, HubThrottledError) else 0.0
             delay = self._backoff.next_delay(at_least)
-        log.info("device %s: ephemeral send failed (%s): again in %.1f s", self.device_id, error, delay)
+        device_log(log, self.device_id).info("ephemeral send failed (%s): again in %.1f s", error, delay)
         self.status = SessionStatus(state, f"{error}; again in {delay:.1f} s", time.monotonic())
         if self._down is not None:
             self._down.cancel()
