@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -43,3 +44,12 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
         return float("nan")
     index = min(len(sorted_values) - 1, round(fraction * (len(sorted_values) - 1)))
     return sorted_values[index]
+
+
+def latency_summary(samples_us: list[float]) -> dict[str, float]:
+    """p50 and p99 of one-at-a-time round trips in µs (sorts `samples_us` in place)."""
+    samples_us.sort()
+    return {
+        "p50_us": round(statistics.median(samples_us), 1),
+        "p99_us": round(samples_us[int(len(samples_us) * 0.99) - 1], 1),
+    }

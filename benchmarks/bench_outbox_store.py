@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import socket
 import tempfile
@@ -25,10 +24,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from benchmarks._results import write_result
 from translator.store import SqliteStore, Store
 from translator.store.redis_store import RedisStore
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PAYLOAD = b'{"temperature_0":{"temperature":21.5},"humidity_0":{"humidity":40.25}}'
 
 
@@ -146,9 +145,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100)
     args = parser.parse_args()
     result = asyncio.run(run(args.messages, args.concurrency))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "outbox_store.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("outbox_store.json", result)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -20,11 +18,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from benchmarks._measure import latency_summary
+from benchmarks._results import write_result
 from benchmarks.bench_outbox_store import redis_server
 from translator.cluster.ownership import Trigger
 from translator.cluster.redis_ownership import RedisOwnership
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 async def _timed(count: int, call: Callable[[int], Awaitable[object]]) -> dict[str, float]:
@@ -33,11 +31,7 @@ async def _timed(count: int, call: Callable[[int], Awaitable[object]]) -> dict[s
         start = time.perf_counter()
         await call(n)
         samples.append((time.perf_counter() - start) * 1e6)
-    samples.sort()
-    return {
-        "p50_us": round(statistics.median(samples), 1),
-        "p99_us": round(samples[int(len(samples) * 0.99) - 1], 1),
-    }
+    return latency_summary(samples)
 
 
 async def run(devices: int) -> dict[str, Any]:
@@ -74,9 +68,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=2000)
     args = parser.parse_args()
     result = asyncio.run(run(args.devices))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ownership.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("ownership.json", result)
 
 
 if __name__ == "__main__":

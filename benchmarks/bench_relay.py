@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,11 +21,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from benchmarks._measure import latency_summary
+from benchmarks._results import write_result
 from benchmarks.bench_outbox_store import redis_server
 from translator.cluster.redis_relay import RedisRelay
 from translator.cluster.relay_policy import Direction, Relayed
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class _Echo(asyncio.DatagramProtocol):
@@ -51,14 +49,6 @@ class _Socket(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.relay.post("node-a", Relayed(Direction.TO_OWNER, "node-b", tuple(addr), data))
-
-
-def _summary(samples: list[float]) -> dict[str, float]:
-    samples.sort()
-    return {
-        "p50_us": round(statistics.median(samples), 1),
-        "p99_us": round(samples[int(len(samples) * 0.99) - 1], 1),
-    }
 
 
 async def _measure(url: str, requests: int) -> dict[str, Any]:
@@ -96,7 +86,7 @@ async def _measure(url: str, requests: int) -> dict[str, Any]:
                 async with asyncio.timeout(5):
                     assert await future == data
                 samples.append((time.perf_counter() - start) * 1e6)
-            result[name] = _summary(samples)
+            result[name] = latency_summary(samples)
     finally:
         await a.stop()
         await b.stop()
@@ -124,9 +114,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
     result = asyncio.run(run(args.requests))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "relay.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("relay.json", result)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import resource
 import tempfile
 import time
 from pathlib import Path as FsPath
 from typing import Any
 
+from benchmarks._results import write_result
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.identity import DeviceIdentity
 from translator.coap.registration import Registration, parse_objects
@@ -32,7 +32,6 @@ from translator.coap.snapshot import (
 from translator.lwm2m import Path
 from translator.store import RegistrationRecord, SqliteStore
 
-RESULTS = FsPath(__file__).resolve().parent / "results"
 LINKS = b'</>;rt="oma.lwm2m";ct="60 110 112 11543",</1/0>,</3/0>,</3303/0>,</3303/1>,</6/0>'
 OBSERVED = (Path(3303, 0, 5700), Path(3303, 1, 5700), Path(6, 0, 0), Path(6, 0, 1), Path(3, 0, 9))
 
@@ -118,9 +117,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args()
     result = asyncio.run(run(args.devices, args.batch))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "restore.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("restore.json", result)
 
 
 if __name__ == "__main__":

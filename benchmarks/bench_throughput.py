@@ -103,6 +103,7 @@ from typing import Any, cast
 import cbor2
 
 from benchmarks._measure import cpu_seconds, percentile, rss_bytes
+from benchmarks._translator import emulator_env, http_json, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -626,11 +627,6 @@ def wait_line(path: Path, pattern: str, timeout: float, process: subprocess.Pope
     raise TimeoutError(f"no {pattern!r} from {process.args!r}")
 
 
-def http_json(url: str, timeout: float = 5.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return json.loads(response.read())
-
-
 def prometheus(url: str) -> dict[str, float]:
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
@@ -1011,24 +1007,9 @@ def start_translator(
         "IOTC_TRANSLATOR_COAP_HOST": "127.0.0.1",
         "IOTC_TRANSLATOR_COAP_PORT": str(coap_port),
         "IOTC_TRANSLATOR_OPERATIONS_PORT": str(ops_port),
-        "IOTC_TRANSLATOR_IOTC_ID_SCOPE": emulator["idScope"],
-        "IOTC_TRANSLATOR_IOTC_GROUP_KEY": emulator["groupPrimaryKey"],
-        "IOTC_TRANSLATOR_IOTC_DPS_HOST": "127.0.0.1",
-        "IOTC_TRANSLATOR_IOTC_DPS_PORT": str(emulator["mqttPort"]),
-        "IOTC_TRANSLATOR_IOTC_HUB_PORT": str(emulator["mqttPort"]),
-        "IOTC_TRANSLATOR_IOTC_CA_FILE": emulator["caPath"],
-        "IOTC_TRANSLATOR_IOTC_GATEWAY_HOST": "127.0.0.1",
-        # The emulator is configured as a real IoT Central: the load generator's devices have no PSKs.
-        "IOTC_TRANSLATOR_COAP_INSECURE_AUTO_REGISTER": "true",
-        "IOTC_TRANSLATOR_IOTC_CONNECT_RATE": str(args.connect_rate),
-        # The stand-in hub has no quotas here (--no-limits): the translator's pacers are opened too.
-        "IOTC_TRANSLATOR_IOTC_DPS_REGISTRATIONS_PER_MINUTE": "0",
-        "IOTC_TRANSLATOR_IOTC_TELEMETRY_RATE": "0",
-        "IOTC_TRANSLATOR_IOTC_DEVICE_TELEMETRY_RATE": "0",
-        "IOTC_TRANSLATOR_IOTC_TWIN_UPDATE_RATE": "0",
-        "IOTC_TRANSLATOR_IOTC_MAX_SESSIONS": str(args.max_sessions),
         "BENCH_GC_TRACE": str(trace),
         "BENCH_MEMORY": str(stack.work / "memory.json"),
+        **emulator_env(emulator, args.connect_rate, args.max_sessions),
     }
     if args.keep_alive is not None:
         env["IOTC_TRANSLATOR_IOTC_KEEP_ALIVE"] = str(args.keep_alive)
@@ -1036,15 +1017,7 @@ def start_translator(
         env["BENCH_CPROFILE"] = str(stack.work / "translator.prof")
     command = [sys.executable, "-m", "benchmarks.bench_throughput", "--serve", "translator"]
     process, out = stack.spawn("translator", command, stack.cpu_server, env)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            http_json(f"http://127.0.0.1:{ops_port}/healthz", 1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"translator did not start: {out.read_text()[-3000:]}") from None
-            time.sleep(0.1)
+    wait_healthy(process, out, f"http://127.0.0.1:{ops_port}", 60, "translator")
     return process, coap_port, ops_port, trace
 
 

@@ -35,12 +35,12 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
+from benchmarks._translator import emulator_env, http_json, wait_healthy
 from benchmarks.bench_throughput import (
     LoadGenerator,
     Snapshot,
     Stack,
     free_port,
-    http_json,
     prometheus,
     start_hub,
     stop_process,
@@ -84,35 +84,12 @@ def start_serve(
         "IOTC_TRANSLATOR_COAP_PORT": str(coap_port),
         "IOTC_TRANSLATOR_COAP_DTLS_PORT": "0",  # not 5684: the machine may hold it
         "IOTC_TRANSLATOR_OPERATIONS_PORT": str(ops_port),
-        "IOTC_TRANSLATOR_IOTC_ID_SCOPE": emulator["idScope"],
-        "IOTC_TRANSLATOR_IOTC_GROUP_KEY": emulator["groupPrimaryKey"],
-        "IOTC_TRANSLATOR_IOTC_DPS_HOST": "127.0.0.1",
-        "IOTC_TRANSLATOR_IOTC_DPS_PORT": str(emulator["mqttPort"]),
-        "IOTC_TRANSLATOR_IOTC_HUB_PORT": str(emulator["mqttPort"]),
-        "IOTC_TRANSLATOR_IOTC_CA_FILE": emulator["caPath"],
-        "IOTC_TRANSLATOR_IOTC_GATEWAY_HOST": "127.0.0.1",
-        # The emulator is configured as a real IoT Central: the load generator's devices have no PSKs.
-        "IOTC_TRANSLATOR_COAP_INSECURE_AUTO_REGISTER": "true",
-        "IOTC_TRANSLATOR_IOTC_CONNECT_RATE": str(args.connect_rate),
-        "IOTC_TRANSLATOR_IOTC_MAX_SESSIONS": str(args.max_sessions),
-        # CPU per message at saturation, not IoT Central's quotas (paced to 100 msg/s by default): unpaced.
-        "IOTC_TRANSLATOR_IOTC_TELEMETRY_RATE": "0",
-        "IOTC_TRANSLATOR_IOTC_DEVICE_TELEMETRY_RATE": "0",
-        "IOTC_TRANSLATOR_IOTC_TWIN_UPDATE_RATE": "0",
-        "IOTC_TRANSLATOR_IOTC_DPS_REGISTRATIONS_PER_MINUTE": "0",
+        **emulator_env(emulator, args.connect_rate, args.max_sessions),
     }
     command = [sys.executable, "-m", "translator.cli", "serve"]
     process, out = stack.spawn(f"translator-{workers}", command, None, env)
     ops = f"http://127.0.0.1:{ops_port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            http_json(f"{ops}/healthz", 1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start: {out.read_text()[-3000:]}") from None
-            time.sleep(0.1)
+    wait_healthy(process, out, ops, 120, "serve")
     return process, coap_port, ops
 
 
