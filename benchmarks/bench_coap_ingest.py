@@ -31,31 +31,13 @@ import time
 from pathlib import Path as FsPath
 from typing import Any
 
+from benchmarks._sink import CountingSink
+
 RESULTS = FsPath(__file__).resolve().parent / "results"
 BODY = b'[{"bn":"/3303/0/","n":"5700","v":21.5}]'
 
 
 # --- server side (child process) ------------------------------------------------------------------------
-
-
-class CountingSink:
-    def __init__(self) -> None:
-        self.records = 0
-
-    def on_registered(self, registration: Any) -> None:
-        pass
-
-    def on_updated(self, registration: Any) -> None:
-        pass
-
-    def on_deregistered(self, registration: Any, reason: Any) -> None:
-        pass
-
-    def on_records(self, device: Any, records: Any, source: Any, *, confirmable: bool) -> Any:
-        from translator.coap import Outcome
-
-        self.records += len(records)
-        return Outcome.NOTHING
 
 
 def _rss_kb() -> int:

@@ -22,6 +22,7 @@ from pathlib import Path as FsPath
 from typing import Any, cast
 
 from benchmarks._measure import CpuMeter, rss_bytes
+from benchmarks._sink import CountingSink
 
 RESULTS = FsPath(__file__).resolve().parent / "results"
 KEY = b"benchmark-psk-0123456789"
@@ -29,26 +30,6 @@ SEND = b'[{"bn":"/3303/0/","n":"5700","v":21.5}]'
 
 
 # --- server side (child process) ------------------------------------------------------------------------
-
-
-class CountingSink:
-    def __init__(self) -> None:
-        self.records = 0
-
-    def on_registered(self, registration: Any) -> None:
-        pass
-
-    def on_updated(self, registration: Any) -> None:
-        pass
-
-    def on_deregistered(self, registration: Any, reason: Any) -> None:
-        pass
-
-    def on_records(self, device: Any, records: Any, source: Any, *, confirmable: bool) -> Any:
-        from translator.coap import Outcome
-
-        self.records += len(records)
-        return Outcome.NOTHING
 
 
 async def _serve(sessions: int) -> None:
