@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from translator.cli_help import Commands, HelpFormatter, examples
-from translator.cli_settings import add_settings_flags, settings_from
-from translator.settings import Settings, SettingsError
+from translator.cli_settings import add_settings_flags, settings_or_say_why
+from translator.settings import Settings
 
 
 def add_devices_command(commands: Commands) -> None:
@@ -46,10 +46,8 @@ def _devices_import(args: argparse.Namespace) -> int:
     from translator.lwm2m import DdfError
     from translator.store.factory import describe, opened, store_from_settings
 
-    try:
-        settings = settings_from(args)
-    except SettingsError as error:
-        print(f"iotc-translator: configuration error: {error}", file=sys.stderr)
+    settings = settings_or_say_why(args)
+    if settings is None:
         return 2
     try:
         devices = parse_devices_csv(args.csv.read_text())
@@ -94,10 +92,8 @@ def _remove_psk(args: argparse.Namespace) -> int:
 
     from translator.store import SqliteStore
 
-    try:
-        settings = settings_from(args)
-    except SettingsError as error:
-        print(f"iotc-translator: {error}", file=sys.stderr)
+    settings = settings_or_say_why(args, blame="")
+    if settings is None:
         return 2
 
     async def remove() -> int:

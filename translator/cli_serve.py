@@ -7,8 +7,7 @@ import argparse
 import sys
 
 from translator.cli_help import Commands, HelpFormatter, examples
-from translator.cli_settings import add_settings_flags, settings_from
-from translator.settings import SettingsError
+from translator.cli_settings import add_settings_flags, settings_or_say_why
 
 
 def add_serve_command(commands: Commands) -> None:
@@ -41,10 +40,8 @@ def _serve(args: argparse.Namespace) -> int:
     from translator.ops.logs import configure_logging
     from translator.serve import run
 
-    try:
-        settings = settings_from(args)
-    except SettingsError as error:
-        print(f"iotc-translator: configuration error: {error}", file=sys.stderr)
+    settings = settings_or_say_why(args)
+    if settings is None:
         return 2
     configure_logging(settings.log_level, log_sql=settings.log_sql, log_format=settings.log_format)
     if settings.workers > 1:

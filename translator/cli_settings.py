@@ -72,6 +72,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(file=args.config, overrides=overrides)
 
 
+def settings_or_say_why(args: argparse.Namespace, blame: str = "configuration error: ") -> Settings | None:
+    """The settings, or None once the error is on stderr (the caller exits 2)."""
+    try:
+        return settings_from(args)
+    except SettingsError as error:
+        print(f"iotc-translator: {blame}{error}", file=sys.stderr)
+        return None
+
+
 def add_config_command(commands: Commands) -> None:
     config = commands.add_parser("config", help="the settings serve and devices import read")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
