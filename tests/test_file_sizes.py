@@ -17,7 +17,6 @@ GENERATED = frozenset({"lwm2m/builtin_objects.py"})
 BACKLOG = frozenset(
     {
         "store/redis_store.py",
-        "settings.py",
     }
 )
 

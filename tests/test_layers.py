@@ -68,6 +68,12 @@ PURE_MODULES = (
     "translator.ops.logs",
     "translator.private_files",
     "translator.settings",
+    "translator.settings_codec",
+    "translator.settings_http",
+    "translator.settings_iotc",
+    "translator.settings_operations",
+    "translator.settings_store",
+    "translator.settings_types",
 )
 
 

@@ -11,8 +11,6 @@ from these declarations (`iotc-translator config reference`, translator/settings
 
 from __future__ import annotations
 
-import base64
-import binascii
 import importlib.util
 import os
 import tomllib
@@ -20,31 +18,45 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 
 from translator.coap.settings import CoapSettings
 from translator.gateway.settings import GatewaySettings
+from translator.settings_codec import CodecSettings
 from translator.settings_ephemeral import EphemeralSection
+from translator.settings_http import HttpSettings
+from translator.settings_iotc import MAX_COMMAND_DEADLINE, MAX_KEEP_ALIVE, EmulatorSettings, IotcSettings
+from translator.settings_operations import OperationsSettings
+from translator.settings_store import StoreSettings
+from translator.settings_types import SECTION
+
+# Each section is declared in its own module (settings_<section>.py, or its face's settings.py); this one
+# holds them together and loads them, and every name is importable from here.
+__all__ = [
+    "ENV_PREFIX",
+    "MAX_COMMAND_DEADLINE",
+    "MAX_KEEP_ALIVE",
+    "SECTIONS",
+    "CoapSettings",
+    "CodecSettings",
+    "EmulatorSettings",
+    "EphemeralSection",
+    "GatewaySettings",
+    "HttpSettings",
+    "IotcSettings",
+    "OperationsSettings",
+    "Settings",
+    "SettingsError",
+    "StoreSettings",
+    "fields_of",
+    "load_settings",
+]
 
 ENV_PREFIX = "IOTC_TRANSLATOR_"
 # The test suite's own variables (IOTC_TRANSLATOR_TEST_SHARED) share the prefix but are no settings.
 _NOT_SETTINGS = ENV_PREFIX + "TEST_"
-
-# IoT Hub accepts a client keep-alive of at most 1177 s (its server side waits 1.5 × that, capped at
-# 1767 s): https://learn.microsoft.com/azure/iot/iot-mqtt-connect-to-iot-hub#default-keep-alive-timeout
-MAX_KEEP_ALIVE = 1177
-# IoT Hub direct methods (IoT Central commands) wait 5..300 s for the device's answer:
-# https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-direct-methods#method-invocation-for-iot-hub
-MAX_COMMAND_DEADLINE = 300.0
 
 
 def fields_of(kind: Any) -> Mapping[str, FieldInfo]:
@@ -57,288 +69,11 @@ class SettingsError(ValueError):
     """A setting is invalid; the message starts with its dotted name (or the file it came from)."""
 
 
-def _empty_is_none(raw: object) -> object:
-    # `IOTC_TRANSLATOR_IOTC_CA_FILE=` unsets an optional path, as an absent key does.
-    return None if raw == "" else raw
-
-
-OptionalFile = Annotated[Path | None, BeforeValidator(_empty_is_none)]
-OptionalStr = Annotated[str | None, BeforeValidator(_empty_is_none)]
-Port = Annotated[int, Field(ge=0, le=65535)]
-RemotePort = Annotated[int, Field(ge=1, le=65535)]
-# Validators are built at first use, not at import: building one loads pydantic's plugin look-up
-# (importlib.metadata → email → socket), which importing a pure module must not (tests/test_layers.py).
-_SECTION = ConfigDict(extra="forbid", defer_build=True)
-
-
-@dataclass(frozen=True, slots=True, config=_SECTION)
-class IotcSettings:
-    """Where devices go: IoT Central (ID scope + group key, or an X.509 enrollment CA), plain IoT Hub
-    (per-device connection strings, from `devices import`, with `hub_only`), or — with none — the built-in
-    emulator."""
-
-    id_scope: str = Field(default="", description="the ID scope of the IoT Central application's DPS")
-    group_key: str = Field(default="", description="SAS group enrollment key (primary or secondary), base64")
-    x509_ca_cert: OptionalFile = Field(
-        default=None,
-        description="an X.509 enrollment CA (with x509_ca_key): device certificates (CN = device id) "
-        "are minted",
-    )
-    x509_ca_key: OptionalFile = Field(default=None, description="the key of x509_ca_cert")
-    hub_only: bool = Field(
-        default=False,
-        description="plain IoT Hub: only devices imported with a connection string connect (no DPS, no ID "
-        "scope needed); the built-in emulator is not started",
-    )
-    dps_host: str = Field(
-        default="global.azure-devices-provisioning.net", min_length=1, description="DPS host"
-    )
-    dps_port: RemotePort = Field(default=8883, description="DPS MQTT port")
-    hub_port: RemotePort = Field(default=8883, description="IoT Hub MQTT port")
-    ca_file: OptionalFile = Field(
-        default=None, description="trust this CA instead of the system's (the emulator's)"
-    )
-    gateway_host: OptionalStr = Field(
-        default=None, description="dial hubs here instead of at their names (the emulator)"
-    )
-    transport: Literal["lean", "aiomqtt"] = Field(default="lean", description="the MQTT client")
-    max_sessions: int = Field(default=100_000, ge=1, description="MQTT sessions open at once")
-    # Pacers (translator/iotc/client/pacer.py), each at a quota Microsoft documents; 0 turns a pacer off.
-    # DPS: 200 registrations/min — https://learn.microsoft.com/azure/iot-dps/about-iot-dps#quotas-and-limits
-    # IoT Hub S1: new connections and device-to-cloud sends, the higher of 100/s or 12/s/unit —
-    # https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-quotas-throttling
-    # IoT Central: a device may send up to 10 messages/s for a while; 100 property updates/s per application —
-    # https://learn.microsoft.com/azure/iot-central/core/concepts-quotas-limits
-    dps_registrations_per_minute: float = Field(
-        default=200.0, ge=0, description="DPS registrations per minute (DPS's quota); 0: not paced"
-    )
-    connect_rate: float = Field(
-        default=100.0, gt=0, description="new hub connections per second (IoT Hub S1 admits 100)"
-    )
-    telemetry_rate: float = Field(
-        default=100.0, ge=0, description="device-to-cloud messages per second, all devices; 0: not paced"
-    )
-    device_telemetry_rate: float = Field(
-        default=10.0, ge=0, description="device-to-cloud messages per second per device; 0: not paced"
-    )
-    twin_update_rate: float = Field(
-        default=100.0, ge=0, description="reported-property updates per second, all devices; 0: not paced"
-    )
-    idle_timeout: float = Field(
-        default=0.0,
-        ge=0,
-        description="seconds before an idle session of an unregistered sensor closes; 0: never",
-    )
-    keep_alive: int = Field(
-        default=300, ge=1, le=MAX_KEEP_ALIVE, description="MQTT keep-alive in seconds (IoT Hub: at most 1177)"
-    )
-    reconnect_min: float = Field(
-        default=1.0,
-        gt=0,
-        description="reconnect backoff: full jitter under min(reconnect_max, reconnect_min × 2^attempt); "
-        "back to the start after a PUBACK or 10 s connected",
-    )
-    reconnect_max: float = Field(default=60.0, gt=0, description="the backoff's ceiling (≥ reconnect_min)")
-    approval_retry: float = Field(
-        default=60.0,
-        gt=0,
-        description="a device IoT Central refuses (waiting for approval, blocked) asks DPS again after a "
-        "wait drawn from [c/2, c), c = min(approval_retry_max, approval_retry × 2^attempt)",
-    )
-    approval_retry_max: float = Field(
-        default=900.0, gt=0, description="that wait's ceiling (≥ approval_retry)"
-    )
-    token_ttl: int = Field(
-        default=3600, ge=300, description="SAS token lifetime; renewed 2 minutes before expiry"
-    )
-    telemetry_timeout: float = Field(
-        default=5.0, gt=0, description="a publish not acknowledged by then goes to the outbox"
-    )
-    command_deadline: float = Field(
-        default=25.0,
-        gt=0,
-        le=MAX_COMMAND_DEADLINE,
-        description="answer a command by then (IoT Central gives up after 30 s)",
-    )
-
-    @field_validator("group_key")
-    @classmethod
-    def _base64(cls, key: str, info: ValidationInfo) -> str:
-        if key:
-            try:
-                base64.b64decode(key, validate=True)
-            except (binascii.Error, ValueError):
-                raise ValueError("not base64") from None
-            if not info.data.get("id_scope"):
-                raise ValueError("a group key needs iotc.id_scope")
-        return key
-
-    @field_validator("x509_ca_cert", "x509_ca_key", "ca_file")
-    @classmethod
-    def _a_file(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.is_file():
-            raise ValueError(f"{path} is not a file")
-        return path
-
-    @field_validator("x509_ca_key")
-    @classmethod
-    def _pair(cls, key: Path | None, info: ValidationInfo) -> Path | None:
-        if "x509_ca_cert" in info.data and (key is None) != (info.data["x509_ca_cert"] is None):
-            raise ValueError("give both x509_ca_cert and x509_ca_key, or neither")
-        if key is not None and not info.data.get("id_scope"):
-            raise ValueError("an X.509 enrollment CA needs iotc.id_scope")
-        return key
-
-    @field_validator("reconnect_max", "approval_retry_max")
-    @classmethod
-    def _ceiling(cls, ceiling: float, info: ValidationInfo) -> float:
-        floor = "reconnect_min" if info.field_name == "reconnect_max" else "approval_retry"
-        if ceiling < info.data.get(floor, 0.0):
-            raise ValueError(f"must be at least iotc.{floor}")
-        return ceiling
-
-    @property
-    def configured(self) -> bool:
-        # Connection strings live in the store, not here: without hub_only nothing says a real hub is meant.
-        return self.hub_only or bool(self.id_scope and (self.group_key or self.x509_ca_cert))
-
-
-@dataclass(frozen=True, slots=True, config=_SECTION)
-class CodecSettings:
-    directory: Path = Field(
-        default=Path("codecs"), description="codec files; each replaces the default mapping of its object"
-    )
-    ddf_directory: OptionalFile = Field(default=None, description="extra OMA DDF object definitions")
-    model_id: str = Field(
-        default="",
-        description="one model id (DTMI) for every default-codec device, exported with `template export "
-        "--fleet`; empty: one model id per object list (docs/codec.md)",
-    )
-
-    @field_validator("ddf_directory")
-    @classmethod
-    def _a_directory(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.is_dir():
-            raise ValueError(f"{path} is not a directory")
-        return path
-
-    @field_validator("model_id")
-    @classmethod
-    def _a_dtmi(cls, model_id: str) -> str:
-        from translator.codec.dtdl import is_dtmi  # the codec layer's rule (imported late: settings first)
-
-        if model_id and not is_dtmi(model_id):
-            raise ValueError(f"{model_id!r} is not a DTMI (dtmi:segment:segment;version)")
-        return model_id
-
-
-@dataclass(frozen=True, slots=True, config=_SECTION)
-class StoreSettings:
-    path: OptionalFile = Field(
-        default=None, description="the SQLite store; default: <state_dir>/translator.db"
-    )
-    outbox_limit: int = Field(
-        default=100_000, ge=1, description="telemetry messages held in the outbox, in all"
-    )
-    outbox_device_limit: int = Field(default=10_000, ge=1, description="telemetry messages held per device")
-    # Several translators share one Redis store; run it with appendonly yes, appendfsync always.
-    redis_url: str = Field(
-        default="",
-        pattern=r"^(|(redis|rediss|unix)://.+)$",
-        description="a shared Redis (redis://host:port/db, rediss://, unix://) instead of the SQLite file "
-        "(docs/cluster.md)",
-    )
-    redis_prefix: str = Field(
-        default="iotct:",
-        min_length=1,
-        description="every Redis key under it: deployments can share one Redis",
-    )
-    node_id: str = Field(
-        default="",
-        description="with redis_url: this translator's name among those sharing Redis "
-        "(default: host-pid-random)",
-    )
-    heartbeat_ttl: float = Field(
-        default=10.0,
-        gt=0,
-        description="with redis_url: seconds without this node's heartbeat before others take its devices",
-    )
-    redis_timeout: float = Field(
-        default=5.0,
-        gt=0,
-        le=60,
-        description="with redis_url: seconds a Redis command or connect may take before it fails (a store "
-        "error: 5.03 to the device, nothing acknowledged) instead of hanging",
-    )
-
-
-@dataclass(frozen=True, slots=True, config=_SECTION)
-class OperationsSettings:
-    host: str = Field(default="127.0.0.1", min_length=1, description="address of /metrics and /healthz")
-    port: Port = Field(default=9100, description="/metrics (Prometheus) and /healthz; 0 picks a free port")
-
-
-@dataclass(frozen=True, slots=True, config=_SECTION)
-class HttpSettings:
-    """The HTTP ingest endpoint, a drop-in for IoT Central's Device Bridge v1 (translator/http/). Every
-    request must carry the key (`?code=` or `x-functions-key`, as the v1 bridge's Azure Function asked); it
-    comes from the file or the environment (IOTC_TRANSLATOR_HTTP_KEY), never from a command-line flag,
-    where any local user could read it."""
-
-    enabled: bool = Field(default=False, description="serve the Device Bridge v1 drop-in (README: Migrating)")
-    host: str = Field(
-        default="127.0.0.1", min_length=1, description="its address (plain HTTP: put TLS in front)"
-    )
-    port: Port = Field(default=8090, description="its TCP port; 0 picks a free one")
-    key: str = Field(default="", repr=False, description="the key requests carry (?code= or x-functions-key)")
-    key_file: OptionalFile = Field(
-        default=None,
-        validate_default=True,
-        description="a file whose first line is the key (wins over key); key or key_file when enabled",
-    )
-    timeout: float = Field(
-        default=30.0,
-        gt=0,
-        description="a request whose data is not safe by then is answered 503 + Retry-After",
-    )
-    transforms: OptionalFile = Field(
-        default=None,
-        description="ingress transforms of every request's measurements ([[computed]], [[enrichment]], "
-        "[transform]: docs/codec.md)",
-    )
-
-    @field_validator("key_file")
-    @classmethod
-    def _key_given(cls, path: Path | None, info: ValidationInfo) -> Path | None:
-        if path is not None and not path.is_file():
-            raise ValueError(f"{path} is not a file")
-        if info.data.get("enabled") and path is None and not info.data.get("key"):
-            raise ValueError("http.enabled needs a key: key_file, or key (IOTC_TRANSLATOR_HTTP_KEY)")
-        return path
-
-    def secret(self) -> str:
-        """The key requests must carry; '' when none is set."""
-        if self.key_file is not None:
-            lines = self.key_file.read_text().splitlines()
-            return lines[0].strip() if lines else ""
-        return self.key
-
-
-@dataclass(frozen=True, slots=True, config=_SECTION)
-class EmulatorSettings:
-    """The embedded IoT Central emulator, started when no IoT Central is configured."""
-
-    host: str = Field(default="127.0.0.1", min_length=1, description="address of the embedded emulator")
-    mqtt_port: Port = Field(default=8883, description="its DPS and IoT Hub MQTT (TLS) port")
-    http_port: Port = Field(default=8080, description="its REST API port")
-    https_port: Port = Field(default=8443, description="its hub's HTTPS device API port (ephemeral devices)")
-
-
 def _upper(raw: object) -> object:
     return raw.upper() if isinstance(raw, str) else raw
 
 
-@dataclass(frozen=True, slots=True, config=_SECTION)
+@dataclass(frozen=True, slots=True, config=SECTION)
 class Settings:
     state_dir: Path = Field(
         default=Path("state"),
