@@ -14,11 +14,7 @@ LIMIT = 450
 GENERATED = frozenset({"lwm2m/builtin_objects.py"})
 # Still to be split along their seams (issue 18). An entry leaves as soon as its file is under the limit;
 # `test_the_backlog_is_still_over_the_limit` insists, so the list only shrinks.
-BACKLOG = frozenset(
-    {
-        "store/redis_store.py",
-    }
-)
+BACKLOG: frozenset[str] = frozenset()
 
 ROOT = Path(translator.__file__).parent
 
