@@ -69,6 +69,7 @@ PURE_MODULES = (
     "translator.private_files",
     "translator.settings",
     "translator.settings_codec",
+    "translator.settings_ephemeral",
     "translator.settings_http",
     "translator.settings_iotc",
     "translator.settings_operations",
