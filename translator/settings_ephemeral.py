@@ -6,15 +6,15 @@ A device is ephemeral when its devices-CSV row says `connection = ephemeral`, or
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-RemotePort = Annotated[int, Field(ge=1, le=65535)]
+from translator.settings_types import SECTION, RemotePort
 
 
-@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid", defer_build=True))
+@dataclass(frozen=True, slots=True, config=SECTION)
 class EphemeralSection:
     transport: Literal["https", "mqtt"] = Field(
         default="https",

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 from pydantic.dataclasses import dataclass
+
+from translator.settings_types import SECTION, OptionalFile
 
 
 def _comma_separated(raw: object) -> object:
@@ -24,17 +26,7 @@ def _comma_separated(raw: object) -> object:
 Names = Annotated[tuple[str, ...], BeforeValidator(_comma_separated)]
 
 
-def _empty_is_none(raw: object) -> object:
-    # `IOTC_TRANSLATOR_COAP_DTLS_CLIENT_CA=` unsets an optional path, as an absent key does.
-    return None if raw == "" else raw
-
-
-OptionalFile = Annotated[Path | None, BeforeValidator(_empty_is_none)]
-
-
-# defer_build: the validator is built at first use; building it at import would load socket through
-# pydantic's plugin look-up, and this module is pure (tests/test_layers.py).
-@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid", defer_build=True))
+@dataclass(frozen=True, slots=True, config=SECTION)
 class CoapSettings:
     host: str = Field(
         default="::",
