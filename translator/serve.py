@@ -19,7 +19,7 @@ from translator.bridge import Bridge, CodecCatalog
 from translator.bridge.assignments import StoreAssignments
 from translator.bridge.http_ingest import HttpIngest
 from translator.cluster.register_claim import RETRY_AFTER, RegisterClaim
-from translator.cluster.setup import ownership_for, quota_share_for, relay_for
+from translator.cluster.setup import ownership_for, quota_share_for, relay_for, sweeper_for
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
 from translator.codec import CodecError
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from translator.cluster.node_relay import NodeRelay
     from translator.cluster.quota_share import QuotaShare
     from translator.cluster.redis_ownership import RedisOwnership
+    from translator.cluster.sweeper import OrphanSweeper
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Translator:
         self.ownership: RedisOwnership | None = None
         self.relay: NodeRelay | None = None
         self.quota_share: QuotaShare | None = None
+        self.sweeper: OrphanSweeper | None = None
         self.bridge: Bridge | None = None
         self.coap: Lwm2mServer | None = None
         self.ops: OpsServer | None = None
@@ -166,6 +168,7 @@ class Translator:
         self.metrics.add_callback(self._dtls_gauges, {"iotc_translator_dtls_events": ["event"]})
         self.bridge.start_restored()
         await self.bridge.resume()
+        self.sweeper = sweeper_for(self.ownership, self.bridge.adopt)  # a dead node's devices, later
         operations = settings.operations
         self.ops = OpsServer(self.metrics, self.bridge.health, host=operations.host, port=operations.port)
         await self.ops.start()
@@ -285,6 +288,9 @@ class Translator:
         if self.bridge is not None:
             # Every registration as it is now, before the face's shutdown ends them (no de-registration).
             await self.bridge.journal.close()
+        if self.sweeper is not None:
+            await self.sweeper.stop()
+            self.sweeper = None
         if self.relay is not None:
             await self.relay.stop()
             self.relay = None

@@ -217,6 +217,10 @@ class Bridge:
         """After a restart: devices with telemetry left in the outbox get their session back for it."""
         await self._restart.resume()
 
+    async def adopt(self, device_ids: set[str]) -> None:
+        """Devices this node took from a dead owner (cluster/sweeper.py): their outboxes replayed now."""
+        await self._restart.adopt(device_ids)
+
     async def life_for(self, device_id: str, *, model_id: str | None = None) -> DeviceLife:
         """The life of a device that speaks no LwM2M (the HTTP ingest), started if need be: DPS with
         `model_id` (unless an import names one), then its session from the pool, unpinned (or ephemeral). Its

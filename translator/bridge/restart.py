@@ -123,6 +123,12 @@ class Restart:
         waiting = [device for device in await self._store.outbox_devices() if device not in self._lives.lives]
         # On a shared store, another node's outbox is its own, unless that node is gone.
         ours = await claimed(self._gate.claim, waiting, Trigger.ORPHANED)
-        for device_id in (device_id for device_id in waiting if device_id in ours):
-            endpoint = endpoint_for(device_id) or device_id
-            self._spawn(self._lives.life(device_id, None, endpoint), f"resume-{device_id}")
+        await self.adopt(ours)
+
+    async def adopt(self, device_ids: set[str]) -> None:
+        """Devices this node owns now without a Register (at start, or taken from a dead node by the
+        cluster's sweeper): those with telemetry in the outbox get their session, which replays it."""
+        for device_id in await self._store.outbox_devices():
+            if device_id in device_ids and device_id not in self._lives.lives:
+                endpoint = endpoint_for(device_id) or device_id
+                self._spawn(self._lives.life(device_id, None, endpoint), f"resume-{device_id}")

@@ -6,6 +6,7 @@ Keys, under the store's prefix:
     owned:<node>    set of the devices a node owns (for taking a dead node's devices)
     node:<node>     the heartbeat: a key with a TTL, refreshed by the node while it lives
     nodes           sorted set: every node that beat, scored by when its heartbeat runs out (Redis's clock)
+    owners          set of the nodes that won a claim and are not forgotten (where the sweeper looks)
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from translator.store.redis_store import encode_registration
 
 log = logging.getLogger(__name__)
 
-# KEYS: own:<device>; ARGV: me, expected epoch, orphan-only (1/0), prefix of node:, prefix of owned:, device
-# → {1, node, epoch} claimed, or {0, node, epoch} as it stands (someone else moved first, or its owner lives).
+# KEYS: own:<device>; ARGV: me, expected epoch, orphan-only (1/0), prefix of node:, prefix of owned:, device,
+# the owners index → {1, node, epoch} claimed, or {0, node, epoch} as it stands (someone else moved first, or
+# its owner lives).
 _CLAIM = """
 local current = redis.call('HMGET', KEYS[1], 'node', 'epoch')
 local node, epoch = current[1], tonumber(current[2] or '0')
@@ -42,7 +44,15 @@ epoch = epoch + 1
 redis.call('HSET', KEYS[1], 'node', ARGV[1], 'epoch', epoch)
 if node then redis.call('SREM', ARGV[5] .. node, ARGV[6]) end
 redis.call('SADD', ARGV[5] .. ARGV[1], ARGV[6])
+redis.call('SADD', ARGV[7], ARGV[1])
 return {1, ARGV[1], epoch}
+"""
+
+# KEYS: owners, node:<node>, owned:<node>; ARGV: node → 1 when the node left the index: only once it has no
+# heartbeat and owns nothing (a node that came back, or a device not yet taken, keeps it listed).
+_FORGET_NODE = """
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('SCARD', KEYS[3]) > 0 then return 0 end
+return redis.call('SREM', KEYS[1], ARGV[1])
 """
 
 # The journal's batch, fenced record by record. ARGV: me, key prefix, number of saves, then each save as
@@ -133,6 +143,7 @@ class RedisOwnership:
         self._fenced_registrations: AsyncScript = redis.register_script(_FENCED_REGISTRATIONS)
         self._beat: AsyncScript = redis.register_script(_BEAT)
         self._alive: AsyncScript = redis.register_script(_ALIVE)
+        self._forget_node: AsyncScript = redis.register_script(_FORGET_NODE)
 
     def _key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -227,6 +238,7 @@ class RedisOwnership:
             self._key("node", ""),
             self._key("owned", ""),
             device_id,
+            self._key("owners"),
         ]
         claimed, node, epoch = await self._call("claim", self._claim([self._key("own", device_id)], args))
         return Owner(node.decode() if isinstance(node, bytes) else str(node), int(epoch)) if claimed else None
@@ -242,6 +254,25 @@ class RedisOwnership:
     async def owned_by(self, node: str) -> set[str]:
         members = await self._call("owned read", self.redis.smembers(self._key("owned", node)))
         return {m.decode() for m in members}
+
+    # -- dead owners (the sweeper's reads) --------------------------------------------------------
+
+    async def dead_nodes(self) -> list[str]:
+        """Nodes in the index whose heartbeat is gone (never this one): their devices are orphans."""
+        listed = await self._call("owners read", self.redis.smembers(self._key("owners")))
+        others = sorted(m.decode() for m in listed if m.decode() != self.node)
+        if not others:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for node in others:
+                pipe.exists(self._key("node", node))
+            beating = await self._call("heartbeats read", pipe.execute())
+        return [node for node, alive in zip(others, beating, strict=True) if not alive]
+
+    async def forget_node(self, node: str) -> bool:
+        """Drop a dead node from the index once it owns nothing (one script: it may come back meanwhile)."""
+        keys = [self._key("owners"), self._key("node", node), self._key("owned", node)]
+        return bool(await self._call("node removal", self._forget_node(keys, [node])))
 
     async def write_registration(self, record: RegistrationRecord) -> bool:
         """Write one registration if this node still owns its device (see write_registrations)."""

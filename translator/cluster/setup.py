@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from translator.cluster.ownership import HeartbeatPolicy
@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from translator.cluster.quota_share import QuotaShare
     from translator.cluster.redis_ownership import RedisOwnership
     from translator.cluster.relay_policy import Peer
+    from translator.cluster.sweeper import OrphanSweeper
     from translator.coap import Lwm2mServer
     from translator.coap.registration import RegistrationStore
     from translator.iotc.client.pacer import FleetPacing
@@ -75,3 +76,17 @@ def quota_share_for(
     from translator.cluster.quota_share import QuotaShare
 
     return QuotaShare(ownership.nodes_alive, pacing, interval=ownership.heartbeat.interval, at_least=at_least)
+
+
+def sweeper_for(
+    ownership: RedisOwnership | None, adopt: Callable[[set[str]], Awaitable[None]]
+) -> OrphanSweeper | None:
+    """The node's sweeper for dead owners' devices, started (one sweep per heartbeat TTL, jittered); None
+    for SQLite."""
+    if ownership is None:
+        return None
+    from translator.cluster.sweeper import OrphanSweeper
+
+    sweeper = OrphanSweeper(ownership, adopt)
+    sweeper.start()
+    return sweeper
