@@ -87,7 +87,7 @@ async def test_the_survivors_replay_a_killed_nodes_outbox_and_exactly_one_takes_
             # The bound: the heartbeat's expiry, one sweep wait at most, the connect and the replay.
             assert replayed_after < TTL + SweepPolicy(TTL).longest_wait + 10.0, replayed_after
             print(
-                f"kept readings of a killed node at the hub {replayed_after:.2f} s after the kill (TTL {TTL} s)"
+                f"a killed node's kept readings at the hub {replayed_after:.2f} s after the kill, TTL {TTL} s"
             )
             for device in devices:
                 owner = await watcher.owner(device.endpoint)
