@@ -13,10 +13,10 @@ whole, since one node at a time serves a device.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from translator.cluster.tasks import cancelled
 from translator.iotc.client.pacer import FleetPacing
 from translator.store.base import StoreError
 
@@ -66,8 +66,5 @@ class QuotaShare:
             await self.refresh()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancelled(self._task)
+        self._task = None

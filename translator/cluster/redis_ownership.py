@@ -25,6 +25,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from translator.cluster.ownership import Decision, HeartbeatPolicy, Owner, Trigger, Verdict, decide, fenced
+from translator.cluster.tasks import cancelled
 from translator.store.base import RegistrationRecord, StoreError
 from translator.store.redis_store import encode_registration
 
@@ -175,11 +176,8 @@ class RedisOwnership:
     async def stop(self, *, leave: bool = True) -> None:
         """Stop beating; with `leave`, remove the heartbeat so others take this node's devices at once
         instead of after the TTL (a graceful shutdown). `leave=False` is what a crash looks like."""
-        if self._beating is not None:
-            self._beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beating
-            self._beating = None
+        await cancelled(self._beating)
+        self._beating = None
         if leave:
             with contextlib.suppress(StoreError):
                 removal = self.redis.pipeline(transaction=True)

@@ -15,7 +15,6 @@ devices it took (start their lives to replay their outboxes) is the bridge's `ad
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from translator.cluster.claims import claimed
 from translator.cluster.ownership import Trigger
+from translator.cluster.tasks import cancelled
 from translator.store.base import StoreError
 
 if TYPE_CHECKING:
@@ -73,11 +73,8 @@ class OrphanSweeper:
         self._task = asyncio.create_task(self._sweep_forever(), name=f"sweeper-{self._ownership.node}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancelled(self._task)
+        self._task = None
 
     async def _sweep_forever(self) -> None:
         while True:
