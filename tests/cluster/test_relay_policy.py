@@ -113,3 +113,18 @@ def test_policy_bounds() -> None:
     with pytest.raises(ValueError):
         RelayPolicy(reconnect_min=3.0, reconnect_max=2.0)
     assert seen_ttl(0) == 86_400 and seen_ttl(60) == 3600 and seen_ttl(86_400) == 172_800
+
+
+def test_the_owners_routes_are_bounded_and_evict_the_least_recently_relayed() -> None:
+    routes = Routes(limit=3)
+    for n in range(3):
+        routes.learned(("a", n), "B")
+    routes.learned(("a", 0), "C")  # relayed again: now the most recent
+    routes.learned(("a", 3), "B")  # one over the bound: ("a", 1), the least recently relayed, goes
+    assert len(routes) == 3
+    assert routes.via(("a", 1)) is None
+    assert routes.via(("a", 0)) == "C" and routes.via(("a", 2)) == "B" and routes.via(("a", 3)) == "B"
+    routes.heard_directly(("a", 0))
+    assert routes.via(("a", 0)) is None and len(routes) == 2
+    with pytest.raises(ValueError):
+        Routes(limit=0)

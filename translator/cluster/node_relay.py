@@ -57,7 +57,7 @@ class NodeRelay:
         self._tap = tap
         self._registered = registered
         self.book = AddressBook(relay.policy, clock)
-        self.routes = Routes()
+        self.routes = Routes(relay.policy.route_entries)
         self._looking: dict[Peer, list[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         relay.on_entry = self._arrived

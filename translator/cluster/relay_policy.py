@@ -72,7 +72,8 @@ class RelayPolicy:
     which CoAP retransmits anyway); `queue`: datagrams waiting to be written before the newest are dropped
     (a datagram, not a promise); `memo_lifetime`: how long an address's owner is believed before it is read
     again, `unknown_lifetime` how long an address nobody else owns is (short: the device may register
-    elsewhere any moment); `memo_entries`: addresses remembered; `stream_idle`: a node stream nobody
+    elsewhere any moment); `memo_entries`: addresses remembered; `route_entries`: addresses an owner sends
+    to through another node (least recently relayed evicted first); `stream_idle`: a node stream nobody
     wrote to for this long expires (a dead node's); `reconnect_min`/`reconnect_max`: the backoff of a loop
     that lost Redis."""
 
@@ -83,6 +84,7 @@ class RelayPolicy:
     memo_lifetime: float = 30.0
     unknown_lifetime: float = 2.0
     memo_entries: int = 100_000
+    route_entries: int = 100_000
     reconnect_min: float = 0.05
     reconnect_max: float = 2.0
     stream_idle: float = 60.0
@@ -207,10 +209,18 @@ class AddressBook:
 
 class Routes:
     """At the owner: the addresses whose datagrams last came through another node, and which node. What the
-    owner sends to such an address goes back that way; a datagram read from its own socket ends the route."""
+    owner sends to such an address goes back that way; a datagram read from its own socket ends the route.
 
-    def __init__(self) -> None:
+    Bounded: past `limit` addresses the one whose datagrams came through a relay least recently goes (a
+    device that moved on, or whose flow came back to this node without a datagram here yet). Its downlinks
+    leave from this node's socket again until its next relayed datagram brings the route back; a device
+    heard through the relay lately is kept."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        if limit < 1:
+            raise ValueError("routes need room for one address at least")
         self._via: dict[Peer, str] = {}
+        self._limit = limit
 
     def __len__(self) -> int:
         return len(self._via)
@@ -219,7 +229,12 @@ class Routes:
         return self._via.get(peer) if self._via else None
 
     def learned(self, peer: Peer, node: str) -> None:
-        self._via[peer] = node
+        # Re-inserted at the end: dicts keep insertion order, so the first key is the least recently used.
+        via = self._via
+        via.pop(peer, None)
+        if len(via) >= self._limit:
+            via.pop(next(iter(via)))
+        via[peer] = node
 
     def heard_directly(self, peer: Peer) -> None:
         if self._via:
