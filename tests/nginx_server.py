@@ -94,7 +94,7 @@ class NginxServer:
         proxy_timeout: float = 30.0,
         proxy_responses: int | None = None,
         max_fails: int = 1,
-        fail_timeout: float = 10.0,
+        fail_timeout: float = 45.0,  # deploy/nginx-cluster.conf's: a whole CoAP exchange (docs/cluster.md)
     ) -> None:
         self.directory = directory
         self.backends = list(backends)

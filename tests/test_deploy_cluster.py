@@ -111,7 +111,7 @@ def test_the_balancer_hashes_source_address_and_port_to_both(compose: dict[str, 
 def _on_loopback(config: str, tmp_path: Path) -> str:
     """The same config, runnable here: upstreams and listeners on loopback, pid in tmp, the stream module
     loaded the Debian way when that is how this nginx has it."""
-    config = re.sub(r"server\s+translator-\d:(\d+);", r"server 127.0.0.1:\1;", config)
+    config = re.sub(r"server\s+translator-\d:(\d+)", r"server 127.0.0.1:\1", config)
     config = re.sub(r"listen\s+(\d+)\s+udp;", lambda m: f"listen 127.0.0.1:{int(m[1]) + 20000} udp;", config)
     config = re.sub(r"^pid\s+[^;]+;", f"pid {tmp_path / 'nginx.pid'};", config, flags=re.M)
     config = re.sub(r"^error_log\s+[^;]+;", f"error_log {tmp_path / 'error.log'};", config, flags=re.M)

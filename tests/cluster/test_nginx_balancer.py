@@ -6,6 +6,7 @@ tests rely on to re-home devices."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -100,3 +101,67 @@ async def test_a_source_address_sticks_to_one_backend_and_fails_over_when_it_die
             backends[b"A"][0].close()  # A dies: its port answers ICMP port unreachable
             after = [reply.split(b":")[0] for reply, _ in await _ask_all(clients, balancer.address)]
             assert after == [b"B"] * len(clients)
+
+
+# RFC 7252 §4.8: a CON's transmissions are ACK_TIMEOUT × ACK_RANDOM_FACTOR (2 s × up to 1.5) apart, doubling,
+# MAX_RETRANSMIT (4) times: at 0, 3, 9, 21 and 45 s for a client at the top of the random range.
+FIRST_TIMEOUT = 3.0
+LOOPBACK = ("127.0.0.1", 0)
+TRANSMISSIONS = [FIRST_TIMEOUT * (2**n - 1) for n in range(5)]
+
+
+def _shipped_passive_check() -> tuple[int, float]:
+    """`max_fails` and `fail_timeout` (seconds) of deploy/nginx-cluster.conf's CoAP upstream servers."""
+    config = (Path(__file__).resolve().parents[2] / "deploy" / "nginx-cluster.conf").read_text()
+    upstream = config[config.index("upstream translators_coap") :]
+    server = re.search(r"^\s*server\s+\S+\s+([^;]*);", upstream, re.M)
+    assert server is not None, "no server line with parameters in translators_coap"
+    fields = dict(part.split("=") for part in server[1].split())
+    return int(fields["max_fails"]), float(fields["fail_timeout"].removesuffix("s"))
+
+
+@pytest.mark.timeout(90)
+async def test_the_shipped_fail_timeout_fails_a_coap_exchange_over_before_its_retransmissions_end(
+    tmp_path: Path, backends: dict[bytes, tuple[asyncio.DatagramTransport, int]]
+) -> None:
+    """A device whose balancer session points at a translator that died retransmits its CON on CoAP's
+    schedule; nginx marks the dead backend failed at the third transmission (ICMP port unreachable, see
+    NginxServer) for `fail_timeout`. The fourth must land on the live backend: with nginx's default 10 s it
+    came 12 s after the mark, nginx tried the dead backend again and the whole exchange was lost."""
+    max_fails, fail_timeout = _shipped_passive_check()
+    assert max_fails == 1 and fail_timeout >= TRANSMISSIONS[-1]  # a whole exchange: MAX_TRANSMIT_SPAN, 45 s
+    loop = asyncio.get_running_loop()
+    upstreams = [("127.0.0.1", port) for _, port in backends.values()]
+    async with AsyncExitStack() as stack:
+        balancer = await stack.enter_async_context(
+            NginxServer(
+                tmp_path / "nginx",
+                upstreams,
+                proxy_timeout=600,
+                max_fails=max_fails,
+                fail_timeout=fail_timeout,
+            )
+        )
+        async with asyncio.timeout(TRANSMISSIONS[-1] + 20):
+            while True:  # a device whose source port hashes to A, its balancer session open
+                transport, protocol = await loop.create_datagram_endpoint(
+                    _Client, local_addr=("127.0.0.1", 0)
+                )
+                stack.callback(transport.close)
+                reply, _ = await _ask((transport, protocol), balancer.address)
+                if reply.startswith(b"A:"):
+                    break
+            backends[b"A"][0].close()  # the device's translator dies
+            started = loop.time()
+            answered: bytes | None = None
+            for n, at in enumerate(TRANSMISSIONS):
+                transport.sendto(b"con", balancer.address)
+                deadline = started + (TRANSMISSIONS[n + 1] if n + 1 < len(TRANSMISSIONS) else at + 5.0)
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                        answered, _ = await protocol.replies.get()
+                    break
+                except TimeoutError:
+                    continue  # no answer before the next retransmission is due
+            assert answered == b"B:con", f"no answer within the exchange ({len(TRANSMISSIONS)} transmissions)"
+            assert loop.time() - started < TRANSMISSIONS[3] + 2.0  # at the fourth transmission
