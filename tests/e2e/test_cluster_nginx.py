@@ -17,163 +17,31 @@ timing is 14–21 s; the figure for the default timing is given in docs/cluster.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
-from typing import Any
 
-import aiocoap
 import pytest
-import redis.asyncio as aioredis
-from aiocoap.numbers.codes import Code as AioCode
-from aiocoap.numbers.constants import TransportTuning
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
-from tests.e2e.conftest import STEP, eventually, free_udp_port, log_position
-from tests.e2e.process import TranslatorProcess
-from tests.e2e.test_redis_outage import arrived
-from tests.nginx_server import NginxServer, needs_nginx
-from tests.redis_server import RedisServer, needs_redis
-from translator.cluster.redis_ownership import RedisOwnership
+from tests.e2e.cluster_nodes import arrived
+from tests.e2e.conftest import eventually, log_position
+from tests.e2e.nginx_cluster import (
+    FAST,
+    Streamer,
+    cluster,
+    command_answered,
+)
+from tests.nginx_server import needs_nginx
+from tests.redis_server import needs_redis
 from translator.coap.simulator import SimulatedDevice, SimulatorOptions
-from translator.lwm2m import ContentFormat, Record, encode
-from translator.lwm2m import Path as Lwm2mPath
 
 pytestmark = [needs_redis, needs_nginx]
 
-TEMPERATURE = Lwm2mPath(3303, 0, 5700)
-HEARTBEAT_TTL = 3.0
-DEVICES = 6
-MAX_DEVICES = 16
-PERIOD = 0.25  # seconds between a device's readings: 4/s, under IoT Central's 10/s per device
 
-
-FAST = TransportTuning()
 FAST.ACK_TIMEOUT = 0.25
-
-
-@dataclass
-class Streamer:
-    """A device streaming CON readings through the balancer, registering again when the node it reaches
-    does not know it (4.04), as an LwM2M client does."""
-
-    device: SimulatedDevice
-    values: count[int]
-    acknowledged: set[float] = field(default_factory=set)
-    registrations: int = 0
-    last_ack: float = 0.0  # time.monotonic() of the last 2.04
-
-    @property
-    def name(self) -> str:
-        return self.device.endpoint
-
-    async def register(self) -> None:
-        async with asyncio.timeout(STEP):
-            while True:
-                response = await self.device.register()
-                if response.code == AioCode.CREATED:
-                    self.registrations += 1
-                    return
-                await asyncio.sleep(0.2)  # a device's pace between attempts, not a synchronisation
-
-    async def _send(self, value: float) -> Any:
-        payload = encode(
-            ContentFormat.SENML_JSON,
-            [Record(TEMPERATURE, value, time.time())],
-            base_path=Lwm2mPath(),
-            registry=self.device.registry,
-        )
-        message = aiocoap.Message(
-            code=AioCode.POST,
-            uri=self.device._uri("dp"),
-            content_format=ContentFormat.SENML_JSON,
-            payload=payload,
-            transport_tuning=FAST,
-        )
-        return await self.device._send(message, timeout=STEP)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            value = float(next(self.values))
-            try:
-                response = await self._send(value)
-            except (TimeoutError, aiocoap.error.Error):
-                continue  # not acknowledged: nothing promised
-            if response.code == AioCode.CHANGED:
-                self.acknowledged.add(value)
-                self.last_ack = time.monotonic()
-            elif response.code == AioCode.NOT_FOUND:
-                await self.register()  # this node does not know us: the balancer moved us
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(PERIOD):
-                    await stop.wait()
-
-
-def _store_section(url: str, node: str) -> str:
-    return f"""
-[store]
-redis_url = "{url}"
-node_id = "{node}"
-heartbeat_ttl = {HEARTBEAT_TTL}
-"""
-
-
-@dataclass
-class Cluster:
-    redis: RedisServer
-    nodes: dict[str, TranslatorProcess]
-    balancer: NginxServer
-    watcher: RedisOwnership
-    streamers: list[Streamer]
-
-    async def owners(self) -> dict[str, str]:
-        """device → the node owning it now."""
-        found = {}
-        for streamer in self.streamers:
-            owner = await self.watcher.owner(streamer.name)
-            found[streamer.name] = owner.node if owner is not None else ""
-        return found
-
-
-@contextlib.asynccontextmanager
-async def cluster(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Cluster]:
-    async with contextlib.AsyncExitStack() as stack:
-        redis_server = await stack.enter_async_context(RedisServer(tmp_path / "redis"))
-        nodes: dict[str, TranslatorProcess] = {}
-        for name in ("node-a", "node-b"):
-            node = TranslatorProcess(emulator, tmp_path / name / "state", free_udp_port())
-            node.config.write_text(node.config.read_text() + _store_section(redis_server.url, name))
-            nodes[name] = node
-        await asyncio.gather(*(node.start() for node in nodes.values()))
-        for node in nodes.values():
-            stack.push_async_callback(node.stop)
-        balancer = await stack.enter_async_context(
-            NginxServer(tmp_path / "nginx", [node.address for node in nodes.values()])
-        )
-        client = aioredis.Redis.from_url(redis_server.url)
-        stack.push_async_callback(client.aclose)
-        running = Cluster(redis_server, nodes, balancer, RedisOwnership(client, "watcher"), [])
-
-        async def add(n: int) -> Streamer:
-            device = SimulatedDevice(f"nginx-{n}", balancer.address, options=SimulatorOptions(version="1.2"))
-            await device.start()
-            stack.push_async_callback(device.close)
-            return Streamer(device, count(n * 1_000_000))
-
-        running.streamers = [await add(n) for n in range(DEVICES)]
-        await asyncio.gather(*(streamer.register() for streamer in running.streamers))
-        # The hash may put every source port on one node (1 in 32 for six devices): add devices until both
-        # nodes have some, so the kill always moves some and spares some.
-        while len(set((await running.owners()).values())) < 2 and len(running.streamers) < MAX_DEVICES:
-            streamer = await add(len(running.streamers))
-            await streamer.register()
-            running.streamers.append(streamer)
-        yield running
 
 
 async def _connected(emulator: Emulator, names: list[str]) -> None:
@@ -181,13 +49,6 @@ async def _connected(emulator: Emulator, names: list[str]) -> None:
         return all(emulator.hub.online(name) for name in names)
 
     await eventually(online, what="every device connected to the hub")
-
-
-async def _command(rest: RestClient, device_id: str) -> None:
-    status, body = await rest.request(
-        "POST", f"/api/devices/{device_id}/components/device/commands/readIdentity", {}
-    )
-    assert status == 201 and body["responseCode"] == 200, (device_id, status, body)
 
 
 async def _all_arrived(rest: RestClient, streamers: list[Streamer], start: int) -> None:
@@ -216,8 +77,10 @@ async def test_kill_9_of_one_translator_rehomes_its_devices_and_loses_nothing_ac
         stop = asyncio.Event()
         streams = [asyncio.ensure_future(s.run(stop)) for s in running.streamers]
         try:
-            await _command(rest, victims[0])  # commands reach devices on both nodes, through the balancer
-            await _command(rest, survivors[0])
+            await command_answered(
+                rest, victims[0]
+            )  # commands reach devices on both nodes, through the balancer
+            await command_answered(rest, survivors[0])
             before = {name: emulator.activity.of(name).view() for name in names}
 
             async def streaming() -> bool:
@@ -238,7 +101,7 @@ async def test_kill_9_of_one_translator_rehomes_its_devices_and_loses_nothing_ac
 
             await eventually(rehomed, timeout=40, interval=0.05, what="the killed node's devices re-homed")
             handover = max(s.last_ack for s in moved) - killed_at
-            await _command(rest, victims[0])  # the moved device answers commands at its new node
+            await command_answered(rest, victims[0])  # the moved device answers commands at its new node
 
             async def more() -> bool:
                 return all(s.last_ack > time.monotonic() - 1 for s in running.streamers)

@@ -17,9 +17,9 @@ from aiocoap.numbers.codes import Code as AioCode
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
+from tests.e2e.cluster_nodes import arrived
 from tests.e2e.conftest import eventually, log_position
-from tests.e2e.test_cluster_nginx import Streamer, _command, cluster
-from tests.e2e.test_redis_outage import arrived
+from tests.e2e.nginx_cluster import Streamer, cluster, command_answered
 from tests.nginx_server import needs_nginx
 from tests.redis_server import needs_redis
 from translator.coap.simulator import SimulatedDevice, SimulatorOptions
@@ -68,7 +68,9 @@ async def test_after_a_rebinding_to_the_other_node_commands_and_sends_reach_the_
                 return emulator.activity.of(name).view()["hubConnects"] == 2 and emulator.hub.online(name)
 
             await eventually(connected_from_its_new_home, what="the new owner's hub session")
-            await _command(rest, name)  # the command goes to the new owner's session and reaches the device
+            await command_answered(
+                rest, name
+            )  # the command goes to the new owner's session and reaches the device
             start = await log_position(rest)
             reading = 4242.5
             response = await streamer._send(reading)

@@ -27,7 +27,7 @@ from tests.e2e.conftest import (
     telemetry_matching,
     translator_settings,
 )
-from tests.e2e.test_http_bridge import KEY, post
+from tests.e2e.http_ingest import KEY, post
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
 from translator.settings import HttpSettings

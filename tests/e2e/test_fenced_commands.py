@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
+from tests.e2e.clients import CLIENT_12, REBOOT
+from tests.e2e.cluster_nodes import node_settings
 from tests.e2e.conftest import STEP, session_connected, simulated
-from tests.e2e.test_ownership import _node
-from tests.e2e.test_restart import CLIENT_12, REBOOT
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.ownership import Owner, Trigger
 from translator.cluster.redis_ownership import RedisOwnership
@@ -32,7 +32,7 @@ async def test_a_command_for_a_device_claimed_elsewhere_is_answered_404_and_not_
     async with RedisServer(tmp_path / "redis") as server, asyncio.timeout(4 * STEP):
         client = aioredis.Redis.from_url(server.url)
         other = RedisOwnership(client, "node-b")  # a node whose Register for the device just arrived
-        a = Translator(_node(emulator, tmp_path / "a", server.url, "node-a"))
+        a = Translator(node_settings(emulator, tmp_path / "a", server.url, "node-a"))
         await a.start()
         await other.start()
         try:

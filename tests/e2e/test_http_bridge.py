@@ -5,8 +5,7 @@ session pool, the outbox → the emulator over TLS MQTT. The answers are v1's: 2
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,24 +21,11 @@ from tests.e2e.conftest import (
     running_translator,
     session_connected,
     telemetry,
-    translator_settings,
 )
-from tests.http.test_v1 import TTN_UPLINK
-from translator.http.server import TTN_UPLINK_PATH, V1_PATH
+from tests.e2e.http_ingest import KEY, MODEL, bridge_settings, post, url
+from tests.http.samples import TTN_UPLINK
+from translator.http.server import TTN_UPLINK_PATH
 from translator.serve import Translator
-from translator.settings import HttpSettings, Settings
-
-KEY = "bridge-test-key"
-MODEL = "dtmi:acme:httpSensor;1"
-
-
-def bridge_settings(emulator: Emulator, state_dir: Path, **store: Any) -> Settings:
-    settings = translator_settings(emulator, state_dir)
-    return replace(
-        settings,
-        http=HttpSettings(enabled=True, port=0, key=KEY, timeout=10.0),
-        store=replace(settings.store, **store),
-    )
 
 
 @pytest.fixture
@@ -54,25 +40,6 @@ async def bridged(emulator: Emulator, tmp_path: Path) -> AsyncIterator[Translato
 async def client() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=STEP)) as session:
         yield session
-
-
-def url(translator: Translator, path: str = V1_PATH) -> str:
-    assert translator.http is not None
-    return f"http://127.0.0.1:{translator.http.port}{path}"
-
-
-async def post(
-    client: aiohttp.ClientSession,
-    translator: Translator,
-    body: object,
-    *,
-    path: str = V1_PATH,
-    params: dict[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-) -> tuple[int, str, Mapping[str, str]]:
-    params = {"code": KEY} if params is None and headers is None else params
-    async with client.post(url(translator, path), json=body, params=params, headers=headers) as response:
-        return response.status, await response.text(), response.headers
 
 
 async def test_v1_body_becomes_telemetry_with_its_creation_time_and_model(

@@ -30,9 +30,9 @@ from tests.e2e.conftest import (
     telemetry,
     telemetry_matching,
 )
-from tests.e2e.test_http_bridge import KEY, bridge_settings, post
-from tests.e2e.test_http_bridge import MODEL as HTTP_MODEL
-from tests.http.test_v1 import TTN_UPLINK
+from tests.e2e.http_ingest import KEY, bridge_settings, post
+from tests.e2e.http_ingest import MODEL as HTTP_MODEL
+from tests.http.samples import TTN_UPLINK
 from translator import cli
 from translator.coap.simulator import default_values
 from translator.codec import export_template, load_codec

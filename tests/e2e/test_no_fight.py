@@ -16,8 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from emulator.app import Emulator
+from tests.e2e.clients import CLIENT_12
 from tests.e2e.conftest import STEP, eventually, restartable_settings, session_connected, simulated
-from tests.e2e.test_restart import CLIENT_12
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.ownership import Owner
 from translator.cluster.redis_ownership import RedisOwnership

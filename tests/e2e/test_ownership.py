@@ -13,29 +13,23 @@ import redis.asyncio as aioredis
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
+from tests.e2e.clients import CLIENT_12
+from tests.e2e.cluster_nodes import node_settings
 from tests.e2e.conftest import (
     STEP,
     eventually,
-    restartable_settings,
     session_connected,
     simulated,
     telemetry_matching,
 )
-from tests.e2e.test_restart import CLIENT_12
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.ownership import Owner, Trigger
 from translator.cluster.redis_ownership import RedisOwnership
 from translator.serve import Translator
-from translator.settings import Settings
 from translator.store.factory import opened
 from translator.store.redis_store import RedisStore
 
 pytestmark = needs_redis
-
-
-def _node(emulator: Emulator, state: Path, url: str, node: str) -> Settings:
-    settings = restartable_settings(emulator, state)
-    return replace(settings, store=replace(settings.store, redis_url=url, node_id=node))
 
 
 async def test_a_register_claims_the_device_and_fences_off_its_former_owner(
@@ -44,8 +38,8 @@ async def test_a_register_claims_the_device_and_fences_off_its_former_owner(
     async with RedisServer(tmp_path / "redis") as server:
         client = aioredis.Redis.from_url(server.url)
         watcher = RedisOwnership(client, "watcher")
-        a = Translator(_node(emulator, tmp_path / "a", server.url, "node-a"))
-        b = Translator(_node(emulator, tmp_path / "b", server.url, "node-b"))
+        a = Translator(node_settings(emulator, tmp_path / "a", server.url, "node-a"))
+        b = Translator(node_settings(emulator, tmp_path / "b", server.url, "node-b"))
         await a.start()
         await b.start()
         try:
@@ -80,7 +74,7 @@ async def test_at_start_a_node_replays_orphans_and_leaves_a_live_nodes_outbox(
             async with opened(RedisStore(server.url)) as store:
                 await store.outbox_append("orphan-1", b'{"n": 1}', creation_time=1.0)
                 await store.outbox_append("kept-1", b'{"n": 2}', creation_time=1.0)
-            node = Translator(_node(emulator, tmp_path / "c", server.url, "node-c"))
+            node = Translator(node_settings(emulator, tmp_path / "c", server.url, "node-c"))
             await node.start()
             try:
                 await telemetry_matching(rest, "orphan-1", lambda event: event["body"] == {"n": 1})
@@ -108,7 +102,7 @@ async def test_translators_on_one_application_share_its_quotas(emulator: Emulato
     async with RedisServer(tmp_path / "redis") as server:
 
         def node(name: str) -> Translator:
-            settings = _node(emulator, tmp_path / name, server.url, name)
+            settings = node_settings(emulator, tmp_path / name, server.url, name)
             return Translator(replace(settings, store=replace(settings.store, heartbeat_ttl=1.0)))
 
         a, b = node("quota-a"), node("quota-b")

@@ -25,6 +25,8 @@ from aiocoap.numbers.codes import Code as AioCode
 
 from emulator.app import Emulator
 from tests.conftest import RestClient, emulator_config
+from tests.e2e.clients import CLIENT_12
+from tests.e2e.cluster_nodes import arrived, reading
 from tests.e2e.conftest import (
     STEP,
     eventually,
@@ -33,8 +35,6 @@ from tests.e2e.conftest import (
     session_connected,
     simulated,
 )
-from tests.e2e.test_redis_outage import arrived, reading
-from tests.e2e.test_restart import CLIENT_12
 from tests.redis_server import RedisServer, needs_redis
 from translator.coap.simulator import SimulatedDevice
 from translator.serve import Translator

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import aiocoap
 import pytest
 from aiocoap.numbers.codes import Code as AioCode
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
+from tests.e2e.clients import CLIENT_12
+from tests.e2e.cluster_nodes import arrived, reading
 from tests.e2e.conftest import (
     STEP,
     eventually,
@@ -25,36 +24,14 @@ from tests.e2e.conftest import (
     session_connected,
     simulated,
 )
-from tests.e2e.test_restart import CLIENT_12
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.register_claim import RETRY_AFTER
-from translator.coap.simulator import SimulatedDevice
-from translator.lwm2m import ContentFormat, Record, encode
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
 
 pytestmark = needs_redis
 
 TEMPERATURE = Lwm2mPath(3303, 0, 5700)
-
-
-async def reading(device: SimulatedDevice, value: float) -> Any:
-    """A CON Send of one temperature; the response (2.04 only once the data is safe)."""
-    payload = encode(
-        ContentFormat.SENML_JSON,
-        [Record(TEMPERATURE, value, time.time())],
-        base_path=Lwm2mPath(),
-        registry=device.registry,
-    )
-    message = aiocoap.Message(
-        code=AioCode.POST, uri=device._uri("dp"), content_format=ContentFormat.SENML_JSON, payload=payload
-    )
-    return await device._send(message, timeout=STEP)
-
-
-async def arrived(rest: RestClient, device_id: str, after: int) -> set[float]:
-    events = await rest.get(f"/emulator/telemetry?deviceId={device_id}&after={after}")
-    return {e["body"]["temperature"] for e in events["value"] if "temperature" in e["body"]}
 
 
 async def test_a_register_while_redis_is_unreachable_is_refused_503_and_nothing_acknowledged_is_lost(

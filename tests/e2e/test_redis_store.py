@@ -13,6 +13,7 @@ from aiocoap.numbers.codes import Code as AioCode
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
+from tests.e2e.clients import CLIENT_12, TEMPERATURE, set_up_done, temperature_event
 from tests.e2e.conftest import (
     STEP,
     eventually,
@@ -22,7 +23,6 @@ from tests.e2e.conftest import (
     simulated,
     telemetry_matching,
 )
-from tests.e2e.test_restart import CLIENT_12, TEMPERATURE, _settled, _temperature
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.ownership import Owner
 from translator.serve import Translator
@@ -48,10 +48,10 @@ async def test_a_fresh_translator_on_the_same_redis_restores_the_fleet(
             assert isinstance(first.store, RedisStore)
             async with simulated(first, "redis-1", **CLIENT_12) as device:
                 await session_connected(first, device.endpoint)
-                await _settled(first, device)
+                await set_up_done(first, device)
                 start = await log_position(rest)
                 device.set_value(TEMPERATURE, 30.5)
-                await telemetry_matching(rest, device.endpoint, _temperature(30.5), after=start)
+                await telemetry_matching(rest, device.endpoint, temperature_event(30.5), after=start)
                 asked = device.requests_received
                 await first.stop()
                 assert not (tmp_path / "node-a" / "translator.db").exists()  # nothing went to SQLite
@@ -67,7 +67,7 @@ async def test_a_fresh_translator_on_the_same_redis_restores_the_fleet(
                 await eventually(back, what="the device's life resumed from Redis")
                 start = await log_position(rest)
                 device.set_value(TEMPERATURE, 31.5)  # a notification on the restored observation
-                await telemetry_matching(rest, device.endpoint, _temperature(31.5), after=start)
+                await telemetry_matching(rest, device.endpoint, temperature_event(31.5), after=start)
                 assert (await device.update()).code == AioCode.CHANGED  # its registration id is known
                 assert second.coap is not None and second.coap.registrations_total == 0
                 assert second.pool is not None and second.pool.counters["dps_registrations"] == 0

@@ -14,9 +14,9 @@ import redis.asyncio as aioredis
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
+from tests.e2e.clients import CLIENT_12, REBOOT, TEMPERATURE
+from tests.e2e.cluster_nodes import node_settings
 from tests.e2e.conftest import STEP, eventually, send_at, session_connected, telemetry_matching
-from tests.e2e.test_ownership import _node
-from tests.e2e.test_restart import CLIENT_12, REBOOT, TEMPERATURE
 from tests.e2e.udp_balancer import UdpBalancer
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.ownership import Owner
@@ -35,8 +35,8 @@ async def test_a_device_whose_datagrams_move_to_another_node_is_served_through_i
     async with RedisServer(tmp_path / "redis") as server, asyncio.timeout(6 * STEP):
         client = aioredis.Redis.from_url(server.url)
         watcher = RedisOwnership(client, "watcher")
-        a = Translator(_node(emulator, tmp_path / "a", server.url, "node-a"))
-        b = Translator(_node(emulator, tmp_path / "b", server.url, "node-b"))
+        a = Translator(node_settings(emulator, tmp_path / "a", server.url, "node-a"))
+        b = Translator(node_settings(emulator, tmp_path / "b", server.url, "node-b"))
         await a.start()
         await b.start()
         assert a.coap is not None and b.coap is not None and a.bridge is not None and b.bridge is not None
@@ -124,8 +124,8 @@ async def test_a_released_nodes_stale_registration_does_not_take_the_device_back
     async with RedisServer(tmp_path / "redis") as server, asyncio.timeout(6 * STEP):
         client = aioredis.Redis.from_url(server.url)
         watcher = RedisOwnership(client, "watcher")
-        a = Translator(_node(emulator, tmp_path / "a", server.url, "node-a"))
-        b = Translator(_node(emulator, tmp_path / "b", server.url, "node-b"))
+        a = Translator(node_settings(emulator, tmp_path / "a", server.url, "node-a"))
+        b = Translator(node_settings(emulator, tmp_path / "b", server.url, "node-b"))
         await a.start()
         await b.start()
         assert a.coap is not None and b.coap is not None and a.bridge is not None and b.bridge is not None

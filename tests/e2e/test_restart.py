@@ -15,12 +15,12 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from aiocoap.numbers.codes import Code as AioCode
 
 from emulator.app import Emulator
 from tests.conftest import REPO, RestClient
+from tests.e2e.clients import CLIENT_11, CLIENT_12, REBOOT, TEMPERATURE, set_up_done, temperature_event
 from tests.e2e.conftest import (
     STEP,
     eventually,
@@ -32,19 +32,8 @@ from tests.e2e.conftest import (
     telemetry_matching,
 )
 from translator.coap.simulator import SimulatedDevice, SimulatorOptions
-from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
 from translator.settings import Settings
-
-TEMPERATURE = Lwm2mPath(3303, 0, 5700)
-REBOOT = Lwm2mPath(3, 0, 4)
-# How the two real clients behave (CLIENTS.md); both notify NON, as they do by default.
-CLIENT_11: dict[str, Any] = {"version": "1.1", "composite": "silent", "stop_after_update_not_found": True}
-CLIENT_12: dict[str, Any] = {"version": "1.2", "cancel_observation_on_rst": True}
-
-
-def _temperature(value: float) -> Any:
-    return lambda event: event["component"] == "temperature_0" and event["body"].get("temperature") == value
 
 
 async def _observing(translator: Translator, device: SimulatedDevice) -> None:
@@ -55,20 +44,9 @@ async def _observing(translator: Translator, device: SimulatedDevice) -> None:
     await eventually(ready, what=f"{device.endpoint} observed")
 
 
-async def _settled(translator: Translator, device: SimulatedDevice) -> None:
-    """Its set-up (Reads, Write-Attributes, every Observe) completed, and the store knows it."""
-
-    async def done() -> bool:
-        assert translator.coap is not None
-        snapshot = translator.coap.snapshot(device.endpoint)
-        return snapshot is not None and snapshot.settled and bool(device.observed)
-
-    await eventually(done, what=f"{device.endpoint} set up")
-
-
 async def _notified(rest: RestClient, device: SimulatedDevice, value: float, after: int) -> None:
     device.set_value(TEMPERATURE, value)
-    await telemetry_matching(rest, device.endpoint, _temperature(value), after=after)
+    await telemetry_matching(rest, device.endpoint, temperature_event(value), after=after)
 
 
 async def test_restart_keeps_notifications_updates_and_sends_flowing(
@@ -83,7 +61,7 @@ async def test_restart_keeps_notifications_updates_and_sends_flowing(
         fleet = (old_client, new_client)
         for device in fleet:
             await session_connected(first, device.endpoint)
-            await _settled(first, device)
+            await set_up_done(first, device)
         asked = {device.endpoint: device.requests_received for device in fleet}
         assert first.bridge is not None and first.bridge.setup_limiter.started == 2  # set-ups take turns
         await first.stop()

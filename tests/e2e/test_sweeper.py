@@ -17,11 +17,11 @@ import redis.asyncio as aioredis
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
+from tests.e2e.cluster_nodes import node_settings
 from tests.e2e.conftest import STEP, eventually, free_udp_port, log_position
+from tests.e2e.judge import hub_readings, judge
 from tests.e2e.process import TranslatorProcess
 from tests.e2e.rawdevice import RawDevice
-from tests.e2e.test_acknowledged import hub_readings, judge
-from tests.e2e.test_ownership import _node
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.redis_ownership import RedisOwnership
 from translator.cluster.sweeper import SweepPolicy
@@ -114,7 +114,7 @@ async def test_the_survivors_replay_a_killed_nodes_outbox_and_exactly_one_takes_
 
 
 def _survivor(emulator: Emulator, state: Path, url: str, node: str) -> Settings:
-    settings = _node(emulator, state, url, node)
+    settings = node_settings(emulator, state, url, node)
     return replace(settings, store=replace(settings.store, heartbeat_ttl=TTL))
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.http.samples import TTN_UPLINK
 from translator.http.ttn import ttn_uplink_request
 from translator.http.v1 import InvalidRequest, parse_request, valid_device_id
 
@@ -73,22 +74,6 @@ def test_device_id_rule() -> None:
     assert valid_device_id("a") and valid_device_id("A-")
     assert not valid_device_id(".a")
     assert not valid_device_id("dev@1")  # IoT Hub would take it, v1 and DPS do not
-
-
-TTN_UPLINK: dict[str, Any] = {
-    "end_device_ids": {
-        "device_id": "eui-0004a30b001c0530",
-        "application_ids": {"application_id": "app1"},
-        "dev_eui": "0004A30B001C0530",
-    },
-    "received_at": "2026-02-12T15:15:46.123456789Z",
-    "uplink_message": {
-        "f_port": 1,
-        "frm_payload": "AQI=",
-        "decoded_payload": {"temperature": 21.5, "humidity": 40},
-        "received_at": "2026-02-12T15:15:45.787654321Z",
-    },
-}
 
 
 def test_ttn_uplink() -> None:

@@ -15,7 +15,7 @@ import pytest
 from emulator.app import Emulator
 from tests.conftest import RestClient, emulator_config
 from tests.iotc.conftest import FAST_BACKOFF, dps_endpoint, hub_endpoint
-from tests.iotc.test_session_emulator import MODEL, spec, telemetry_of
+from tests.iotc.emulated import MODEL, spec, telemetry_of
 from translator.iotc.client.credentials import SymmetricKey, TlsContexts
 from translator.iotc.client.ephemeral import EphemeralSession, EphemeralSettings, Transport
 from translator.iotc.client.https_device import HttpsClients, HttpsLink

@@ -14,31 +14,15 @@ import aiohttp
 from emulator.app import Emulator
 from tests.conftest import RestClient, device_template, emulator_config
 from tests.iotc.conftest import FAST_BACKOFF, dps_endpoint, hub_endpoint
+from tests.iotc.emulated import MODEL, STEP, spec, telemetry_of
 from tests.pki import make_ca, write_key
-from translator.iotc.client.credentials import SymmetricKey, mint_device_certificate
+from translator.iotc.client.credentials import mint_device_certificate
 from translator.iotc.client.pool import DeviceSpec, PoolSettings, SessionPool
 from translator.iotc.client.session import DeviceSession, SessionCallbacks, SessionSettings, SessionState
 from translator.iotc.protocol.methods import Invocation
 from translator.iotc.protocol.property_bag import PropertyBag
 from translator.iotc.protocol.sas import TokenPolicy
 from translator.iotc.protocol.twin import DesiredProperty
-
-MODEL = "dtmi:example:Thermostat;1"
-STEP = 20.0
-
-
-def spec(emulator: Emulator, device_id: str, callbacks: SessionCallbacks | None = None) -> DeviceSpec:
-    key = SymmetricKey.from_group(emulator.application.group_primary_key, device_id)
-    return DeviceSpec(device_id, key, MODEL, callbacks or SessionCallbacks())
-
-
-async def telemetry_of(rest: RestClient, device_id: str, count: int, after: int = 0) -> list[dict[str, Any]]:
-    """Wait until `count` messages of the device are in the emulator's telemetry log."""
-    async with asyncio.timeout(STEP):
-        while True:
-            log = await rest.get(f"/emulator/telemetry?deviceId={device_id}&after={after}&wait=1")
-            if len(log["value"]) >= count:
-                return list(log["value"])
 
 
 async def test_telemetry_lands_with_component_timestamp_and_content_type(
