@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import (
-    eventually,
-)
-from translator.coap.simulator import SimulatedDevice
+from tests.e2e.conftest import eventually
+from translator.coap.simulator import SimulatedDevice, default_values
+from translator.lwm2m import Path
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
 
@@ -38,3 +37,15 @@ async def set_up_done(translator: Translator, device: SimulatedDevice) -> None:
         return snapshot is not None and snapshot.settled and bool(device.observed)
 
     await eventually(done, what=f"{device.endpoint} set up")
+
+
+ON = Path(3311, 0, 5850)
+
+
+DIMMER = Path(3311, 0, 5851)
+
+
+def light_values() -> dict[Path, Any]:
+    values = default_values()
+    values.update({ON: False, DIMMER: 50, Path(3311, 0, 5706): "white"})
+    return values

@@ -12,21 +12,13 @@ from typing import Any
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
+from tests.e2e.clients import DIMMER, ON, light_values
 from tests.e2e.conftest import STEP, eventually, properties, session_connected, simulated
 from translator.coap.queuemode import Presence
-from translator.coap.simulator import default_values
 from translator.lwm2m import Path
 from translator.serve import Translator
 
-ON = Path(3311, 0, 5850)
-DIMMER = Path(3311, 0, 5851)
 REBOOT = Path(3, 0, 4)
-
-
-def light_values() -> dict[Path, Any]:
-    values = default_values()
-    values.update({ON: False, DIMMER: 50, Path(3311, 0, 5706): "white"})
-    return values
 
 
 async def _metadata(rest: RestClient, device_id: str, component: str, name: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from translator.iotc.protocol.twin import (
 )
 from translator.lwm2m import Record
 from translator.ops.logs import device_log
+from translator.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,10 @@ class DesiredSync:
         report: Report,
         spawn: Spawn,
         log: logging.LoggerAdapter[Any],
+        owns: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._device = device
+        self._owns = owns
         self._downlinks = downlinks
         self._deadlines = deadlines
         self._report = report
@@ -68,7 +71,26 @@ class DesiredSync:
     def on_desired(self, properties: list[DesiredProperty]) -> None:
         self._spawn(self.apply(properties), "desired")
 
+    async def _moved(self) -> bool:
+        """Whether another node claimed the device since this session got the update (its Register went
+        there; the hub has not closed this connection yet): then the owner's session writes and acknowledges
+        it — it fetches the twin when it connects — and this one leaves the device alone, as a command is
+        (bridge/commands.py). One fence read per update, never per telemetry message (issue 17 §5); when the
+        owner cannot be read the write goes ahead: the hub sent it to this session."""
+        if self._owns is None:
+            return False
+        try:
+            if await self._owns():
+                return False
+        except StoreError as error:
+            self._log.warning("desired properties: owner not read (%s); applied here", error)
+            return False
+        self._log.info("desired properties not applied: the device is owned by another node now")
+        return True
+
     async def apply(self, properties: list[DesiredProperty]) -> None:
+        if await self._moved():
+            return
         mapper = self._device.mapper
         if mapper is None:
             for prop in properties:

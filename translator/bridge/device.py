@@ -88,6 +88,7 @@ class DeviceLife:
             report=self.report,
             spawn=self.spawn,
             log=self._log,
+            owns=functools.partial(services.still_mine, device_id),
         )
         self.commands = CommandRunner(
             self,
