@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from translator.cluster.tasks import cancelled
+from translator.cluster.tasks import cancelled, every
 from translator.iotc.client.pacer import FleetPacing
 from translator.store.base import StoreError
 
@@ -61,9 +61,7 @@ class QuotaShare:
         self._task = asyncio.create_task(self._run(), name="quota-share")
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            await self.refresh()
+        await every(lambda: self._interval, self.refresh, what="quota share", log=log)
 
     async def stop(self) -> None:
         await cancelled(self._task)

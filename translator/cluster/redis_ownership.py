@@ -25,7 +25,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from translator.cluster.ownership import Decision, HeartbeatPolicy, Owner, Trigger, Verdict, decide, fenced
-from translator.cluster.tasks import cancelled
+from translator.cluster.tasks import cancelled, every
 from translator.store.base import RegistrationRecord, StoreError
 from translator.store.redis_store import encode_registration
 
@@ -166,12 +166,9 @@ class RedisOwnership:
         await self._call("heartbeat", self._beat(keys=keys, args=[self.heartbeat.ttl_ms, self.node]))
 
     async def _beat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.heartbeat.interval)
-            try:
-                await self.beat()
-            except StoreError as error:  # the next beat may get through before the TTL runs out
-                log.warning("node %s: heartbeat not written: %s", self.node, error)
+        # A beat that fails may get through next time, before the TTL runs out.
+        interval = self.heartbeat.interval
+        await every(lambda: interval, self.beat, what=f"node {self.node}: heartbeat", log=log)
 
     async def stop(self, *, leave: bool = True) -> None:
         """Stop beating; with `leave`, remove the heartbeat so others take this node's devices at once

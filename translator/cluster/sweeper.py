@@ -15,6 +15,7 @@ devices it took (start their lives to replay their outboxes) is the bridge's `ad
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from translator.cluster.claims import claimed
 from translator.cluster.ownership import Trigger
-from translator.cluster.tasks import cancelled
+from translator.cluster.tasks import cancelled, every
 from translator.store.base import StoreError
 
 if TYPE_CHECKING:
@@ -77,13 +78,16 @@ class OrphanSweeper:
         self._task = None
 
     async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.policy.wait(self._rng))
-            try:
-                await self.sweep()
-            except StoreError as error:  # Redis away: the next sweep tries again
-                self.counters["failures"] += 1
-                log.warning("node %s: sweep for dead owners failed: %s", self._ownership.node, error)
+        node = self._ownership.node
+        wait = functools.partial(self.policy.wait, self._rng)
+        await every(wait, self._counted_sweep, what=f"node {node}: sweep for dead owners", log=log)
+
+    async def _counted_sweep(self) -> None:
+        try:
+            await self.sweep()
+        except Exception:  # Redis away, or an adoption that failed: the next sweep tries again
+            self.counters["failures"] += 1
+            raise
 
     async def sweep(self) -> set[str]:
         """One pass: the devices this node took from dead owners (already handed to `adopt`)."""
