@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 from translator import __version__
 from translator.bridge import Bridge, CodecCatalog
 from translator.bridge.assignments import StoreAssignments
+from translator.bridge.codec_admission import CodecAdmission
 from translator.bridge.http_ingest import HttpIngest
 from translator.cluster.register_claim import RETRY_AFTER, RegisterClaim
 from translator.cluster.setup import ownership_for, quota_share_for, relay_for, sweeper_for
 from translator.coap import CoapSettings, Lwm2mServer
 from translator.coap.credentials import StoreCredentials
+from translator.coap.hooks import gates_in_order
 from translator.codec import CodecError
 from translator.codec.transform_loader import load_transform_file
 from translator.embedded import emulator_lines, start_emulator
@@ -153,8 +155,12 @@ class Translator:
             journal=self.bridge.journal,
             credentials=StoreCredentials(self.store, unavailable=StoreError, retry_after=RETRY_AFTER),
             share_port=self._share_ports,
-            # On a shared store a Register claims its device first; 5.03 + Max-Age when Redis is away.
-            register_gate=RegisterClaim(self.ownership) if self.ownership is not None else None,
+            # A Register whose imported codec does not load is refused 4.03; on a shared store a Register
+            # then claims its device; 5.03 + Max-Age when Redis is away.
+            register_gate=gates_in_order(
+                CodecAdmission(self.store, self.catalog),
+                RegisterClaim(self.ownership) if self.ownership is not None else None,
+            ),
         )
         self.bridge.attach(self.coap)
         await self._start_gateway(self.bridge, self.pool)  # before devices register downstream of it
