@@ -203,3 +203,31 @@ async def test_a_device_waiting_for_approval_waits_long_then_sends_once_approved
             assert event["body"] == {"t": 1}
     finally:
         await session.close()
+
+
+async def test_a_send_cut_by_its_timeout_backs_off_like_a_failed_one(
+    emulator: Emulator, rest: RestClient, pool: SessionPool
+) -> None:
+    """The hub holds its PUBACK past the send's bound: the session backs off (down, so the delivery keeps
+    what comes meanwhile in the outbox instead of waiting the whole bound for each message), then tells its
+    owner it can go again, and the message sent again lands."""
+    session = uplink(pool, emulator, "eph-slow", "mqtt")
+    ready = asyncio.Event()
+    session.on_ready = ready.set
+    try:
+        async with asyncio.timeout(STEP):
+            await session.send_telemetry(b'{"t": 1}')
+            status, _ = await rest.request("POST", "/emulator/faults/delay-acks", {"seconds": 1.0})
+            assert status == 200
+            with pytest.raises(TimeoutError):
+                await session.send_telemetry(b'{"t": 2}', timeout=0.3)
+            assert not up(session)
+            assert session.status.state is SessionState.BACKING_OFF
+            await ready.wait()
+            status, _ = await rest.request("POST", "/emulator/faults/clear", {})
+            assert status == 200
+            await session.send_telemetry(b'{"t": 3}')
+            events = await telemetry_of(rest, "eph-slow", 3)
+            assert {"t": 3} in [e["body"] for e in events]
+    finally:
+        await session.close()

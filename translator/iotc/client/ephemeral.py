@@ -10,10 +10,10 @@ every SAS-signing device) or a short clean MQTT connection (`short_mqtt.ShortMqt
 closes once nothing was sent for `linger` seconds, so a batch and its outbox replay share one link and no
 session of the device stays open between batches.
 
-A failed send raises (the delivery keeps the message in its outbox) and starts a backoff window with full
-jitter, during which the session reports itself down (`is_connected` false: new telemetry goes straight to
-the outbox); at its end `on_ready` tells the delivery, which replays. A 401/404 from the hub runs DPS again
-on the next attempt (IoT Central may have moved the device).
+A failed send, or one cut by its bound, raises (the delivery keeps the message in its outbox) and starts a
+backoff window with full jitter, during which the session reports itself down (`is_connected` false: new
+telemetry goes straight to the outbox); at its end `on_ready` tells the delivery, which replays. A 401/404
+from the hub runs DPS again on the next attempt (IoT Central may have moved the device).
 """
 
 from __future__ import annotations
@@ -153,7 +153,33 @@ class EphemeralSession:
         if self._closed:
             raise SessionClosedError(f"session {self.device_id} is closed")
         self.last_activity = time.monotonic()
-        async with asyncio.timeout(timeout), self._lock:
+        bound = asyncio.timeout(timeout)
+        try:
+            await self._send_within(
+                bound, payload, component=component, creation_time=creation_time, custom=custom
+            )
+        except TimeoutError as error:
+            if bound.expired() and not self._closed:
+                # Cut by its bound (a DPS wait, a hub holding its answer): a failure like any other, so the
+                # session is down for a backoff and the delivery keeps new data in the outbox meanwhile
+                # instead of waiting the whole bound for each message; `on_ready` ends it.
+                self._back_off(error)
+            raise
+        self.metrics.published += 1
+        self._backoff.proven()
+        self._approval.reset()
+        self._linger = asyncio.get_running_loop().call_later(self.settings.linger, self._linger_over)
+
+    async def _send_within(
+        self,
+        bound: asyncio.Timeout,
+        payload: bytes,
+        *,
+        component: str | None,
+        creation_time: datetime | None,
+        custom: Mapping[str, str] | None,
+    ) -> None:
+        async with bound, self._lock:
             self._cancel_linger()
             await self._pacing.telemetry()  # the hub's send rates hold for ephemeral devices too
             try:
@@ -167,10 +193,6 @@ class EphemeralSession:
             except asyncio.CancelledError:
                 await self._drop_link()  # a request cut in the middle: that connection is not reused
                 raise
-        self.metrics.published += 1
-        self._backoff.proven()
-        self._approval.reset()
-        self._linger = asyncio.get_running_loop().call_later(self.settings.linger, self._linger_over)
 
     async def patch_reported(self, patch: Mapping[str, Any], timeout: float = 30.0) -> int | None:
         """Reported properties need a twin, which IoT Hub serves over MQTT/AMQP sessions only: an ephemeral
@@ -211,11 +233,14 @@ class EphemeralSession:
         return self._link
 
     async def _failed(self, error: BaseException) -> None:
-        self.metrics.publish_failures += 1
-        self.metrics.failed(type(error).__name__)
         if isinstance(error, HubError) and error.reprovision:
             self._reprovision = True
         await self._drop_link()
+        self._back_off(error)
+
+    def _back_off(self, error: BaseException) -> None:
+        self.metrics.publish_failures += 1
+        self.metrics.failed(type(error).__name__)
         state = SessionState.BACKING_OFF
         if isinstance(error, DeviceBlockedError):
             # Waiting for approval or blocked: a person ends it, so DPS is asked again only after the long
