@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 from aiocoap.numbers.codes import Code as AioCode
 
+from emulator.app import Emulator
 from tests.conftest import RestClient
-from tests.e2e.conftest import STEP, session_connected, simulated, telemetry_matching
+from tests.e2e.conftest import (
+    STEP,
+    restartable_settings,
+    running_translator,
+    session_connected,
+    simulated,
+    telemetry_matching,
+)
 from translator import cli
 from translator.coap.simulator import default_values
 from translator.lwm2m import Path as Lwm2mPath
@@ -70,3 +78,44 @@ async def test_a_codec_that_no_longer_loads_refuses_the_register_not_the_sends(
             await session_connected(translator, "meter-9")
             await device.send([TEMPERATURE])
             await telemetry_matching(rest, "meter-9", lambda e: e["body"].get("temperature") == 21.5)
+
+
+async def test_a_codec_broken_across_a_restart_holds_the_sends_back_without_a_traceback(
+    emulator: Emulator, rest: RestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Registered with a good codec, which is broken while the translator is down: the restored
+    registration's Sends are answered 5.03 with Max-Age and the codec's error (the device keeps its data
+    and tries again), never 2.04; one line per refusal names the file, none is a traceback; mended, the
+    same Send goes through."""
+    settings = restartable_settings(emulator, tmp_path / "translator")
+    codec = tmp_path / "meter.toml"
+    codec.write_text(METER.format(name="temperature"))
+    table = tmp_path / "devices.csv"
+    table.write_text(f"deviceId,endpoint,codec\nmeter-8,urn:dev:meter-8,{codec}\n")
+    argv = ["devices", "import", str(table), "--state-dir", str(settings.state_dir)]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    values = {**default_values(), TEMPERATURE: 22.5}
+    async with (
+        asyncio.timeout(6 * STEP),
+        running_translator(settings) as first,
+        simulated(first, "urn:dev:meter-8", values=values) as device,
+    ):
+        await session_connected(first, "meter-8")
+        await first.stop()
+        codec.write_text(METER.format(name="9temperature"))
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            async with running_translator(settings):
+                for _ in range(2):
+                    sent = await device.send([TEMPERATURE])
+                    assert sent.code == AioCode.SERVICE_UNAVAILABLE, (sent.code, sent.payload)
+                    assert sent.opt.max_age is not None and sent.opt.max_age > 0
+                    assert f"{codec}:5" in sent.payload.decode()
+                assert not [r.getMessage() for r in caplog.records if r.exc_info], "a traceback"
+                assert any(
+                    str(codec) in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+                )
+                codec.write_text(METER.format(name="temperature"))
+                device.set_value(TEMPERATURE, 23.5)
+                assert (await device.send([TEMPERATURE])).code == AioCode.CHANGED
+                await telemetry_matching(rest, "meter-8", lambda e: e["body"].get("temperature") == 23.5)

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from translator.bridge import figures
+from translator.bridge.codec_admission import CODEC_RETRY, CodecRefusedError
 from translator.bridge.codec_choice import CodecChoice
 from translator.bridge.codecs import CodecCatalog
 from translator.bridge.credentials import NoCredentialsError, credential_for
@@ -34,6 +35,7 @@ from translator.bridge.sweep import DirectSweep
 from translator.cluster.handover import HandOver
 from translator.cluster.ownership import DeviceClaims, Trigger
 from translator.coap import (
+    BackPressure,
     Delivery,
     DeregisterReason,
     DeviceIdentity,
@@ -185,6 +187,9 @@ class Bridge:
         except NoCredentialsError as error:
             device_log(log, device_id).error("refused, no session: %s", error.reason)
             return
+        except CodecRefusedError as error:
+            device_log(log, device_id).warning("not set up, no session: %s", error)
+            return
         if life is None:
             return
         await self.codecs.adopt_objects(life, registration)
@@ -297,7 +302,14 @@ class Bridge:
         registration = (
             self.coap.registration(device.endpoint) if source is not TelemetrySource.INGEST else None
         )
-        life = await self._lives.life(device.device_id, registration, device.endpoint)
+        try:
+            life = await self._lives.life(device.device_id, registration, device.endpoint)
+        except CodecRefusedError as error:
+            # Registered before its codec broke (restored after a restart): held back, not lost, not 2.04.
+            device_log(log, device.device_id).warning(
+                "endpoint=%s: records held back 5.03 (Max-Age %d): %s", device.endpoint, CODEC_RETRY, error
+            )
+            raise BackPressure(str(error), retry_after=CODEC_RETRY) from None
         if life is None:
             raise RuntimeError(f"device {device.device_id}: no life to deliver to")
         # The life may be one resumed for its outbox, started before this registration existed.

@@ -8,6 +8,10 @@ answered 5.00 with a traceback in the log, its data translated by nobody. 4.03 i
 spec lists for a registration the server does not allow, and what Leshan answers when its Authorizer
 refuses one. Nothing failed is cached (CodecCatalog.load keeps only codecs that loaded): once the file is
 mended, the device's next Register is accepted.
+
+A codec broken while the translator was down meets a registration restored from the previous run, which
+no Register precedes: its life cannot start (`CodecRefusedError`), and its Sends are answered 5.03 with
+Max-Age and the same error (bridge.py), so the device keeps its data and tries again, never 2.04.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ from translator.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = 5  # Max-Age when the store cannot say which codec the device has
+CODEC_RETRY = 30  # Max-Age of a Send held back for a codec that does not load: an operator mends it
+# What loading a codec file raises when the file is wrong, names an object without a model, or is gone.
+CODEC_ERRORS = (CodecError, DdfError, OSError)
+
+
+class CodecRefusedError(Exception):
+    """A device's codec does not load: its life cannot start, nothing it sends can be translated."""
 
 
 class CodecAdmission:
@@ -46,7 +57,7 @@ class CodecAdmission:
             return  # the default codec for its objects: the objects check at admission covers it
         try:
             self._catalog.load(Path(entry.codec))
-        except (CodecError, DdfError, OSError) as error:
+        except CODEC_ERRORS as error:
             device_log(log, entry.device_id).warning(
                 "endpoint=%s: Register refused 4.03: its codec does not load (%s); it registers once "
                 "the file loads (iotc-translator codec check)",

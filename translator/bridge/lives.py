@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from translator.bridge.codec_admission import CODEC_ERRORS, CodecRefusedError
 from translator.bridge.codec_choice import CodecChoice
 from translator.bridge.device import DeviceLife
 from translator.bridge.ephemeral import Sessions, connection_of
@@ -88,7 +89,10 @@ class DeviceLives:
         entry = await self._store.device_for_endpoint(endpoint)
         # An imported device is known to IoT Central by the id its import gave it, not by its endpoint name.
         cloud_id = entry.device_id if entry is not None else device_id
-        codec = self._codecs.codec_for(registration, entry)
+        try:
+            codec = self._codecs.codec_for(registration, entry)
+        except CODEC_ERRORS as error:
+            raise CodecRefusedError(f"codec {error}") from error
         credential = await self._credential_for(cloud_id, entry)
         life = DeviceLife(
             self._services(),

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from translator.bridge.codec_admission import CodecRefusedError
 from translator.bridge.credentials import NoCredentialsError
 from translator.bridge.device import DeviceLife
 from translator.bridge.journal import RegistrationJournal
@@ -106,6 +107,9 @@ class Restart:
             except NoCredentialsError as error:
                 device_log(log, registration.device_id).error("not restored, no session: %s", error.reason)
                 return
+            except CodecRefusedError as error:
+                device_log(log, registration.device_id).warning("not restored, no session: %s", error)
+                return
         if life is None:
             return
         await self._adopt_objects(life, current)
@@ -131,4 +135,12 @@ class Restart:
         for device_id in await self._store.outbox_devices():
             if device_id in device_ids and device_id not in self._lives.lives:
                 endpoint = endpoint_for(device_id) or device_id
-                self._spawn(self._lives.life(device_id, None, endpoint), f"resume-{device_id}")
+                self._spawn(self._resume_outbox(device_id, endpoint), f"resume-{device_id}")
+
+    async def _resume_outbox(self, device_id: str, endpoint: str) -> None:
+        try:
+            await self._lives.life(device_id, None, endpoint)
+        except NoCredentialsError as error:
+            device_log(log, device_id).error("outbox not replayed, no session: %s", error.reason)
+        except CodecRefusedError as error:
+            device_log(log, device_id).warning("outbox not replayed, no session: %s", error)
