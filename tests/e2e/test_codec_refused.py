@@ -37,18 +37,24 @@ name = "{name}"
 """
 
 
+async def imported_meter(settings: Settings, tmp_path: Path, device_id: str) -> Path:
+    """`devices import` of `device_id` (endpoint urn:dev:<id>) with a good codec file; the file's path."""
+    codec = tmp_path / "meter.toml"
+    codec.write_text(METER.format(name="temperature"))
+    table = tmp_path / "devices.csv"
+    table.write_text(f"deviceId,endpoint,codec\n{device_id},urn:dev:{device_id},{codec}\n")
+    argv = ["devices", "import", str(table), "--state-dir", str(settings.state_dir)]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+    return codec
+
+
 async def test_a_codec_that_no_longer_loads_refuses_the_register_not_the_sends(
     rest: RestClient,
     settings: Settings,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    codec = tmp_path / "meter.toml"
-    codec.write_text(METER.format(name="temperature"))
-    table = tmp_path / "devices.csv"
-    table.write_text(f"deviceId,endpoint,codec\nmeter-9,urn:dev:meter-9,{codec}\n")
-    argv = ["devices", "import", str(table), "--state-dir", str(settings.state_dir)]
-    assert await asyncio.to_thread(cli.main, argv) == 0
+    codec = await imported_meter(settings, tmp_path, "meter-9")
     codec.write_text(METER.format(name="9temperature"))  # edited after the import: no DTDL name
 
     values = {**default_values(), TEMPERATURE: 21.5}
@@ -88,12 +94,7 @@ async def test_a_codec_broken_across_a_restart_holds_the_sends_back_without_a_tr
     and tries again), never 2.04; one line per refusal names the file, none is a traceback; mended, the
     same Send goes through."""
     settings = restartable_settings(emulator, tmp_path / "translator")
-    codec = tmp_path / "meter.toml"
-    codec.write_text(METER.format(name="temperature"))
-    table = tmp_path / "devices.csv"
-    table.write_text(f"deviceId,endpoint,codec\nmeter-8,urn:dev:meter-8,{codec}\n")
-    argv = ["devices", "import", str(table), "--state-dir", str(settings.state_dir)]
-    assert await asyncio.to_thread(cli.main, argv) == 0
+    codec = await imported_meter(settings, tmp_path, "meter-8")
     values = {**default_values(), TEMPERATURE: 22.5}
     async with (
         asyncio.timeout(6 * STEP),

@@ -138,35 +138,42 @@ def up(session: EphemeralSession) -> bool:
     return session.is_connected
 
 
-async def test_a_failed_send_backs_off_then_tells_the_owner_it_can_go_again(
-    emulator: Emulator, rest: RestClient, pool: SessionPool
-) -> None:
-    session = uplink(pool, emulator, "eph-outage", "https")
+@contextlib.asynccontextmanager
+async def watched(
+    pool: SessionPool, emulator: Emulator, device_id: str, transport: Transport
+) -> AsyncIterator[tuple[EphemeralSession, asyncio.Event]]:
+    """An uplink and the event its `on_ready` sets (its backoff is over), closed at the end; bounded."""
+    session = uplink(pool, emulator, device_id, transport)
     ready = asyncio.Event()
     session.on_ready = ready.set
     try:
         async with asyncio.timeout(STEP):
-            await session.send_telemetry(b'{"t": 1}')
-            status, _ = await rest.request(
-                "POST", "/emulator/faults/throttle", {"seconds": 0.3, "scope": "hub"}
-            )
-            assert status == 200
-            with pytest.raises(HubThrottledError):
-                await session.send_telemetry(b'{"t": 2}')
-            assert not up(session)  # the delivery keeps what comes meanwhile in the outbox
-            await ready.wait()
-            assert up(session)
-            while True:  # the throttle may outlast a short backoff draw: each failure draws again
-                try:
-                    await session.send_telemetry(b'{"t": 2}')
-                    break
-                except HubThrottledError:
-                    ready.clear()
-                    await ready.wait()
-            events = await telemetry_of(rest, "eph-outage", 2)
-            assert [e["body"] for e in events] == [{"t": 1}, {"t": 2}]
+            yield session, ready
     finally:
         await session.close()
+
+
+async def test_a_failed_send_backs_off_then_tells_the_owner_it_can_go_again(
+    emulator: Emulator, rest: RestClient, pool: SessionPool
+) -> None:
+    async with watched(pool, emulator, "eph-outage", "https") as (session, ready):
+        await session.send_telemetry(b'{"t": 1}')
+        status, _ = await rest.request("POST", "/emulator/faults/throttle", {"seconds": 0.3, "scope": "hub"})
+        assert status == 200
+        with pytest.raises(HubThrottledError):
+            await session.send_telemetry(b'{"t": 2}')
+        assert not up(session)  # the delivery keeps what comes meanwhile in the outbox
+        await ready.wait()
+        assert up(session)
+        while True:  # the throttle may outlast a short backoff draw: each failure draws again
+            try:
+                await session.send_telemetry(b'{"t": 2}')
+                break
+            except HubThrottledError:
+                ready.clear()
+                await ready.wait()
+        events = await telemetry_of(rest, "eph-outage", 2)
+        assert [e["body"] for e in events] == [{"t": 1}, {"t": 2}]
 
 
 async def test_a_device_waiting_for_approval_waits_long_then_sends_once_approved(
@@ -211,23 +218,17 @@ async def test_a_send_cut_by_its_timeout_backs_off_like_a_failed_one(
     """The hub holds its PUBACK past the send's bound: the session backs off (down, so the delivery keeps
     what comes meanwhile in the outbox instead of waiting the whole bound for each message), then tells its
     owner it can go again, and the message sent again lands."""
-    session = uplink(pool, emulator, "eph-slow", "mqtt")
-    ready = asyncio.Event()
-    session.on_ready = ready.set
-    try:
-        async with asyncio.timeout(STEP):
-            await session.send_telemetry(b'{"t": 1}')
-            status, _ = await rest.request("POST", "/emulator/faults/delay-acks", {"seconds": 1.0})
-            assert status == 200
-            with pytest.raises(TimeoutError):
-                await session.send_telemetry(b'{"t": 2}', timeout=0.3)
-            assert not up(session)
-            assert session.status.state is SessionState.BACKING_OFF
-            await ready.wait()
-            status, _ = await rest.request("POST", "/emulator/faults/clear", {})
-            assert status == 200
-            await session.send_telemetry(b'{"t": 3}')
-            events = await telemetry_of(rest, "eph-slow", 3)
-            assert {"t": 3} in [e["body"] for e in events]
-    finally:
-        await session.close()
+    async with watched(pool, emulator, "eph-slow", "mqtt") as (session, ready):
+        await session.send_telemetry(b'{"t": 1}')
+        status, _ = await rest.request("POST", "/emulator/faults/delay-acks", {"seconds": 1.0})
+        assert status == 200
+        with pytest.raises(TimeoutError):
+            await session.send_telemetry(b'{"t": 2}', timeout=0.3)
+        assert not up(session)
+        assert session.status.state is SessionState.BACKING_OFF
+        await ready.wait()
+        status, _ = await rest.request("POST", "/emulator/faults/clear", {})
+        assert status == 200
+        await session.send_telemetry(b'{"t": 3}')
+        events = await telemetry_of(rest, "eph-slow", 3)
+        assert {"t": 3} in [e["body"] for e in events]
