@@ -126,8 +126,10 @@ async def test_the_shipped_fail_timeout_fails_a_coap_exchange_over_before_its_re
 ) -> None:
     """A device whose balancer session points at a translator that died retransmits its CON on CoAP's
     schedule; nginx marks the dead backend failed at the third transmission (ICMP port unreachable, see
-    NginxServer) for `fail_timeout`. The fourth must land on the live backend: with nginx's default 10 s it
-    came 12 s after the mark, nginx tried the dead backend again and the whole exchange was lost."""
+    NginxServer) for `fail_timeout`. A later transmission of the same exchange must land on the live
+    backend: with nginx's default 10 s the mark had lapsed by then, nginx tried the dead backend again and
+    the whole exchange was lost. (Which transmission gets through — the fourth at 21 s or the fifth at 45 s —
+    depends on when nginx counts the ICMP error; both were seen here, so only the exchange is asserted.)"""
     max_fails, fail_timeout = _shipped_passive_check()
     assert max_fails == 1 and fail_timeout >= TRANSMISSIONS[-1]  # a whole exchange: MAX_TRANSMIT_SPAN, 45 s
     loop = asyncio.get_running_loop()
@@ -164,4 +166,3 @@ async def test_the_shipped_fail_timeout_fails_a_coap_exchange_over_before_its_re
                 except TimeoutError:
                     continue  # no answer before the next retransmission is due
             assert answered == b"B:con", f"no answer within the exchange ({len(TRANSMISSIONS)} transmissions)"
-            assert loop.time() - started < TRANSMISSIONS[3] + 2.0  # at the fourth transmission
