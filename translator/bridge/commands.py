@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from translator.bridge.ownership_gate import owned_elsewhere
 from translator.bridge.services import Deadlines, DeviceView, Spawn
 from translator.coap import DeviceManager, DownlinkError, NotRegisteredError
 from translator.coap.statuses import method_status
@@ -22,7 +23,7 @@ from translator.codec import CommandError, Operation
 from translator.iotc.protocol.methods import Invocation
 from translator.iotc.protocol.property_bag import PropertyBag
 from translator.ops.metrics import Metrics
-from translator.store import PendingCommand, Store, StoreError
+from translator.store import PendingCommand, Store
 
 OFFLINE_COMMAND_TTL = 24 * 3600.0  # IoT Central's default for queued commands
 
@@ -65,17 +66,9 @@ class CommandRunner:
 
     async def _moved(self, name: str) -> tuple[int, Any] | None:
         """The answer for a command that reached this node's hub session after another node claimed the
-        device (its Register went there; the hub has not closed this connection yet): as for an offline
-        device, not run. One fence read on the command path only, never per telemetry message (issue 17 §5);
-        alone (SQLite) no read at all. When the owner cannot be read the command runs: the hub routed it to
-        this session, the device's live connection."""
-        try:
-            if await self._owns():
-                return None
-        except StoreError as error:
-            self._log.warning("command %s: owner not read (%s); run here", name, error)
+        device: as for an offline device, not run (`owned_elsewhere`)."""
+        if not await owned_elsewhere(self._owns, self._log, f"command {name}", "run"):
             return None
-        self._log.info("command %s not run: the device is owned by another node now", name)
         offline = NotRegisteredError(self._device.endpoint, "owned by another node now, not online here")
         return int(method_status(offline)), {"error": str(offline)}
 

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from translator.bridge.ownership_gate import owned_elsewhere
 from translator.bridge.services import Deadlines, DeviceView, Spawn
 from translator.coap import DeviceManager, DeviceResponseError, DownlinkError, ServerRefusedError
 from translator.codec import DeviceMapper, PendingWrite, ack_code_for
@@ -29,7 +30,6 @@ from translator.iotc.protocol.twin import (
 )
 from translator.lwm2m import Record
 from translator.ops.logs import device_log
-from translator.store.base import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +72,12 @@ class DesiredSync:
         self._spawn(self.apply(properties), "desired")
 
     async def _moved(self) -> bool:
-        """Whether another node claimed the device since this session got the update (its Register went
-        there; the hub has not closed this connection yet): then the owner's session writes and acknowledges
-        it — it fetches the twin when it connects — and this one leaves the device alone, as a command is
-        (bridge/commands.py). One fence read per update, never per telemetry message (issue 17 §5); when the
-        owner cannot be read the write goes ahead: the hub sent it to this session."""
+        """Whether another node claimed the device since this session got the update: then the owner's
+        session writes and acknowledges it — it fetches the twin when it connects — and this one leaves the
+        device alone, as a command is (`owned_elsewhere`)."""
         if self._owns is None:
             return False
-        try:
-            if await self._owns():
-                return False
-        except StoreError as error:
-            self._log.warning("desired properties: owner not read (%s); applied here", error)
-            return False
-        self._log.info("desired properties not applied: the device is owned by another node now")
-        return True
+        return await owned_elsewhere(self._owns, self._log, "desired properties", "applied")
 
     async def apply(self, properties: list[DesiredProperty]) -> None:
         if await self._moved():

@@ -4,6 +4,8 @@ on a shared store a device is held by the node that claimed it last."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from translator.cluster.ownership import DeviceClaims, Trigger
 from translator.ops.logs import device_log
@@ -35,3 +37,21 @@ class OwnershipGate:
         """The fence of a consuming action (outbox replay, command execution): this node still owns the
         device at the epoch it claimed. Raises StoreError when that cannot be known."""
         return self.ownership is None or await self.ownership.still_mine(device_id)
+
+
+async def owned_elsewhere(
+    owns: Callable[[], Awaitable[bool]], log: logging.LoggerAdapter[Any], what: str, action: str
+) -> bool:
+    """The fence of a live downlink (a command, a desired-properties update) that reached this node's hub
+    session: whether another node claimed the device since (its Register went there; the hub has not closed
+    this connection yet), so that `what` is not `action` here. One read on that path only, never per
+    telemetry message (issue 17 §5). When the owner cannot be read it goes ahead: the hub sent it to this
+    session, the device's live connection."""
+    try:
+        if await owns():
+            return False
+    except StoreError as error:
+        log.warning("%s: owner not read (%s); %s here", what, error, action)
+        return False
+    log.info("%s not %s: the device is owned by another node now", what, action)
+    return True
