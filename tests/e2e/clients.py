@@ -7,20 +7,16 @@ from typing import Any
 
 from tests.e2e.conftest import eventually
 from translator.coap.simulator import SimulatedDevice, default_values
-from translator.lwm2m import Path
 from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
 
 TEMPERATURE = Lwm2mPath(3303, 0, 5700)
-
-
 REBOOT = Lwm2mPath(3, 0, 4)
-
+ON = Lwm2mPath(3311, 0, 5850)
+DIMMER = Lwm2mPath(3311, 0, 5851)
 
 # How the two real clients behave (CLIENTS.md); both notify NON, as they do by default.
 CLIENT_11: dict[str, Any] = {"version": "1.1", "composite": "silent", "stop_after_update_not_found": True}
-
-
 CLIENT_12: dict[str, Any] = {"version": "1.2", "cancel_observation_on_rst": True}
 
 
@@ -39,13 +35,7 @@ async def set_up_done(translator: Translator, device: SimulatedDevice) -> None:
     await eventually(done, what=f"{device.endpoint} set up")
 
 
-ON = Path(3311, 0, 5850)
-
-
-DIMMER = Path(3311, 0, 5851)
-
-
-def light_values() -> dict[Path, Any]:
+def light_values() -> dict[Lwm2mPath, Any]:
     values = default_values()
-    values.update({ON: False, DIMMER: 50, Path(3311, 0, 5706): "white"})
+    values.update({ON: False, DIMMER: 50, Lwm2mPath(3311, 0, 5706): "white"})
     return values

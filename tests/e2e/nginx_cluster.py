@@ -19,6 +19,7 @@ from aiocoap.numbers.constants import TransportTuning
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
+from tests.e2e.clients import TEMPERATURE
 from tests.e2e.conftest import STEP, free_udp_port
 from tests.e2e.process import TranslatorProcess
 from tests.nginx_server import NginxServer
@@ -27,9 +28,6 @@ from translator.cluster.redis_ownership import RedisOwnership
 from translator.coap.simulator import SimulatedDevice, SimulatorOptions
 from translator.lwm2m import ContentFormat, Record, encode
 from translator.lwm2m import Path as Lwm2mPath
-
-TEMPERATURE = Lwm2mPath(3303, 0, 5700)
-
 
 HEARTBEAT_TTL = 3.0
 

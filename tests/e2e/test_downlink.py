@@ -12,13 +12,11 @@ from typing import Any
 
 from emulator.app import Emulator
 from tests.conftest import RestClient
-from tests.e2e.clients import DIMMER, ON, light_values
+from tests.e2e.clients import DIMMER, ON, REBOOT, light_values
 from tests.e2e.conftest import STEP, eventually, properties, session_connected, simulated
 from translator.coap.queuemode import Presence
 from translator.lwm2m import Path
 from translator.serve import Translator
-
-REBOOT = Path(3, 0, 4)
 
 
 async def _metadata(rest: RestClient, device_id: str, component: str, name: str) -> dict[str, Any]:

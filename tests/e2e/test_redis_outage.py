@@ -26,12 +26,9 @@ from tests.e2e.conftest import (
 )
 from tests.redis_server import RedisServer, needs_redis
 from translator.cluster.register_claim import RETRY_AFTER
-from translator.lwm2m import Path as Lwm2mPath
 from translator.serve import Translator
 
 pytestmark = needs_redis
-
-TEMPERATURE = Lwm2mPath(3303, 0, 5700)
 
 
 async def test_a_register_while_redis_is_unreachable_is_refused_503_and_nothing_acknowledged_is_lost(
