@@ -41,6 +41,7 @@ class QuotaShare:
         self._interval = interval
         self._at_least = max(1, at_least)
         self.nodes = self._at_least
+        pacing.share_among(self.nodes)
         self._task: asyncio.Task[None] | None = None
 
     async def refresh(self) -> int:
@@ -53,7 +54,7 @@ class QuotaShare:
         if nodes != self.nodes:
             log.info("quota share: %d translators share the application's quotas, 1/%d each", nodes, nodes)
             self.nodes = nodes
-        self._pacing.share_among(nodes)
+            self._pacing.share_among(nodes)
         return nodes
 
     async def start(self) -> None:
